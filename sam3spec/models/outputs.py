@@ -1,0 +1,57 @@
+"""The output dataclass shared by the student and the teacher adapter.
+
+Field names follow transformers' ``Sam3Model`` outputs so that losses, metrics and exports treat
+teacher and student alike. Shapes use ``B`` batch, ``Q`` queries, ``h x w`` mask resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Intermediates:
+    """Optional distillation targets (``return_intermediates=True``).
+
+    Attributes:
+        fpn_levels: FPN features, finest first: ``[B, C, H_l, W_l]`` per level.
+        encoder_memory: DETR encoder output tokens ``[B, N, C]`` (N = H*W of the encoder level).
+        decoder_states: per decoder layer, query states ``[B, Q, C]`` (after the final norm).
+        decoder_boxes: per decoder layer, boxes ``[B, Q, 4]`` normalised cxcywh.
+        decoder_presence_logits: per decoder layer, ``[B, 1]``.
+    """
+
+    fpn_levels: list[torch.Tensor] = field(default_factory=list)
+    encoder_memory: torch.Tensor | None = None
+    decoder_states: list[torch.Tensor] = field(default_factory=list)
+    decoder_boxes: list[torch.Tensor] = field(default_factory=list)
+    decoder_presence_logits: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class Sam3Outputs:
+    """Predictions of a promptable concept segmenter for one prompt per image.
+
+    Attributes:
+        pred_logits: per-query match logits ``[B, Q]``.
+        pred_boxes: boxes ``[B, Q, 4]``, **normalised xyxy** in [0, 1] (as transformers' Sam3).
+        pred_masks: mask logits ``[B, Q, h, w]`` (student: h = H/4; SAM 3: 288 at 1008 px).
+        presence_logits: whole-image concept presence logit ``[B, 1]``.
+        semantic_seg: semantic (union) mask logits ``[B, 1, h, w]``.
+        iou_scores: predicted mask IoU per query ``[B, Q]`` (logits; sigmoid for [0, 1]).
+        intermediates: distillation targets, or None when not requested.
+    """
+
+    pred_logits: torch.Tensor
+    pred_boxes: torch.Tensor
+    pred_masks: torch.Tensor
+    presence_logits: torch.Tensor
+    semantic_seg: torch.Tensor
+    iou_scores: torch.Tensor | None = None
+    intermediates: Intermediates | None = None
+
+    def scores(self) -> torch.Tensor:
+        """Final detection scores ``[B, Q]`` = sigmoid(query logit) x sigmoid(presence)."""
+        return self.pred_logits.sigmoid() * self.presence_logits.sigmoid()

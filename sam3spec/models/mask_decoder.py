@@ -1,0 +1,86 @@
+"""Mask decoder: a top-down pixel decoder, per-query mask embeddings and a semantic head.
+
+The pixel decoder starts from the DETR encoder memory reshaped to its grid (stride 16) and walks
+down the finer FPN levels (strides 8, 4): upsample to the finer level's size, add it,
+``Conv3x3 + BN + ReLU``; with the stride-16 stage that is 3 convolutions at the seed. BatchNorm
+(not SAM 3's GroupNorm) because it folds into the convolution on export and so stays on the
+NPU/XNNPACK delegate; GroupNorm falls back to the CPU path.
+
+Masks are ``einsum(mask_embedder(query), instance_proj(pixel_embed))`` at stride 4; the semantic
+(union) mask is a 1x1 conv on the pixel embedding. 2.04M parameters at the seed size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sam3spec.models.attention import MLP
+
+
+class ConvNormReLU(nn.Sequential):
+    """``Conv3x3 + BatchNorm + ReLU``, width preserved."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+        nn.init.kaiming_normal_(self[0].weight, mode="fan_out", nonlinearity="relu")
+
+
+class MaskDecoder(nn.Module):
+    """Pixel decoder + mask embedder + instance projection + semantic head.
+
+    Args:
+        hidden: width of the memory, FPN levels and query states.
+        mask_dim: mask embedding width.
+        num_skip_levels: finer FPN levels the pixel decoder adds (2: strides 8 and 4).
+    """
+
+    def __init__(self, hidden: int, mask_dim: int, num_skip_levels: int) -> None:
+        super().__init__()
+        self.num_skip_levels = num_skip_levels
+        self.stages = nn.ModuleList(ConvNormReLU(hidden) for _ in range(num_skip_levels + 1))
+        self.mask_embedder = MLP(hidden, hidden, mask_dim, 3)
+        self.instance_proj = nn.Conv2d(hidden, mask_dim, 1)
+        self.semantic_head = nn.Conv2d(hidden, 1, 1)
+
+    def pixel_embedding(self, memory_map: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        """Top-down pixel decoder.
+
+        Args:
+            memory_map: encoder memory as a map ``[B, C, H_e, W_e]``.
+            skips: finer FPN levels, coarsest first (e.g. stride 8 then stride 4), ``[B, C, H, W]``.
+
+        Returns:
+            ``[B, C, H_f, W_f]`` at the finest skip's resolution.
+        """
+        if len(skips) != self.num_skip_levels:
+            raise ValueError(f"mask decoder expects {self.num_skip_levels} skip levels, got {len(skips)}")
+        x = self.stages[0](memory_map)
+        for stage, skip in zip(self.stages[1:], skips, strict=True):
+            # Resize to the skip's exact size: odd sizes (504 px -> 63 at stride 8) break a plain x2.
+            x = stage(F.interpolate(x, size=skip.shape[-2:], mode="nearest") + skip)
+        return x
+
+    def forward(
+        self, query_states: torch.Tensor, memory_map: torch.Tensor, skips: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict instance and semantic mask logits.
+
+        Args:
+            query_states: final decoder states ``[B, Q, C]``.
+            memory_map: encoder memory as a map ``[B, C, H_e, W_e]``.
+            skips: finer FPN levels, coarsest first.
+
+        Returns:
+            ``(pred_masks [B, Q, H_f, W_f], semantic_seg [B, 1, H_f, W_f])`` logits.
+        """
+        pixels = self.pixel_embedding(memory_map, skips)
+        instance = self.instance_proj(pixels)
+        mask_embed = self.mask_embedder(query_states)
+        masks = torch.einsum("bqc,bchw->bqhw", mask_embed, instance)
+        return masks, self.semantic_head(pixels)

@@ -1,0 +1,84 @@
+"""DETR decoder pieces, scoring and mask decoder against hand-computed references."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sam3spec.models.boxes import boxes_cxcywh_to_xyxy, boxes_xyxy_to_cxcywh, inverse_sigmoid
+from sam3spec.models.detr_decoder import BoxRelativePositionBias, DetrDecoder, grid_reference_boxes
+from sam3spec.models.mask_decoder import MaskDecoder
+from sam3spec.models.scoring import DotProductScoring
+
+
+def test_box_conversions_round_trip() -> None:
+    boxes = torch.tensor([[0.1, 0.2, 0.5, 0.9]])
+    torch.testing.assert_close(boxes_cxcywh_to_xyxy(boxes_xyxy_to_cxcywh(boxes)), boxes)
+    torch.testing.assert_close(inverse_sigmoid(torch.tensor([0.3])).sigmoid(), torch.tensor([0.3]))
+    assert torch.isfinite(inverse_sigmoid(torch.tensor([0.0, 1.0]))).all()
+
+
+def test_box_rpb_matches_loop() -> None:
+    torch.manual_seed(0)
+    rpb = BoxRelativePositionBias(hidden=8, heads=2)
+    boxes = torch.tensor([[[0.5, 0.5, 0.4, 0.2], [0.2, 0.7, 0.1, 0.3]]])  # cxcywh
+    height, width = 3, 4
+    got = rpb(boxes, height, width)
+    assert got.shape == (1, 2, 2, height * width)
+
+    def scale(d: float) -> float:
+        d *= 8
+        return math.copysign(math.log2(abs(d) + 1), d) / 3
+
+    for q in range(2):
+        x0, y0, x1, y1 = boxes_cxcywh_to_xyxy(boxes[0, q]).tolist()
+        for i in range(height):
+            for j in range(width):
+                cx, cy = (j + 0.5) / width, (i + 0.5) / height
+                bx = rpb.mlp_x(torch.tensor([scale(cx - x0), scale(cx - x1)]))
+                by = rpb.mlp_y(torch.tensor([scale(cy - y0), scale(cy - y1)]))
+                torch.testing.assert_close(got[0, :, q, i * width + j], bx + by, atol=1e-5, rtol=1e-5)
+
+
+def test_reference_boxes_tile_the_image() -> None:
+    boxes = grid_reference_boxes(100)
+    assert boxes.shape == (100, 4)
+    assert boxes[:, 0].min() < 0.1 and boxes[:, 0].max() > 0.9
+    assert boxes[:, 1].min() < 0.1 and boxes[:, 1].max() > 0.9
+    assert len({tuple(b) for b in boxes[:, :2].tolist()}) == 100
+    xyxy = boxes_cxcywh_to_xyxy(boxes)
+    assert xyxy.min() >= -1e-6 and xyxy.max() <= 1 + 1e-6
+
+
+def test_decoder_outputs_per_layer() -> None:
+    torch.manual_seed(0)
+    decoder = DetrDecoder(hidden=32, heads=4, ffn_dim=64, num_layers=3, num_queries=9)
+    memory = torch.randn(2, 12, 32)
+    out = decoder(torch.randn(2, 5, 32), torch.zeros(2, 5, dtype=torch.bool), memory, torch.randn(2, 12, 32), (3, 4))
+    assert len(out.states) == len(out.boxes) == len(out.presence_logits) == 3
+    assert out.states[-1].shape == (2, 9, 32) and out.boxes[-1].shape == (2, 9, 4)
+    assert out.presence_logits[-1].shape == (2, 1)
+    assert ((out.boxes[-1] > 0) & (out.boxes[-1] < 1)).all()
+    # Near-zero box-head init: first-layer boxes start at the reference boxes.
+    torch.testing.assert_close(out.boxes[0][0], grid_reference_boxes(9), atol=0.02, rtol=0)
+
+
+def test_scoring_masked_mean_reference() -> None:
+    torch.manual_seed(0)
+    scoring = DotProductScoring(hidden=8, ffn_dim=16)
+    queries, prompt = torch.randn(1, 3, 8), torch.randn(1, 4, 8)
+    mask = torch.tensor([[False, True, False, True]])
+    got = scoring(queries, prompt, mask)
+    refined = scoring.prompt_norm(prompt + scoring.prompt_mlp(prompt))[0, [0, 2]].mean(0)
+    expected = scoring.hs_proj(queries[0]) @ scoring.prompt_proj(refined) / math.sqrt(8)
+    torch.testing.assert_close(got[0], expected.clamp(-12, 12))
+    assert scoring(queries * 1e4, prompt * 1e4, mask).abs().max() <= 12
+
+
+def test_mask_decoder_odd_sizes() -> None:
+    torch.manual_seed(0)
+    decoder = MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=2).eval()
+    # 504 px: stride 16 -> 32, stride 8 -> 63, stride 4 -> 126 (not a plain x2 chain).
+    masks, semantic = decoder(torch.randn(1, 5, 16), torch.randn(1, 16, 8, 8), [torch.randn(1, 16, 15, 15), torch.randn(1, 16, 30, 30)])
+    assert masks.shape == (1, 5, 30, 30) and semantic.shape == (1, 1, 30, 30)

@@ -5,46 +5,27 @@ Used by ``sam3spec info`` and the student gate.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from sam3spec.models.student import Student
-
-COMPONENTS = (
-    "image_encoder",
-    "text_encoder",
-    "perceiver",
-    "memory_attention",
-    "detr_encoder",
-    "detr_decoder",
-    "scoring",
-    "mask_decoder",
-    "iou_head",
-    "prompt_encoder",
-)
+from sam3spec.models.student import Student
 
 
 def count_parameters(model: Student) -> dict[str, int]:
-    """Parameters per component (the keys of :data:`COMPONENTS`) and ``total``.
+    """Parameters per component (:data:`~sam3spec.models.student.COMPONENTS`) and ``total``.
 
     Raises:
         RuntimeError: if a parameter belongs to no component or to two (the partition must hold).
     """
-    modules = model.component_modules()
-    counts: dict[str, int] = {}
-    seen: dict[int, str] = {}
-    for name in COMPONENTS:
-        total = 0
-        for parameter in modules[name].parameters():
-            if id(parameter) in seen:
-                raise RuntimeError(f"a parameter is shared by components {seen[id(parameter)]!r} and {name!r}")
-            seen[id(parameter)] = name
-            total += parameter.numel()
-        counts[name] = total
-    counts["total"] = sum(parameter.numel() for parameter in model.parameters())
-    if counts["total"] != sum(counts[name] for name in COMPONENTS):
+    counts = model.parameter_counts()
+    owners: dict[int, str] = {}
+    for name, module in model.component_modules().items():
+        for parameter in module.parameters():
+            if id(parameter) in owners:
+                raise RuntimeError(f"a parameter is shared by components {owners[id(parameter)]!r} and {name!r}")
+            owners[id(parameter)] = name
+    if len(owners) != sum(1 for _ in model.parameters()):
         raise RuntimeError("some parameters belong to no component of component_modules()")
     return counts
 

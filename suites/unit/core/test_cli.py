@@ -7,7 +7,7 @@ from PIL import Image
 
 from sam3spec.cli import main
 from sam3spec.config import TINY_PRESET
-from sam3spec.info import COMPONENTS
+from sam3spec.models.student import COMPONENTS
 
 
 def test_info_json(capsys):

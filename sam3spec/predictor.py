@@ -1,14 +1,13 @@
 """Two-call image API: ``ImagePredictor(student).set_image(image)``, then ``.predict(...)``.
 
 The image is resized so its longer side equals the model resolution and padded bottom/right to a
-square (as segment-anything does), normalised with ImageNet statistics (RepViT's), and encoded
-once; every ``predict`` call reuses the features. Results come back in the original image's
+square (as segment-anything does; the data layer's ``letterbox`` transform), normalised with
+ImageNet statistics (RepViT's), and encoded once; every ``predict`` call reuses the features. Results come back in the original image's
 pixel frame.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +18,6 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from sam3spec.models.student import Student
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -54,7 +51,7 @@ def image_to_tensor(image: Any) -> torch.Tensor:
             raise ValueError(f"image: expected an H x W x 3 RGB array, got shape {image.shape}")
         if image.dtype != np.uint8:
             raise TypeError(f"image: expected dtype uint8 for an array (0-255), got {image.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+        tensor = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float() / 255.0
     elif isinstance(image, torch.Tensor):
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"image: expected a [3, H, W] tensor, got shape {tuple(image.shape)}")
@@ -104,6 +101,7 @@ class ImagePredictor:
         self._features: Any = None
         self._size: tuple[int, int] | None = None
         self._scale = 1.0
+        self._valid_size = (0, 0)
 
     @property
     def device(self) -> torch.device:
@@ -120,17 +118,16 @@ class ImagePredictor:
     @torch.no_grad()
     def set_image(self, image: Any) -> None:
         """Encode ``image`` (see :func:`image_to_tensor` for accepted types) once."""
+        from sam3spec.data.transforms import Normalization, ResizeNormalize, TransformConfig
+
         tensor = image_to_tensor(image)
         height, width = tensor.shape[1:]
         side = self.model.config.image_size
+        transform = ResizeNormalize(TransformConfig(side, "letterbox", Normalization.IMAGENET))
+        sample = transform({"image": tensor})
+        self._valid_size = sample["valid_size"]
         self._scale = side / max(height, width)
-        new_h, new_w = max(1, round(height * self._scale)), max(1, round(width * self._scale))
-        resized = F.interpolate(tensor[None], (new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        normalised = (resized - mean) / std
-        padded = F.pad(normalised, (0, side - new_w, 0, side - new_h))  # zero = the mean colour
-        self._features = self.model.encode_image(padded.to(self.device))
+        self._features = self.model.encode_image(sample["image"][None].to(self.device))
         self._size = (height, width)
 
     @torch.no_grad()
@@ -193,7 +190,7 @@ class ImagePredictor:
         scores = outputs.scores()[0].float().cpu()
         order = torch.argsort(scores, descending=True)
         keep = order[scores[order] >= threshold]
-        valid_h, valid_w = math.ceil(height * self._scale), math.ceil(width * self._scale)
+        valid_h, valid_w = self._valid_size
         masks = torch.zeros(0, height, width, dtype=torch.bool)
         if len(keep):
             logits = outputs.pred_masks[0, keep].float().cpu()[:, None]

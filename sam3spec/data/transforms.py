@@ -25,6 +25,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+# One implementation of the box conversions, shared with the models (names kept for data code).
+from sam3spec.models.boxes import boxes_cxcywh_to_xyxy as cxcywh_to_xyxy  # noqa: F401
+from sam3spec.models.boxes import boxes_xyxy_to_cxcywh as xyxy_to_cxcywh  # noqa: F401
+
 
 class Normalization(Enum):
     """Per-channel (mean, std) on [0, 1] RGB."""
@@ -54,18 +58,6 @@ def denormalize(image: torch.Tensor, normalization: Normalization) -> torch.Tens
     mean = torch.tensor(normalization.mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
     std = torch.tensor(normalization.std, dtype=image.dtype, device=image.device).view(3, 1, 1)
     return image * std + mean
-
-
-def xyxy_to_cxcywh(boxes: torch.Tensor) -> torch.Tensor:
-    """``[..., 4]`` (x0, y0, x1, y1) -> (cx, cy, w, h); the HF teacher takes normalised cxcywh."""
-    x0, y0, x1, y1 = boxes.unbind(-1)
-    return torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1)
-
-
-def cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """``[..., 4]`` (cx, cy, w, h) -> (x0, y0, x1, y1)."""
-    cx, cy, w, h = boxes.unbind(-1)
-    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
 
 
 def xywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
@@ -124,7 +116,8 @@ TEACHER = TransformConfig(1008, "stretch", Normalization.SAM3)
 
 def _resize_images(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     lead = images.shape[:-3]
-    flat = images.reshape(-1, *images.shape[-3:]).float() / 255.0
+    flat = images.reshape(-1, *images.shape[-3:])
+    flat = flat.float() / 255.0 if flat.dtype == torch.uint8 else flat.float()  # uint8 or [0, 1] float
     if flat.shape[-2:] != (height, width):
         flat = F.interpolate(flat, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
     return flat.clamp(0, 1).reshape(*lead, 3, height, width)
@@ -149,7 +142,7 @@ def _pad(tensor: torch.Tensor, size: int) -> torch.Tensor:
 class ResizeNormalize:
     """Resize / pad a raw sample to the model resolution and normalise it.
 
-    Reads ``image`` (``[3, H, W]`` uint8) or ``frames`` (``[T, 3, H, W]`` uint8), ``masks``
+    Reads ``image`` (``[3, H, W]`` uint8, or float in [0, 1]) or ``frames`` (``[T, 3, H, W]``), ``masks``
     (``[..., H, W]`` bool) and ``boxes_xyxy`` (``[..., 4]`` normalised to the input image); writes
     them back at ``size x size`` (image float normalised), plus ``valid_size`` = (h, w) of the
     unpadded content. Other keys pass through.

@@ -9,9 +9,11 @@ if [ ! -x .venv/bin/python ]; then
   "$python_bin" -m venv .venv
 fi
 stamp=.venv/.sam3spec-installed
-want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(.venv/bin/python -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing sam3spec and its dependencies into .venv (first time: several minutes)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  # pip's "Location ... is ignored" lines (local mirrors without some packages) are noise here.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 \
+    | { grep -v "^WARNING: Location" || true; }
   echo "$want" > "$stamp"
 fi

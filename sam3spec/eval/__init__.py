@@ -1,0 +1,1 @@
+"""Evaluation: metrics as pure functions (:mod:`sam3spec.eval.metrics`)."""

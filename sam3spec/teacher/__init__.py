@@ -1,0 +1,45 @@
+"""The teacher: SAM 3 through transformers (offline), its cache, and the concept-world teacher.
+
+Two calls, as SAM's predictor::
+
+    from sam3spec.teacher import load_teacher
+
+    teacher = load_teacher()                      # shipped concept-world teacher; or a SAM 3 folder
+    embeddings = teacher.encode_image(teacher.preprocess(images_uint8))   # once per image
+    outputs = teacher.predict(embeddings, text="red circle", return_intermediates=True)
+    outputs.pred_masks, outputs.intermediates.fpn_levels                  # Sam3Outputs
+
+Modules: ``protocol`` (the :class:`Teacher` protocol, :class:`ImageEmbeddings`), ``hf_adapter``
+(the only module importing transformers' SAM 3), ``loading`` (folder layouts, checks),
+``tokenizer`` (offline CLIP BPE, 32 tokens), ``cache`` (sharded, resumable teacher cache),
+``architecture`` / ``world_*`` (the concept-world teacher: sizes, data, losses, training, eval),
+``baseline`` (one image -> outputs + overlay), ``commands`` (CLI).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imported lazily, so that ``sam3spec.teacher.commands`` (loaded by every CLI call) stays light.
+_EXPORTS = {
+    "ImageEmbeddings": "sam3spec.teacher.protocol",
+    "Teacher": "sam3spec.teacher.protocol",
+    "Sam3Tokenizer": "sam3spec.teacher.tokenizer",
+    "TeacherLoadError": "sam3spec.teacher.loading",
+    "default_teacher_path": "sam3spec.teacher.loading",
+    "load_teacher": "sam3spec.teacher.loading",
+    "save_teacher": "sam3spec.teacher.loading",
+    "ship_teacher": "sam3spec.teacher.loading",
+    "CacheOptions": "sam3spec.teacher.cache",
+    "TeacherCache": "sam3spec.teacher.cache",
+    "build_cache": "sam3spec.teacher.cache",
+    "evaluate_world": "sam3spec.teacher.world_eval",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'sam3spec.teacher' has no attribute {name!r}")

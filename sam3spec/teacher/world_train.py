@@ -1,0 +1,328 @@
+"""Train the concept-world teacher: a small SAM 3 detector + point tracker, from scratch, on CPU.
+
+One flat loop (nanoGPT style). Each step draws ``images_per_step`` fresh concept-world images under
+the train split rule (:mod:`sam3spec.teacher.world_data`), runs the ViT once per image, the
+detector once per (image, phrase) pair and the tracker once per clicked object, and takes one
+AdamW step on the summed losses (:mod:`sam3spec.teacher.world_losses`). The tracker shares the
+detector's vision encoder but does not train it (its features are detached), so point prompts
+cannot degrade the concept detector.
+
+Reproducible from the seed: model init, data and clicks all derive from it. Resumable: a
+checkpoint (model, optimiser, schedule, step) is written atomically every ``checkpoint_every``
+steps; rerunning the same command continues from it and sees the same data it would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sam3spec.data.world.config import WorldConfig
+from sam3spec.teacher.architecture import WORLD, TeacherArchitecture
+from sam3spec.teacher.world_data import (
+    WorldImage,
+    boxes_xyxy,
+    mask_targets,
+    to_pixels,
+    training_images,
+    validation_images,
+)
+from sam3spec.teacher.world_losses import LossWeights, detector_loss, tracker_loss
+
+CLICK_STREAM = 103
+
+
+@dataclass(frozen=True)
+class WorldTrainConfig:
+    """Everything a concept-world teacher run depends on (saved next to its weights)."""
+
+    seed: int = 0
+    steps: int = 500
+    images_per_step: int = 6
+    phrases_per_image: int = 2
+    clicks_per_image: int = 2
+    learning_rate: float = 8e-4
+    warmup_steps: int = 150
+    decay_fraction: float = 0.2
+    final_lr_fraction: float = 0.02
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    checkpoint_every: int = 100
+    log_every: int = 10
+    validate_every: int = 400
+    validation_images: int = 24
+    threads: int = 2
+    weights: LossWeights = field(default_factory=LossWeights)
+    arch: TeacherArchitecture = WORLD
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+def decay_start(config: WorldTrainConfig) -> int:
+    """First step of the final decay."""
+    return max(config.warmup_steps, int(round(config.steps * (1 - config.decay_fraction))))
+
+
+def learning_rate_at(step: int, config: WorldTrainConfig) -> float:
+    """Warm-up, stable, decay: linear warm-up, constant peak, then a cosine decay to
+    ``final_lr_fraction`` over the last ``decay_fraction`` of the steps.
+
+    Until the decay starts the rate does not depend on ``steps``, so a run can be resumed with
+    fewer total steps (before its new decay start) and still equal a fresh run of that length.
+    """
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    start = decay_start(config)
+    if step < start:
+        return config.learning_rate
+    progress = min(1.0, (step - start) / max(1, config.steps - start))
+    floor = config.final_lr_fraction
+    return config.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _clicks(images: list[WorldImage], rng: np.random.Generator, per_image: int, size: int):
+    """Up to ``per_image`` objects per image, one positive click uniformly inside each visible mask.
+
+    Returns:
+        ``(image index [T], click (x, y) in model pixels [T, 2], target masks [T, H, W] bool)``.
+    """
+    owners, clicks, targets = [], [], []
+    for index, image in enumerate(images):
+        masks = image.object_masks
+        chosen = rng.choice(len(masks), size=min(per_image, len(masks)), replace=False) if len(masks) else []
+        for obj in chosen:
+            rows, cols = np.nonzero(masks[obj])
+            pick = rng.integers(len(rows))
+            scale = size / masks.shape[-1]
+            owners.append(index)
+            clicks.append([cols[pick] * scale, rows[pick] * scale])
+            targets.append(masks[obj])
+    return torch.tensor(owners), torch.tensor(clicks, dtype=torch.float32), np.stack(targets)
+
+
+def train_step(detector, tracker, images: list[WorldImage], clicks_rng, config: WorldTrainConfig, tokenizer):
+    """Loss of one step (forward only; the caller steps the optimiser)."""
+    from sam3spec.teacher.hf_adapter import (
+        detector_forward,
+        encode_detector_image,
+        tracker_forward,
+        tracker_levels_from_fpn,
+    )
+
+    arch = config.arch
+    embeddings = encode_detector_image(
+        detector, to_pixels([image.image for image in images], arch.image_size)
+    )
+    owners, texts, target_boxes, target_masks = [], [], [], []
+    for index, image in enumerate(images):
+        for text, instances in zip(image.texts, image.instances, strict=True):
+            owners.append(index)
+            texts.append(text)
+            target_boxes.append(
+                boxes_xyxy(torch.from_numpy(instances)) if len(instances) else torch.zeros(0, 4)
+            )
+            target_masks.append(mask_targets(instances, arch.mask_size))
+    tokens = tokenizer(texts)
+    outputs, layers = detector_forward(
+        detector,
+        embeddings.select(torch.tensor(owners)),
+        tokens["input_ids"],
+        tokens["attention_mask"],
+        return_all_layers=True,
+    )
+    loss, parts = detector_loss(outputs, layers, target_boxes, target_masks, config.weights)
+    if tracker is not None and config.clicks_per_image > 0:
+        click_owners, clicks, click_masks = _clicks(
+            images, clicks_rng, config.clicks_per_image, arch.image_size
+        )
+        levels = tracker_levels_from_fpn(tracker, [level.detach() for level in embeddings.fpn_levels])
+        levels = [level.index_select(0, click_owners) for level in levels]
+        masks, iou, objects = tracker_forward(tracker, levels, clicks[:, None], torch.ones(len(clicks), 1))
+        extra, tracker_parts = tracker_loss(masks, iou, objects, mask_targets(click_masks, arch.mask_size))
+        loss = loss + config.weights.tracker * extra
+        parts.update(tracker_parts)
+    return loss, parts
+
+
+def initialise_for_training(detector) -> None:
+    """Training-only initialisation that lets a small SAM 3 learn from scratch on a CPU budget.
+
+    * Linear and embedding layers get PyTorch's default initialisation instead of transformers'
+      normal(0, 0.02), which at width 48 makes every projection ~5x too small: attention stays
+      uniform and the text-image products that grounding needs start near zero (measured: the
+      query logits of different phrases differed 13x less at initialisation).
+    * Token embeddings with std 1 instead of CLIP's 0.02: with 0.02 the position embeddings and
+      padding dominate the text features, phrases look alike, and the network settles on
+      text-independent priors.
+    * Reference boxes on a grid (:func:`spread_reference_boxes`).
+
+    Without these, three runs of 400-1,100 steps learnt only priors: the presence was the same
+    for every phrase and image, and the queries' scores the same for every query.
+    """
+    for module in detector.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+            module.reset_parameters()
+    embedding = detector.text_encoder.text_model.embeddings.token_embedding.weight
+    with torch.no_grad():
+        embedding.normal_(0.0, 1.0)
+    spread_reference_boxes(detector)
+
+
+def spread_reference_boxes(detector) -> None:
+    """Start the decoder's reference boxes on a grid covering the image (anchor-style, as DAB-DETR
+    initialises them) instead of transformers' default, where every box starts at the centre.
+
+    With every query at the same place and near-identical embeddings, the queries stay
+    interchangeable for a long time (measured: after 1,100 steps their states differed by 3 % and
+    their scores not at all); on a grid the box relative position bias sends each query to its
+    own region from the first step.
+    """
+    weight = detector.detr_decoder.reference_points.weight
+    count = weight.shape[0]
+    side = math.ceil(math.sqrt(count))
+    index = torch.arange(count, dtype=torch.float32)
+    centres_x, centres_y = (index % side + 0.5) / side, (index // side + 0.5) / side
+    size = torch.full((count,), 1.0 / side)
+    boxes = torch.stack([centres_x, centres_y, size, size], dim=-1).clamp(1e-3, 1 - 1e-3)
+    with torch.no_grad():
+        weight.copy_(torch.logit(boxes))
+
+
+def _atomic_save(payload: dict, path: Path) -> None:
+    temporary = path.with_suffix(".tmp")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def validate(detector, images: list[WorldImage], tokenizer) -> dict[str, float]:
+    """Metrics on in-memory eval-like images (monitoring only; the acceptance figure is
+    :func:`sam3spec.teacher.world_eval.evaluate_world` on a generated world's files)."""
+    from sam3spec.teacher.hf_adapter import HFTeacher
+    from sam3spec.teacher.world_eval import score_pairs
+
+    was_training = detector.training
+    detector.eval()
+    summary, _ = score_pairs(
+        HFTeacher(detector, None, tokenizer), ((i.image, i.texts, i.instances) for i in images)
+    )
+    detector.train(was_training)
+    return summary
+
+
+def train_world_teacher(
+    out: str | Path, config: WorldTrainConfig = WorldTrainConfig(), progress: bool = True
+) -> Path:
+    """Train (or resume) a concept-world teacher in ``out``; returns the saved teacher folder.
+
+    ``out`` receives ``checkpoint.pt`` (resumable state), ``train_log.jsonl`` and, at the end,
+    ``teacher/`` (``detector/`` + ``tracker/`` in transformers' ``save_pretrained`` layout and
+    ``teacher.json``), loadable with :func:`sam3spec.teacher.load_teacher`.
+    """
+    from sam3spec.teacher.hf_adapter import build_models
+    from sam3spec.teacher.loading import save_teacher
+    from sam3spec.teacher.tokenizer import default_tokenizer
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.threads)
+    tokenizer = default_tokenizer()
+    detector, tracker = build_models(config.arch, seed=config.seed)
+    initialise_for_training(detector)
+    parameters = list(detector.parameters()) + [
+        p for n, p in tracker.named_parameters() if not n.startswith("vision_encoder.")
+    ]
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    start = 0
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        saved = {key: value for key, value in state["config"].items() if key != "steps"}
+        if saved != {key: value for key, value in config.to_dict().items() if key != "steps"}:
+            raise ValueError(
+                f"{checkpoint} was written by a different configuration; use another --out or delete it"
+            )
+        saved_start = decay_start(replace(config, steps=state["config"]["steps"]))
+        if state["config"]["steps"] != config.steps and int(state["step"]) > min(
+            saved_start, decay_start(config)
+        ):
+            raise ValueError(
+                f"{checkpoint} is at step {state['step']}, past a learning-rate decay start (saved run "
+                f"{saved_start}, --steps {config.steps}: {decay_start(config)}): resuming with another "
+                "length would not equal a fresh run"
+            )
+        detector.load_state_dict(state["detector"])
+        tracker.load_state_dict(state["tracker"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+    detector.train()
+    tracker.train()
+    validation = (
+        validation_images(config.seed, config.validation_images, config.world)
+        if config.validate_every
+        else []
+    )
+    log = (out / "train_log.jsonl").open("a", encoding="utf-8")
+    bar = tqdm(total=config.steps, initial=start, desc="teacher", disable=not progress)
+    last = time.perf_counter()
+    for step in range(start, config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(step, config)
+        images = training_images(
+            config.seed, step, config.images_per_step, config.phrases_per_image, config.world
+        )
+        clicks_rng = np.random.default_rng([config.seed, CLICK_STREAM, step])
+        loss, parts = train_step(detector, tracker, images, clicks_rng, config, tokenizer)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(parameters, config.clip_norm)
+        optimizer.step()
+        done = step + 1
+        bar.update()
+        if done % config.log_every == 0:
+            now = time.perf_counter()
+            record = {
+                "step": done,
+                "loss": float(loss.detach()),
+                "grad_norm": float(norm),
+                "lr": learning_rate_at(step, config),
+            }
+            record.update(parts, seconds_per_step=(now - last) / config.log_every)
+            last = now
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        if config.validate_every and (done % config.validate_every == 0 or done == config.steps):
+            metrics = validate(detector, validation, tokenizer)
+            log.write(json.dumps({"step": done, "validation": metrics}) + "\n")
+            log.flush()
+            bar.write(
+                f"step {done}: " + ", ".join(f"{k} {metrics[k]:.3f}" for k in ("mIoU", "presence_f1", "cgF1"))
+            )
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            _atomic_save(
+                {
+                    "step": done,
+                    "config": config.to_dict(),
+                    "detector": detector.state_dict(),
+                    "tracker": tracker.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                },
+                checkpoint,
+            )
+    bar.close()
+    log.close()
+    detector.eval()
+    tracker.eval()
+    return save_teacher(
+        out / "teacher", detector, tracker, {"kind": "concept-world", "train_config": config.to_dict()}
+    )

@@ -1,0 +1,48 @@
+"""Fixtures for the teacher unit tests: a tiny random SAM 3 detector + tracker saved once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from sam3spec.data.world import WorldConfig, generate_world
+
+TINY_WORLD = WorldConfig(
+    image_size=64, video_min_frames=8, video_max_frames=8, video_min_objects=2, video_max_objects=2
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny teacher in the sam3spec layout (``detector/`` + ``tracker/``), fp32."""
+    from sam3spec.teacher.architecture import TINY
+    from sam3spec.teacher.hf_adapter import build_models
+    from sam3spec.teacher.loading import save_teacher
+
+    detector, tracker = build_models(TINY, seed=0)
+    return save_teacher(tmp_path_factory.mktemp("teacher") / "tiny", detector, tracker, {"kind": "test"})
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_teacher_dir: Path):
+    from sam3spec.teacher.loading import load_teacher
+
+    return load_teacher(tiny_teacher_dir, dtype=torch.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 64 px concept world: 10 images (8 train, 2 eval) and 3 videos of 8 frames."""
+    root = tmp_path_factory.mktemp("world")
+    generate_world(root, num_images=10, num_videos=3, seed=0, config=TINY_WORLD, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def pixels() -> torch.Tensor:
+    """Two random uint8 images, 64 px."""
+    return torch.randint(
+        0, 256, (2, 3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
+    )

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-COMMAND_MODULES = ("sam3spec.cli", "sam3spec.data.commands")
+COMMAND_MODULES = ("sam3spec.cli", "sam3spec.data.commands", "sam3spec.teacher.commands")
 
 
 def _load_model(args: argparse.Namespace):

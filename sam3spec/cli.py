@@ -13,7 +13,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-COMMAND_MODULES = ("sam3spec.cli", "sam3spec.data.commands", "sam3spec.teacher.commands")
+COMMAND_MODULES = (
+    "sam3spec.cli", "sam3spec.data.commands", "sam3spec.teacher.commands", "sam3spec.distill.commands",
+    "sam3spec.quant.commands", "sam3spec.export.commands",
+)
 
 
 def _load_model(args: argparse.Namespace):

@@ -37,3 +37,25 @@ def concept_world(tmp_path_factory: pytest.TempPathFactory) -> ConceptWorld:
     return ConceptWorld(
         summary.paths, config, CONCEPT_WORLD_SEED, CONCEPT_WORLD_IMAGES, CONCEPT_WORLD_VIDEOS, summary
     )
+
+
+@pytest.fixture(scope="session")
+def distill_run(run_dir):
+    """A distillation run directory (``phase1/``, ``phase2/``, ``metrics.json``): ``--run-dir`` when
+    given, else the concept-world main job in ``runs/concept-world`` (world -> shipped teacher ->
+    Phase 1 -> Phase 2 -> student vs teacher; minutes on a CPU), reused when its configuration
+    hash matches (``pipeline.json``). Returns ``(path, problem)``: ``problem`` says why there is
+    no run (e.g. the shipped teacher is missing), else None."""
+    from pathlib import Path
+
+    from sam3spec.distill.pipeline import DEFAULT_RUN_DIR, run_pipeline
+    from sam3spec.teacher.loading import TeacherLoadError
+
+    if run_dir is not None:
+        return Path(run_dir), None
+    out = Path(__file__).resolve().parents[2] / DEFAULT_RUN_DIR
+    try:
+        run_pipeline(out, progress=False)
+    except TeacherLoadError as error:
+        return out, f"no teacher to distil from: {error}"
+    return out, None

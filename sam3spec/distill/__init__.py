@@ -1,0 +1,28 @@
+"""Distillation: SAM 3 (or any :class:`~sam3spec.teacher.protocol.Teacher`) into the student.
+
+Modules, in reading order: ``stages`` (what a stage is, as data), ``matcher`` (teacher vs
+student queries), ``losses`` (one small pure function per term), ``adapters`` (teacher/student
+feature geometry), ``targets`` (teacher or ground-truth targets on the student's grid), ``task``
+(the objective: matching + weighted sum), ``data`` (views, order, inputs), ``cache`` (teacher
+targets once per run), ``state`` (checkpoints), ``runtime`` (device, precision, processes),
+``trainer`` (the loop), ``evaluate`` (student vs teacher), ``pipeline`` (the concept-world main
+job), ``commands`` (CLI).
+
+    from sam3spec.distill import get_stage, distill, RunOptions
+    distill(get_stage("phase1-world"), RunOptions(data="runs/world", out="runs/phase1"))
+"""
+
+from sam3spec.distill.stages import PHASE1, PHASE2, STAGES, LossWeights, StageConfig, get_stage
+from sam3spec.distill.trainer import NonFiniteLossError, RunOptions, distill
+
+__all__ = [
+    "PHASE1",
+    "PHASE2",
+    "STAGES",
+    "LossWeights",
+    "NonFiniteLossError",
+    "RunOptions",
+    "StageConfig",
+    "distill",
+    "get_stage",
+]

@@ -1,0 +1,185 @@
+"""The concept-world main job: world -> teacher (shipped) -> Phase 1 -> Phase 2 -> student vs teacher.
+
+``run_pipeline("runs/concept-world")`` writes::
+
+    runs/concept-world/
+        world/              the generated concept world (train + held-out eval split)
+        phase1/  phase2/    stage run directories (checkpoints, train_log.jsonl, tensorboard/,
+                            teacher_targets/, final/, summary.json)
+        metrics.json        {"teacher": {mIoU, presence_f1, cgF1, ...}, "student": {...}}
+        report.md           teacher | student | ratio, side by side
+        pipeline.json       the config key, seconds per step, ratios
+
+Everything is cached by a hash of the configuration (and of the package's sources and the
+teacher's files): a rerun with the same configuration reuses the finished artefacts (a killed run resumes its stage from the last checkpoint); a changed
+configuration redoes what depends on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sam3spec.config import config_to_dict
+from sam3spec.data.world import WorldConfig
+from sam3spec.distill.stages import PHASE1_WORLD, PHASE2_WORLD, StageConfig
+
+DEFAULT_RUN_DIR = Path("runs/concept-world")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the main job runs.
+
+    Attributes:
+        images: concept-world images (20% held out for evaluation).
+        seed: world seed.
+        world: world generator config (160 px, the shipped teacher's size).
+        phase1: Phase 1 stage.
+        phase2: Phase 2 stage (starts from Phase 1's final weights).
+        teacher: teacher folder, None for the shipped concept-world teacher.
+        eval_limit: evaluate on the first N held-out images only (None: all).
+    """
+
+    images: int = 200
+    seed: int = 0
+    world: WorldConfig = field(default_factory=WorldConfig)
+    phase1: StageConfig = PHASE1_WORLD
+    phase2: StageConfig = PHASE2_WORLD
+    teacher: str | None = None
+    eval_limit: int | None = None
+
+    def key(self) -> str:
+        from sam3spec.distill.sources import file_identity
+        from sam3spec.teacher.loading import default_teacher_path
+
+        teacher = Path(self.teacher) if self.teacher else default_teacher_path()
+        payload = {
+            "config": config_to_dict(self),
+            "teacher": file_identity(teacher) if teacher.exists() else str(teacher),
+            "code": code_digest(),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def code_digest() -> str:
+    """Hash of the package's Python sources: artefacts made by other code are not reused."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _stage_state(run: Path) -> str | None:
+    meta = run / "stage.json"
+    return json.loads(meta.read_text()).get("key") if meta.is_file() else None
+
+
+def _run_stage(
+    stage: StageConfig,
+    world: Path,
+    run: Path,
+    teacher: str | None,
+    init: Path | None,
+    progress: bool,
+    code: str,
+) -> dict:
+    """Reuse a finished stage with the same key and code, resume an unfinished one with the same
+    key, else start afresh (the pipeline owns ``run``)."""
+    from sam3spec.distill.sources import stage_hash, teacher_path
+    from sam3spec.distill.state import atomic_write_json
+    from sam3spec.distill.trainer import RunOptions, distill
+
+    options = RunOptions(data=world, out=run, teacher=teacher, init=init, progress=progress)
+    key = stage_hash(stage, options, teacher_path(options))
+    finished = (run / "final" / "model.safetensors").is_file() and (run / "summary.json").is_file()
+    made_by = json.loads((run / "made_by.json").read_text()) if (run / "made_by.json").is_file() else {}
+    if run.exists() and (_stage_state(run) != key or (finished and made_by.get("code") != code)):
+        shutil.rmtree(run)
+    elif finished:
+        return json.loads((run / "summary.json").read_text())
+    options.resume = (run / "checkpoints").exists()
+    summary = distill(stage, options)
+    atomic_write_json({"key": key, "code": code}, run / "made_by.json")
+    return summary
+
+
+def side_by_side(metrics: dict[str, dict[str, float]]) -> str:
+    """A markdown table: metric | teacher | student | student / teacher."""
+    from sam3spec.distill.evaluate import METRIC_KEYS, ratios
+
+    share = ratios(metrics)
+    lines = ["| metric | teacher | student | student / teacher |", "|---|---|---|---|"]
+    for key in METRIC_KEYS:
+        ratio = "" if share[key] is None else f"{share[key]:.3f}"
+        lines.append(f"| {key} | {metrics['teacher'][key]:.4f} | {metrics['student'][key]:.4f} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_pipeline(
+    out: str | Path = DEFAULT_RUN_DIR, config: PipelineConfig = PipelineConfig(), progress: bool = True
+) -> dict:
+    """Run (or reuse) the main job in ``out``; returns ``pipeline.json``'s content."""
+    from sam3spec.checkpoint import load_student
+    from sam3spec.data.world import generate_world
+    from sam3spec.distill.evaluate import StudentTeacherView, evaluate_models, ratios, write_metrics
+    from sam3spec.distill.state import atomic_write_json
+    from sam3spec.teacher.loading import load_teacher
+
+    out = Path(out)
+    key = config.key()
+    record_path = out / "pipeline.json"
+    if record_path.is_file() and (out / "metrics.json").is_file():
+        record = json.loads(record_path.read_text())
+        if record.get("key") == key:
+            return record
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    world = out / "world"
+    start = time.perf_counter()
+    manifest = world / "world.json"
+    wanted = {"images": config.images, "seed": config.seed, "config": config_to_dict(config.world)}
+    if not (manifest.is_file() and (out / "world.key.json").is_file()
+            and json.loads((out / "world.key.json").read_text()) == json.loads(json.dumps(wanted))):  # fmt: skip
+        shutil.rmtree(world, ignore_errors=True)
+        generate_world(world, config.images, 0, config.seed, config.world, progress=False)
+        atomic_write_json(wanted, out / "world.key.json")
+    seconds["world"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    code = code_digest()
+    phase1 = _run_stage(config.phase1, world, out / "phase1", config.teacher, None, progress, code)
+    seconds["phase1"] = time.perf_counter() - start
+    start = time.perf_counter()
+    phase2 = _run_stage(
+        config.phase2, world, out / "phase2", config.teacher, out / "phase1" / "final", progress, code
+    )
+    seconds["phase2"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    teacher = load_teacher(config.teacher)
+    student = StudentTeacherView(load_student(out / "phase2" / "final"))
+    metrics = evaluate_models({"teacher": teacher, "student": student}, world, config.eval_limit)
+    write_metrics(metrics, out / "metrics.json")
+    seconds["evaluate"] = time.perf_counter() - start
+    (out / "report.md").write_text(
+        "# Concept world: distilled student vs teacher (held-out split)\n\n" + side_by_side(metrics),
+        encoding="utf-8",
+    )
+    record = {
+        "key": key,
+        "seconds": seconds,
+        "total_seconds": sum(seconds.values()),
+        "ratios": ratios(metrics),
+        "phase1": {
+            k: phase1.get(k)
+            for k in ("steps", "feature_loss_start", "feature_loss_end", "feature_loss_ratio")
+        },
+        "phase2": {k: phase2.get(k) for k in ("steps",)},
+    }
+    atomic_write_json(record, record_path)
+    return record

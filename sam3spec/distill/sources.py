@@ -1,0 +1,114 @@
+"""Where a stage's targets come from, and what identifies a run.
+
+:func:`target_source` returns ``targets(batch, epoch) -> Targets``: ground truth, the teacher's
+targets cached once per run (:mod:`sam3spec.distill.cache`; rank 0 builds, the others wait), or
+the teacher run on every batch. :func:`stage_hash` names everything that fixes a run's trajectory,
+so a resume or a reused cache can be checked against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from sam3spec.config import config_to_dict
+from sam3spec.distill import runtime
+from sam3spec.distill.data import training_dataset
+from sam3spec.distill.stages import StageConfig
+from sam3spec.distill.targets import ground_truth_targets
+
+if TYPE_CHECKING:
+    from sam3spec.distill.trainer import RunOptions
+
+
+def file_identity(path: Path) -> list:
+    """Cheap identity of a file tree (names, sizes, mtimes) for cache keys."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return [[str(p), p.stat().st_size, int(p.stat().st_mtime)] for p in files[:2000]]
+
+
+def stage_hash(stage: StageConfig, options: RunOptions, teacher: Path | None) -> str:
+    """Hash of everything that fixes a run's trajectory (a resume must match it)."""
+    payload = {
+        "stage": config_to_dict(stage),
+        "data": str(Path(options.data).resolve()),
+        "manifest": file_identity(Path(options.data) / "world.json")
+        if (Path(options.data) / "world.json").exists()
+        else [],
+        "teacher": None if teacher is None else file_identity(teacher),
+        "init": None if options.init is None else file_identity(Path(options.init) / "model.safetensors"),
+        "pretrained": [
+            None if path is None else file_identity(Path(path))
+            for path in (options.pretrained_backbone, options.pretrained_text)
+        ],  # fmt: skip
+        "limit": options.limit,
+        "cached": options.cache_targets,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def teacher_path(options: RunOptions) -> Path:
+    from sam3spec.teacher.loading import default_teacher_path
+
+    return Path(options.teacher) if options.teacher else default_teacher_path()
+
+
+def load_teacher_for(options: RunOptions, device: torch.device):
+    from sam3spec.teacher.loading import load_teacher
+
+    return load_teacher(options.teacher, device=device if device.type != "mps" else "cpu")
+
+
+def target_source(stage, options, geometry, dataset, processes, device, run_key):
+    """``(targets(batch, epoch) -> Targets, teacher widths ([fpn per level], encoder) or None)``.
+
+    Teacher targets are cached once per run (rank 0 builds, the others wait) unless
+    ``options.cache_targets`` is off; then the teacher runs on every batch (``dataset`` is given
+    the teacher view).
+    """
+    if stage.targets == "ground_truth":
+        return (lambda batch, epoch: ground_truth_targets(batch, geometry)), None
+    from sam3spec.distill.targets import TeacherTargets
+
+    features = stage.losses.uses_features
+    if options.cache_targets:
+        from sam3spec.distill.cache import META, TargetCache, build_target_cache
+
+        directory = Path(options.out) / "teacher_targets"
+        ready = (directory / META).is_file() and json.loads((directory / META).read_text()).get(
+            "key"
+        ) == run_key
+        if processes.main and not ready:
+            teacher = load_teacher_for(options, device)
+            viewed = training_dataset(options.data, stage.resolution, stage.prompts, teacher.image_size, stage.seed,
+                                      limit=options.limit)  # fmt: skip
+            builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels)
+            build_target_cache(
+                builder, viewed, directory, stage.prompt_draws, run_key, progress=options.progress
+            )
+            del teacher
+        runtime.barrier(processes)
+        cache = TargetCache(directory)
+        widths = None
+        if features:
+            encoder = cache.draw(0)["encoder_memory"]
+            widths = (
+                [cache.features[f"fpn.{i}"].shape[1] for i in range(len(stage.fpn_levels))],
+                encoder.shape[1],
+            )
+        return (lambda batch, epoch: cache.lookup(batch, epoch)), widths
+    teacher = load_teacher_for(options, device)
+    dataset.dataset.transform.teacher_size = teacher.image_size
+    builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels)
+    widths = None
+    if features:
+        probe = teacher.encode_image(
+            teacher.preprocess(torch.zeros(1, 3, teacher.image_size, teacher.image_size, dtype=torch.uint8))
+        )
+        levels = [probe.fpn_levels[level].shape[1] for level in stage.fpn_levels]
+        widths = (levels, levels[-1])  # SAM 3's encoder width is its FPN width
+    return (lambda batch, epoch: builder(batch)), widths

@@ -1,0 +1,261 @@
+"""Distillation stages as data: what trains, which losses, which prompts, which schedule.
+
+A stage is a frozen :class:`StageConfig`; the trainer has no stage-specific branches. The
+registered stages are MISSION.md's (``phase1``, ``phase2``: seed student, SA-1B scale) and their
+concept-world versions (``phase1-world``, ``phase2-world``: the tiny student at the world's 160 px,
+with a schedule sized to finish on a 2-core CPU in minutes). Any field can be overridden
+(:func:`sam3spec.config.override`, ``--set key=value`` on the command line); the resolved config
+is saved in the run directory.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field, replace
+
+from torch import nn
+
+from sam3spec.config import SEED_PRESET, TINY_PRESET
+from sam3spec.data.prompts import PHASE1_PROMPTS, PHASE2_PROMPTS, PromptConfig
+from sam3spec.distill.matcher import MatchWeights
+
+FEATURE_LOSSES = ("fpn_feature", "encoder_feature")
+OUTPUT_LOSSES = ("mask_bce", "mask_dice", "box_l1", "box_giou", "logit", "iou_token", "presence", "semantic")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weight of each loss term (0 turns a term off; combined in :func:`sam3spec.distill.task.total_loss`).
+
+    Attributes:
+        mask_bce: mask binary cross-entropy (matched foreground queries).
+        mask_dice: mask Dice (same queries).
+        box_l1: L1 of normalised xyxy boxes.
+        box_giou: 1 - generalised IoU of the boxes.
+        logit: query score distillation (every student query; unmatched ones towards 0).
+        iou_token: IoU head vs the true IoU of the student's mask.
+        presence: presence score distillation.
+        semantic: semantic (union) map.
+        fpn_feature: FPN feature alignment (mean over the distilled levels).
+        encoder_feature: DETR-encoder output alignment.
+    """
+
+    mask_bce: float = 5.0
+    mask_dice: float = 5.0
+    box_l1: float = 5.0
+    box_giou: float = 2.0
+    logit: float = 2.0
+    iou_token: float = 1.0
+    presence: float = 2.0
+    semantic: float = 1.0
+    fpn_feature: float = 1.0
+    encoder_feature: float = 1.0
+
+    def active(self) -> list[str]:
+        return [name for name in OUTPUT_LOSSES + FEATURE_LOSSES if getattr(self, name) != 0]
+
+    @property
+    def uses_features(self) -> bool:
+        return any(getattr(self, name) != 0 for name in FEATURE_LOSSES)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One distillation stage.
+
+    Attributes:
+        name: stage name (``phase1``, ``phase2``, ...).
+        student: student preset trained.
+        trainable: ``fnmatch`` patterns of parameter names that train (``"*"``: all) ...
+        frozen: ... minus these (the video memory trains in its own stage).
+        losses: loss weights.
+        matcher: query matching cost and solver.
+        prompts: prompt mix (text / point / box ratios).
+        targets: ``"teacher"`` (distillation) or ``"ground_truth"`` (labels, same losses).
+        init_from: stage whose final weights start this one (loaded with ``strict=False`` and
+            reported), or None for a fresh student.
+        resolution: student input side (pixels).
+        epochs: passes over the data.
+        batch_size: samples per micro-batch per process (a multiple of ``prompts_per_image``).
+        prompts_per_image: samples (prompts) of one image placed together in a micro-batch; they
+            share the student's image encoder pass (the image encoder is ~55% of a tiny-student
+            step at 160 px).
+        grad_accum: micro-batches per optimizer step.
+        learning_rate: peak AdamW learning rate.
+        warmup_steps: linear warm-up (optimizer steps).
+        min_lr_ratio: the cosine decays to ``learning_rate * min_lr_ratio``.
+        weight_decay: AdamW weight decay.
+        clip_norm: gradient-norm clipping (0: off).
+        ema_decay: exponential moving average of the weights (0: off); the final weights are the EMA.
+        foreground_threshold: a matched teacher query teaches mask / box / IoU when its probability
+            ``sigmoid(logit)`` is at least this.
+        logit_positive_weight: weight of the query-score loss of positive queries (target
+            probability >= 0.5; SAM 3 uses a positive weight): with 1 or 2 positives among the
+            student's queries an unweighted BCE keeps every score low (measured on the concept
+            world with label targets: the best query of a positive pair stayed at probability
+            0.06 after 2,900 steps).
+        fpn_levels: FPN levels distilled by the feature loss.
+        prompt_draws: prompt draws cached per sample when teacher targets are cached (epoch
+            ``e`` uses draw ``e % prompt_draws``); online targets draw new prompts every epoch.
+        checkpoint_every: optimizer steps between checkpoints.
+        keep_last_n: checkpoints kept.
+        log_every: optimizer steps between TensorBoard / progress updates.
+        visualize_every: optimizer steps between TensorBoard mask images (0: off).
+        fresh_text_embedding_std: a student trained from scratch (no ``init`` checkpoint, no
+            pretrained text tower) gets its token embeddings redrawn with this std (0: keep
+            open_clip's 0.02). At 0.02 the position embeddings dominate the text features (pooled
+            features of different phrases have cosine ~0.95 at initialisation in the tiny student,
+            ~0.77 at std 1) and the student learns text-independent priors first (the issue-4
+            teacher found the same, ``teacher/world_train.py``).
+        amp: ``"auto"`` (bf16 on CUDA, fp16 + grad scaler on MPS, off on CPU), ``"off"``,
+            ``"bf16"``, ``"fp16"``.
+        seed: data order, prompts and initialisation.
+        num_workers: data loader processes.
+    """
+
+    name: str = "phase1"
+    student: str = SEED_PRESET
+    trainable: tuple[str, ...] = ("*",)
+    frozen: tuple[str, ...] = ("memory_resampler.*", "memory_attention.*")
+    losses: LossWeights = field(default_factory=LossWeights)
+    matcher: MatchWeights = field(default_factory=MatchWeights)
+    prompts: PromptConfig = field(default_factory=lambda: PHASE1_PROMPTS)
+    targets: str = "teacher"
+    init_from: str | None = None
+    resolution: int = 504
+    epochs: int = 1
+    batch_size: int = 4
+    prompts_per_image: int = 1
+    grad_accum: int = 2
+    learning_rate: float = 1e-4
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.01
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    ema_decay: float = 0.0
+    foreground_threshold: float = 0.5
+    logit_positive_weight: float = 10.0
+    fpn_levels: tuple[int, ...] = (0, 1, 2, 3)
+    prompt_draws: int = 1
+    checkpoint_every: int = 500
+    keep_last_n: int = 3
+    log_every: int = 10
+    visualize_every: int = 0
+    fresh_text_embedding_std: float = 1.0
+    amp: str = "auto"
+    seed: int = 0
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.targets not in ("teacher", "ground_truth"):
+            problems.append(f"targets must be 'teacher' or 'ground_truth', got {self.targets!r}")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            problems.append(f"amp must be auto/off/bf16/fp16, got {self.amp!r}")
+        if self.resolution < 32:
+            problems.append(f"resolution must be >= 32, got {self.resolution}")
+        for name in (
+            "epochs",
+            "batch_size",
+            "prompts_per_image",
+            "grad_accum",
+            "prompt_draws",
+            "checkpoint_every",
+            "keep_last_n",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.prompts_per_image >= 1 and self.batch_size % self.prompts_per_image:
+            problems.append(
+                f"batch_size {self.batch_size} is not a multiple of prompts_per_image {self.prompts_per_image}"
+            )
+        if self.targets == "ground_truth" and self.losses.uses_features:
+            problems.append("feature losses need a teacher (targets='ground_truth' has no features)")
+        if problems:
+            raise ValueError(f"invalid stage {self.name!r}: " + "; ".join(problems))
+
+
+PHASE1 = StageConfig(name="phase1")
+PHASE2 = StageConfig(
+    name="phase2",
+    losses=LossWeights(fpn_feature=0.0, encoder_feature=0.0),
+    prompts=PHASE2_PROMPTS,
+    init_from="phase1",
+    learning_rate=5e-5,
+    epochs=3,
+)
+
+
+def concept_world(stage: StageConfig, **changes) -> StageConfig:
+    """The concept-world version of a stage: tiny student, 160 px, CPU-sized schedule."""
+    defaults = dict(
+        name=f"{stage.name}-world",
+        student=TINY_PRESET,
+        resolution=160,
+        batch_size=12,
+        prompts_per_image=4,
+        grad_accum=1,
+        warmup_steps=100,
+        learning_rate=stage.learning_rate * 20,
+        prompt_draws=1,
+        checkpoint_every=200,
+        log_every=20,
+        visualize_every=200,
+        init_from=None if stage.init_from is None else f"{stage.init_from}-world",
+    )
+    defaults.update(changes)
+    return replace(stage, **defaults)
+
+
+PHASE1_WORLD = concept_world(PHASE1, epochs=4)
+PHASE2_WORLD = concept_world(PHASE2, epochs=6)
+
+STAGES: dict[str, StageConfig] = {stage.name: stage for stage in (PHASE1, PHASE2, PHASE1_WORLD, PHASE2_WORLD)}
+
+
+def get_stage(name: str) -> StageConfig:
+    """A registered stage by name; ``KeyError`` naming the known ones."""
+    if name not in STAGES:
+        raise KeyError(f"unknown stage {name!r}; known stages: {', '.join(sorted(STAGES))}")
+    return STAGES[name]
+
+
+def trainable_names(model: nn.Module, stage: StageConfig) -> list[str]:
+    """Parameter names matching ``stage.trainable`` and none of ``stage.frozen``."""
+    return [
+        name
+        for name, _ in model.named_parameters()
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in stage.trainable)
+        and not any(fnmatch.fnmatchcase(name, pattern) for pattern in stage.frozen)
+    ]
+
+
+def set_trainable(model: nn.Module, stage: StageConfig) -> list[str]:
+    """Freeze every parameter except :func:`trainable_names`; returns those names.
+
+    Raises:
+        ValueError: when the patterns select nothing.
+    """
+    names = set(trainable_names(model, stage))
+    if not names:
+        raise ValueError(
+            f"stage {stage.name!r}: trainable {stage.trainable} minus frozen {stage.frozen} selects nothing"
+        )
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name in names)
+    return [name for name, _ in model.named_parameters() if name in names]
+
+
+def learning_rate_factor(step: int, total_steps: int, stage: StageConfig) -> float:
+    """Multiplier of ``stage.learning_rate`` at optimizer step ``step`` (0-based).
+
+    Linear warm-up over ``warmup_steps`` (at most ``total_steps``), then a cosine from 1 down to
+    ``min_lr_ratio`` at ``total_steps``.
+    """
+    warmup = min(stage.warmup_steps, max(1, total_steps))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    floor = stage.min_lr_ratio
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -1,0 +1,194 @@
+"""The distillation objective: match queries, evaluate every loss term, combine with the stage's weights.
+
+This is the one place where loss weights are applied (:func:`total_loss`). Per sample:
+
+1. the teacher's valid queries are ranked by score and the best ``Q_s`` kept (the student can
+   represent at most ``Q_s`` instances; SAM 3 200 -> 100), then matched one-to-one to the
+   student's queries (:mod:`sam3spec.distill.matcher`);
+2. **logit**: every student query learns the matched teacher query's probability, unmatched
+   queries learn 0;
+3. **mask (Dice + BCE), box (L1 + GIoU), IoU token**: matched pairs whose teacher probability is
+   at least ``foreground_threshold``, averaged over those pairs (0 when there are none);
+4. **presence, semantic**: per sample; **fpn / encoder feature**: per sample, after adaptation
+   (encoder only for text / box prompts).
+
+Each term is the mean over the batch of its per-sample values, so gradients of a DDP run equal a
+single-process run with the same global batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sam3spec.distill import losses
+from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
+from sam3spec.distill.matcher import MatchWeights, assign, match_cost
+from sam3spec.distill.stages import FEATURE_LOSSES, OUTPUT_LOSSES, LossWeights
+from sam3spec.distill.targets import Targets
+from sam3spec.models.image_encoder import ImageFeatures
+from sam3spec.models.outputs import Sam3Outputs
+
+
+class DistillModel(nn.Module):
+    """The student plus the feature adapters that train with it (one module for DDP / optimizer).
+
+    Args:
+        student: the student.
+        adapters: feature adapters, or None when no feature loss is on.
+        geometry: the student's grid sizes.
+        fpn_levels: distilled FPN levels.
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        adapters: FeatureAdapters | None,
+        geometry: StudentGeometry,
+        fpn_levels: tuple[int, ...] = (0, 1, 2, 3),
+    ) -> None:
+        super().__init__()
+        self.student = student
+        self.adapters = adapters
+        self.geometry = geometry
+        self.fpn_levels = fpn_levels
+
+    def forward(
+        self, inputs: dict[str, torch.Tensor]
+    ) -> tuple[Sam3Outputs, list[torch.Tensor] | None, torch.Tensor | None]:
+        """Student forward on ``inputs`` (keys of :meth:`Student.forward`, plus an optional
+        ``image_index`` ``[B]``: sample ``b`` uses image row ``image_index[b]`` of ``pixel_values``),
+        plus adapted features.
+
+        Returns:
+            ``(outputs, fpn levels [B, Ct, H, W] or None, encoder map [B, Ct, h, w] or None)``.
+        """
+        inputs = dict(inputs)
+        owner = inputs.pop("image_index", None)
+        features = self.student.encode_image(inputs.pop("pixel_values"))
+        if owner is not None:  # samples sharing an image share its encoder pass
+            features = ImageFeatures(
+                [level.index_select(0, owner) for level in features.features],
+                [position.index_select(0, owner) for position in features.pos],
+            )
+        prompt, prompt_mask = self.student.encode_prompt(image_features=features, **inputs)
+        outputs = self.student.decode(
+            features, prompt, prompt_mask, return_intermediates=self.adapters is not None
+        )
+        if self.adapters is None:
+            return outputs, None, None
+        intermediates = outputs.intermediates
+        levels = self.adapters.forward_levels([intermediates.fpn_levels[level] for level in self.fpn_levels])
+        encoder = self.adapters.forward_encoder(intermediates.encoder_memory, self.geometry.encoder_size)
+        return outputs, levels, encoder
+
+
+def match_sample(
+    outputs: Sam3Outputs, targets: Targets, index: int, weights: MatchWeights
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Matched ``(student queries, teacher queries)`` of sample ``index`` (teacher indices into all Q_t)."""
+    valid = torch.nonzero(targets.valid[index]).flatten()
+    keep = min(len(valid), outputs.pred_logits.shape[1])
+    if keep == 0:
+        empty = torch.zeros(0, dtype=torch.long, device=outputs.pred_logits.device)
+        return empty, empty.clone()
+    order = torch.argsort(targets.logits[index, valid], descending=True, stable=True)[:keep]
+    candidates = valid[order]
+    cost = match_cost(
+        outputs.pred_masks[index],
+        outputs.pred_boxes[index],
+        outputs.pred_logits[index],
+        targets.mask_probs[index, candidates].float(),
+        targets.boxes_xyxy[index, candidates],
+        targets.logits[index, candidates],
+        weights,
+    )
+    rows, cols = assign(cost, weights.solver)
+    return rows, candidates[cols]
+
+
+def loss_terms(
+    outputs: Sam3Outputs,
+    targets: Targets,
+    weights: LossWeights,
+    matcher: MatchWeights,
+    foreground_threshold: float = 0.5,
+    student_levels: list[torch.Tensor] | None = None,
+    student_encoder: torch.Tensor | None = None,
+    positive_weight: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    """Every active loss term (unweighted), each a scalar mean over the batch.
+
+    Args:
+        outputs: student outputs for ``B`` samples.
+        targets: :class:`Targets` of the same samples, on the same device.
+        weights: decides which terms are computed (weight != 0).
+        matcher: matching cost and solver.
+        foreground_threshold: see :class:`~sam3spec.distill.stages.StageConfig`.
+        student_levels: adapted student FPN levels (feature loss), or None.
+        student_encoder: adapted student encoder map, or None.
+        positive_weight: weight of the positive part of the logit loss (see
+            :func:`~sam3spec.distill.losses.soft_target_bce`).
+    """
+    batch = outputs.pred_logits.shape[0]
+    device = outputs.pred_logits.device
+    active = set(weights.active())
+    matched_terms = ("logit", "mask_bce", "mask_dice", "box_l1", "box_giou", "iou_token")
+    per_sample: dict[str, list[torch.Tensor]] = {name: [] for name in matched_terms if name in active}
+    zero = outputs.pred_logits.sum() * 0.0  # keeps the graph connected when a sample has no foreground
+    for index in range(batch):
+        rows, cols = match_sample(outputs, targets, index, matcher)
+        if "logit" in active:
+            wanted = torch.zeros_like(outputs.pred_logits[index], dtype=torch.float32)
+            wanted[rows] = targets.logits[index, cols].float().sigmoid()
+            logit = losses.soft_target_bce(outputs.pred_logits[index], wanted, positive_weight)
+            per_sample["logit"].append(logit.mean())
+        foreground = targets.logits[index, cols].float().sigmoid() >= foreground_threshold
+        rows, cols = rows[foreground], cols[foreground]
+        masks, wanted_masks = outputs.pred_masks[index, rows], targets.mask_probs[index, cols].float()
+        boxes, wanted_boxes = outputs.pred_boxes[index, rows], targets.boxes_xyxy[index, cols]
+        if not len(rows):
+            for name in ("mask_bce", "mask_dice", "box_l1", "box_giou", "iou_token"):
+                if name in active:
+                    per_sample[name].append(zero)
+            continue
+        matched = {
+            "mask_bce": losses.mask_bce_loss,
+            "mask_dice": losses.dice_loss,
+            "box_l1": losses.box_l1_loss,
+            "box_giou": losses.box_giou_loss,
+        }
+        for name, function in matched.items():
+            if name in active:
+                pair = (masks, wanted_masks) if name.startswith("mask") else (boxes, wanted_boxes)
+                per_sample[name].append(function(*pair).mean())
+        if "iou_token" in active:
+            iou = losses.iou_token_loss(outputs.iou_scores[index, rows], masks, wanted_masks)
+            per_sample["iou_token"].append(iou.mean())
+    result = {name: torch.stack(values).mean() for name, values in per_sample.items()}
+    if "presence" in active:
+        result["presence"] = losses.presence_loss(
+            outputs.presence_logits, targets.presence_logits.float().sigmoid()
+        ).mean()
+    if "semantic" in active:
+        result["semantic"] = losses.semantic_loss(outputs.semantic_seg, targets.semantic_probs.float()).mean()
+    if "fpn_feature" in active:
+        if student_levels is None or targets.fpn_levels is None:
+            raise ValueError("fpn_feature loss is on but student or teacher FPN features are missing")
+        per_level = [
+            losses.feature_loss(s, t) for s, t in zip(student_levels, targets.fpn_levels, strict=True)
+        ]
+        result["fpn_feature"] = torch.stack(per_level).mean(0).mean()
+    if "encoder_feature" in active:
+        if student_encoder is None or targets.encoder_memory is None:
+            raise ValueError("encoder_feature loss is on but student or teacher encoder features are missing")
+        has = targets.has_encoder.to(device).float()
+        result["encoder_feature"] = (
+            losses.feature_loss(student_encoder, targets.encoder_memory) * has
+        ).mean()
+    return {name: result[name] for name in OUTPUT_LOSSES + FEATURE_LOSSES if name in result}
+
+
+def total_loss(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
+    """The weighted sum of the terms: the one place loss weights are applied."""
+    return sum(getattr(weights, name) * value for name, value in terms.items())

@@ -1,0 +1,50 @@
+"""Runtime gate (``-m runtime``): phone targets are *not measured* here (no phone), unless a device
+run's JSON was ingested; the seed's .pte on this CPU (``slow``): speed vs the eager float student in
+the same run, and the RSS the program adds."""
+
+from __future__ import annotations
+
+import pytest
+
+from sam3spec.config import SEED_PRESET
+
+pytestmark = pytest.mark.runtime
+
+DEVICE_ONLY = {
+    "runtime.image_latency_phone": "needs a phone: run the .pte with the native runner on the device and ingest its JSON (pytest --ingest phone.json)",
+    "runtime.peak_memory_phone": "needs a phone: the app process's peak memory is only meaningful on the device (native runner, no libtorch)",
+    "runtime.npu_share": "needs the NPU toolchains: the Core ML .pte runs only on macOS/iOS and QNN needs the Qualcomm SDK and a Snapdragon phone; "
+    "delegation to XNNPACK (CPU) is export.xnnpack_delegated_share",
+}
+
+
+@pytest.mark.parametrize("spec_id", sorted(DEVICE_ONLY))
+def test_device_targets_are_not_measured_here(gate, spec_id):
+    gate.not_measured(spec_id, DEVICE_ONLY[spec_id], machine="linux x86_64 CPU")
+
+
+@pytest.mark.slow
+def test_cpu_image_path(gate, run_dir):
+    from sam3spec.export.artifacts import cached_export
+    from sam3spec.export.bench import benchmark
+    from sam3spec.export.recipes import get_export_recipe
+
+    pte, _ = cached_export(
+        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", random_weights=True, run_dir=run_dir
+    )
+    result = benchmark(pte, warmup=2, repeats=5, eager=SEED_PRESET)
+    image, eager = result["image_path"], result["eager"]
+    pte_ms, eager_ms = (
+        image["timings"]["image_path"]["median_ms"],
+        eager["timings"]["image_path"]["median_ms"],
+    )
+    context = {
+        "preset": SEED_PRESET,
+        "resolution": 504,
+        "device": f"cpu, {image['threads']} threads",
+        "weights": "random",
+    }
+    gate.check("runtime.cpu_speedup_vs_eager", result["speedup"], **context,
+               note=f".pte {pte_ms:.0f} ms vs eager fp32 {eager_ms:.0f} ms (median, same run, shared noisy machine)")  # fmt: skip
+    gate.check("runtime.cpu_program_rss_mb", image["peak_rss_mb"] - image["baseline_rss_mb"], **context,
+               note=f"process peak {image['peak_rss_mb']:.0f} MB incl. libtorch + ExecuTorch bindings ({image['baseline_rss_mb']:.0f} MB)")  # fmt: skip

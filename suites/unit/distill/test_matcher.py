@@ -1,0 +1,91 @@
+"""Matcher: cost terms by hand, Hungarian vs brute force, greedy's validity and bound."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sam3spec.distill.matcher import MatchWeights, assign, greedy, hungarian, match_cost, soft_mask_iou
+
+
+def brute_force(cost: np.ndarray) -> float:
+    """Minimum total cost of a one-to-one assignment of min(rows, cols) pairs, by enumeration."""
+    rows, cols = cost.shape
+    if rows <= cols:
+        return min(sum(cost[r, c] for r, c in zip(range(rows), perm, strict=True))
+                   for perm in itertools.permutations(range(cols), rows))  # fmt: skip
+    return brute_force(cost.T)
+
+
+def total(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> float:
+    return float(cost[rows, cols].sum())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_hungarian_equals_brute_force(rows, cols, seed):
+    cost = torch.from_numpy(np.random.default_rng(seed).random((rows, cols))).float()
+    student, teacher = hungarian(cost)
+    assert len(student) == min(rows, cols)
+    assert len(set(student.tolist())) == len(student) and len(set(teacher.tolist())) == len(teacher)
+    assert total(cost, student, teacher) == pytest.approx(brute_force(cost.numpy()), abs=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_greedy_is_a_valid_assignment_never_better_than_optimal(rows, cols, seed):
+    cost = torch.from_numpy(np.random.default_rng(seed).random((rows, cols))).float()
+    student, teacher = greedy(cost)
+    assert len(student) == min(rows, cols)
+    assert sorted(student.tolist()) == student.tolist()
+    assert len(set(teacher.tolist())) == len(teacher)
+    assert total(cost, student, teacher) >= brute_force(cost.numpy()) - 1e-5
+
+
+def test_greedy_takes_cheapest_pair_first():
+    # Greedy takes (0, 0) at 0.0 and is left with (1, 1) at 10: total 10; optimal is 1 + 1 = 2.
+    cost = torch.tensor([[0.0, 1.0], [1.0, 10.0]])
+    assert greedy(cost)[1].tolist() == [0, 1]
+    assert hungarian(cost)[1].tolist() == [1, 0]
+
+
+def test_empty_cost():
+    for solver in ("hungarian", "greedy"):
+        rows, cols = assign(torch.zeros(0, 5), solver)
+        assert rows.numel() == 0 and cols.numel() == 0
+
+
+def test_soft_mask_iou_by_hand():
+    a = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
+    b = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.5, 0.5], [0.5, 0.5]]])
+    iou = soft_mask_iou(a, b, eps=0.0)
+    assert iou[0, 0] == pytest.approx(1 / 2)  # intersection 1, union 2
+    assert iou[0, 1] == pytest.approx(1.0 / (2 + 2 - 1.0))  # intersection 1, union 3
+
+
+def test_match_cost_by_hand():
+    # One student query, two teacher queries; masks are logits (student) / probabilities (teacher).
+    big = 30.0
+    student_masks = torch.tensor([[[big, -big], [-big, -big]]])  # ~ one pixel on
+    teacher_probs = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]]])
+    student_boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5]])
+    teacher_boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]])
+    student_logits = torch.tensor([0.0])  # probability 0.5
+    teacher_logits = torch.tensor([0.0, float(np.log(3.0))])  # 0.5 and 0.75
+    weights = MatchWeights(mask=2.0, box=5.0, logit=3.0)
+    cost = match_cost(
+        student_masks, student_boxes, student_logits, teacher_probs, teacher_boxes, teacher_logits, weights
+    )
+    assert cost[0, 0] == pytest.approx(0.0, abs=1e-4)
+    # mask: IoU 0 -> 2 * 1; box: L1 = 4 * 0.5 = 2 -> 5 * 2; logit: |0.5 - 0.75| -> 3 * 0.25
+    assert cost[0, 1] == pytest.approx(2.0 + 10.0 + 0.75, abs=1e-4)
+
+
+def test_unknown_solver_rejected():
+    with pytest.raises(ValueError, match="solver"):
+        MatchWeights(solver="auction")

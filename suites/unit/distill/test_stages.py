@@ -1,0 +1,77 @@
+"""Stages are data: MISSION.md's values, overrides, what trains, the schedule."""
+
+from __future__ import annotations
+
+import pytest
+
+from sam3spec.config import config_from_dict, config_to_dict, override
+from sam3spec.data.prompts import PHASE1_PROMPTS, PHASE2_PROMPTS
+from sam3spec.distill.stages import (
+    FEATURE_LOSSES,
+    OUTPUT_LOSSES,
+    PHASE1,
+    PHASE2,
+    StageConfig,
+    get_stage,
+    learning_rate_factor,
+    set_trainable,
+)
+
+
+def test_phase1_is_the_mission_phase1():
+    assert (PHASE1.epochs, PHASE1.learning_rate, PHASE1.warmup_steps) == (1, 1e-4, 500)
+    assert (PHASE1.batch_size, PHASE1.grad_accum, PHASE1.resolution) == (4, 2, 504)
+    assert PHASE1.prompts == PHASE1_PROMPTS
+    assert PHASE1.losses.active() == list(OUTPUT_LOSSES + FEATURE_LOSSES)  # all nine (mask = Dice + BCE)
+
+
+def test_phase2_is_the_mission_phase2():
+    assert (PHASE2.epochs, PHASE2.learning_rate, PHASE2.init_from) == (3, 5e-5, "phase1")
+    assert PHASE2.prompts == PHASE2_PROMPTS
+    assert PHASE2.losses.active() == list(OUTPUT_LOSSES)  # feature losses off
+    assert not PHASE2.losses.uses_features
+
+
+def test_world_stages_follow_their_mission_stage():
+    world1, world2 = get_stage("phase1-world"), get_stage("phase2-world")
+    assert world1.losses == PHASE1.losses and world2.losses == PHASE2.losses
+    assert world2.init_from == "phase1-world"
+    with pytest.raises(KeyError, match="known stages"):
+        get_stage("phase9")
+
+
+def test_stage_round_trips_and_overrides():
+    data = config_to_dict(PHASE2)
+    assert config_from_dict(data, StageConfig) == PHASE2
+    changed = override(PHASE2, {"epochs": 7, "losses.presence": 0.5, "prompts.text": 1.0})
+    assert (changed.epochs, changed.losses.presence, changed.prompts.text) == (7, 0.5, 1.0)
+    with pytest.raises(KeyError):
+        override(PHASE2, {"no_such_field": 1})
+
+
+def test_invalid_stages_are_rejected():
+    with pytest.raises(ValueError, match="targets"):
+        StageConfig(targets="oracle")
+    with pytest.raises(ValueError, match="feature losses need a teacher"):
+        StageConfig(targets="ground_truth")
+
+
+def test_set_trainable_patterns(tiny_student):
+    names = set_trainable(tiny_student, PHASE1)
+    assert names and not any(n.startswith(("memory_resampler.", "memory_attention.")) for n in names)
+    frozen = {n for n, p in tiny_student.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith(("memory_resampler.", "memory_attention.")) for n in frozen)
+    only_heads = StageConfig(trainable=("iou_head.*", "scoring.*"), frozen=())
+    assert {n.split(".")[0] for n in set_trainable(tiny_student, only_heads)} == {"iou_head", "scoring"}
+    with pytest.raises(ValueError, match="selects nothing"):
+        set_trainable(tiny_student, StageConfig(trainable=("nothing.*",)))
+
+
+def test_warmup_then_cosine():
+    stage = StageConfig(warmup_steps=10, min_lr_ratio=0.1)
+    factors = [learning_rate_factor(step, 110, stage) for step in range(110)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0)
+    assert factors[60] == pytest.approx(0.1 + 0.9 * 0.5, abs=1e-6)  # half-way through the cosine
+    assert learning_rate_factor(110, 110, stage) == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))

@@ -1,0 +1,174 @@
+"""The objective: terms, weights in one place, and where each loss's gradient goes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
+from sam3spec.distill.matcher import MatchWeights
+from sam3spec.distill.stages import FEATURE_LOSSES, OUTPUT_LOSSES, LossWeights
+from sam3spec.distill.targets import Targets
+from sam3spec.distill.task import DistillModel, loss_terms, match_sample, total_loss
+
+RESOLUTION = 64
+TEACHER_WIDTH = 32
+
+
+def inputs(batch: int = 2) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.zeros(batch, 32, dtype=torch.long)
+    ids[:, :4] = torch.tensor([49406, 736, 7117, 49407])
+    points = torch.full((batch, 1, 2), 0.5)
+    labels = torch.tensor([[-1]] + [[1]] * (batch - 1))  # sample 0: text only; others text + a click
+    return {"pixel_values": torch.randn(batch, 3, RESOLUTION, RESOLUTION, generator=generator),
+            "input_ids": ids, "points": points, "point_labels": labels}  # fmt: skip
+
+
+def random_targets(batch: int, geometry: StudentGeometry, queries: int = 8) -> Targets:
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.full((batch, queries), -4.0)
+    logits[:, :3] = 4.0  # three foreground queries per sample
+    corners = torch.rand(batch, queries, 2, generator=generator) * 0.5
+    sizes = torch.rand(batch, queries, 2, generator=generator) * 0.4 + 0.1
+    return Targets(
+        logits=logits,
+        boxes_xyxy=torch.cat([corners, corners + sizes], -1),
+        mask_probs=torch.rand(batch, queries, *geometry.mask_size, generator=generator),
+        valid=torch.ones(batch, queries, dtype=torch.bool),
+        presence_logits=torch.tensor([[3.0]] * batch),
+        semantic_probs=torch.rand(batch, 1, *geometry.mask_size, generator=generator),
+        fpn_levels=[
+            torch.randn(batch, TEACHER_WIDTH, *size, generator=generator) for size in geometry.level_sizes
+        ],
+        encoder_memory=torch.randn(batch, TEACHER_WIDTH, *geometry.encoder_size, generator=generator),
+        has_encoder=torch.ones(batch, dtype=torch.bool),
+    )
+
+
+@pytest.fixture
+def model(tiny_student):
+    geometry = StudentGeometry(RESOLUTION)
+    config = tiny_student.config
+    adapters = FeatureAdapters([config.image.fpn_dim] * 4, [TEACHER_WIDTH] * 4, config.hidden, TEACHER_WIDTH)
+    return DistillModel(tiny_student, adapters, geometry).train()
+
+
+# Components every term may reach (the shared trunk), then what each term adds or must not reach.
+TRUNK = {"image_encoder", "text_encoder", "prompt_encoder", "detr_encoder", "detr_decoder"}
+EXPECTED = {
+    "mask_bce": TRUNK | {"mask_decoder"},
+    "mask_dice": TRUNK | {"mask_decoder"},
+    "semantic": (TRUNK - {"detr_decoder"}) | {"mask_decoder"},  # the semantic head reads pixels, not queries
+    "box_l1": TRUNK,
+    "box_giou": TRUNK,
+    "presence": TRUNK,
+    "logit": TRUNK | {"scoring"},
+    "iou_token": TRUNK | {"iou_head"},
+    "fpn_feature": {"image_encoder", "adapters"},
+    "encoder_feature": {"image_encoder", "text_encoder", "prompt_encoder", "detr_encoder", "adapters"},
+}
+
+
+def reached(model: DistillModel) -> set[str]:
+    parts = {name: module for name, module in model.student.component_modules().items()}
+    parts["adapters"] = model.adapters
+    return {
+        name
+        for name, module in parts.items()
+        if any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in module.parameters())
+    }
+
+
+@pytest.mark.parametrize("term", OUTPUT_LOSSES + FEATURE_LOSSES)
+def test_gradient_reaches_only_what_it_should(model, term):
+    outputs, levels, encoder = model(inputs())
+    targets = random_targets(2, model.geometry)
+    terms = loss_terms(outputs, targets, LossWeights(), MatchWeights(), 0.5, levels, encoder)
+    terms[term].backward()
+    assert reached(model) == EXPECTED[term]
+
+
+def test_feature_losses_zero_when_features_equal(model):
+    with torch.no_grad():
+        outputs, levels, encoder = model(inputs())
+    targets = random_targets(2, model.geometry)
+    targets.fpn_levels = [level.clone() for level in levels]
+    targets.encoder_memory = encoder.clone()
+    terms = loss_terms(outputs, targets, LossWeights(), MatchWeights(), 0.5, levels, encoder)
+    assert terms["fpn_feature"].item() == 0.0
+    assert terms["encoder_feature"].item() == 0.0
+
+
+def test_box_losses_zero_when_student_equals_teacher(model):
+    with torch.no_grad():
+        outputs, _, _ = model(inputs())
+    geometry = model.geometry
+    targets = random_targets(2, geometry, queries=outputs.pred_logits.shape[1])
+    targets.boxes_xyxy = outputs.pred_boxes.clone()
+    targets.mask_probs = (outputs.pred_masks > 0).float()
+    targets.logits = (
+        torch.where(torch.arange(targets.logits.shape[1]) < 3, 6.0, -6.0).expand_as(targets.logits).clone()
+    )
+    weights = LossWeights(mask_bce=0, mask_dice=0, iou_token=0, logit=0, fpn_feature=0, encoder_feature=0)
+    # Matching on boxes only: each student query is matched to its own copy.
+    terms = loss_terms(outputs, targets, weights, MatchWeights(mask=0, logit=0, box=1), 0.5)
+    assert terms["box_l1"].item() == pytest.approx(0.0, abs=1e-6)
+    assert terms["box_giou"].item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_teacher_queries_are_ranked_then_matched(model):
+    with torch.no_grad():
+        outputs, _, _ = model(inputs(1))
+    student_queries = outputs.pred_logits.shape[1]
+    targets = random_targets(1, model.geometry, queries=student_queries * 2)
+    targets.logits[0] = torch.arange(student_queries * 2, dtype=torch.float32)  # the last half scores best
+    targets.valid[0, -1] = False  # ... except an invalid one
+    rows, cols = match_sample(outputs, targets, 0, MatchWeights())
+    assert len(rows) == student_queries
+    assert set(cols.tolist()) == set(range(student_queries - 1, 2 * student_queries - 1))
+
+
+def test_weights_are_applied_once_and_zero_weights_skip_terms(model):
+    outputs, levels, encoder = model(inputs())
+    targets = random_targets(2, model.geometry)
+    weights = LossWeights(fpn_feature=0.0, encoder_feature=0.0, semantic=3.0)
+    terms = loss_terms(outputs, targets, weights, MatchWeights(), 0.5, levels, encoder)
+    assert set(terms) == set(OUTPUT_LOSSES)
+    expected = sum(getattr(weights, name) * value for name, value in terms.items())
+    assert total_loss(terms, weights).item() == pytest.approx(expected.item())
+
+
+def test_batch_loss_is_mean_of_per_sample_losses(model):
+    model.eval()  # BatchNorm in eval: a sample's outputs do not depend on the rest of the batch
+    with torch.no_grad():
+        outputs, levels, encoder = model(inputs(2))
+    targets = random_targets(2, model.geometry)
+    both = loss_terms(outputs, targets, LossWeights(), MatchWeights(), 0.5, levels, encoder)
+    singles = []
+    for index in range(2):
+        pick = torch.tensor([index])
+        one = type(outputs)(**{k: (getattr(outputs, k)[pick] if k != "intermediates" else None)
+                               for k in ("pred_logits", "pred_boxes", "pred_masks", "presence_logits", "semantic_seg", "iou_scores", "intermediates")})  # fmt: skip
+        singles.append(loss_terms(one, targets.select(pick), LossWeights(), MatchWeights(), 0.5,
+                                  [level[pick] for level in levels], encoder[pick]))  # fmt: skip
+    for name, value in both.items():
+        assert value.item() == pytest.approx(
+            (singles[0][name].item() + singles[1][name].item()) / 2, rel=1e-5, abs=1e-7
+        )
+
+
+def test_shared_image_pass_equals_repeated_images(model):
+    model.eval()
+    full = inputs(3)
+    full["pixel_values"] = full["pixel_values"][torch.tensor([0, 0, 1])]
+    shared = dict(
+        full, pixel_values=full["pixel_values"][torch.tensor([0, 2])], image_index=torch.tensor([0, 0, 1])
+    )
+    with torch.no_grad():
+        one, levels_one, encoder_one = model(full)
+        two, levels_two, encoder_two = model(shared)
+    for name in ("pred_logits", "pred_boxes", "pred_masks", "presence_logits", "semantic_seg", "iou_scores"):
+        assert torch.allclose(getattr(one, name), getattr(two, name), atol=1e-5), name
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(levels_one, levels_two, strict=True))
+    assert torch.allclose(encoder_one, encoder_two, atol=1e-5)

@@ -34,6 +34,7 @@ from sam3spec.models.prompt_encoder import PromptEncoder
 from sam3spec.models.scoring import DotProductScoring
 from sam3spec.models.text_encoder import TextEncoder
 from sam3spec.models.validation import check_image, check_prompt_coordinates, check_text
+from sam3spec.models.video import CONTEXT_FRAMES, VideoState, empty_state, push_frame
 from sam3spec.models.weights import LoadReport
 
 COMPONENTS = (
@@ -256,6 +257,65 @@ class Student(nn.Module):
             iou_scores=self.iou_head(states).squeeze(-1),
             intermediates=intermediates,
         )
+
+    def forward_video(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        box_labels: torch.Tensor | None = None,
+        points: torch.Tensor | None = None,
+        point_labels: torch.Tensor | None = None,
+        state: VideoState | None = None,
+        context_frames: int = CONTEXT_FRAMES,
+    ) -> tuple[Sam3Outputs, VideoState]:
+        """One video frame with explicit memory in and out (the eager twin of the ``track`` export).
+
+        The frame's encoder tokens read the memory of the frames before it (MemoryCrossAttention
+        on the K-latent memory in ``state``), the decoder runs on the fused tokens, and the frame's
+        FPN level ``memory.context_level`` map is pushed into the returned state. The first frame
+        (or ``state=None``) decodes without memory, exactly as :meth:`forward`.
+
+        Args:
+            pixel_values: ``[B, 3, H, W]`` normalised float frame.
+            input_ids, boxes, box_labels, points, point_labels: the prompt, as for :meth:`forward`.
+            state: :class:`~sam3spec.models.video.VideoState` returned by the previous call, or None.
+            context_frames: T, the buffer length of a new state (ignored when ``state`` is given).
+
+        Returns:
+            ``(outputs, new state)``; every tensor of the new state has the size of the old one.
+        """
+        image_features = self.encode_image(pixel_values)
+        prompt, prompt_mask = self.encode_prompt(input_ids, boxes, box_labels, points, point_labels, image_features)
+        return self.decode_video(image_features, prompt, prompt_mask, state, context_frames)
+
+    def decode_video(
+        self,
+        image_features: ImageFeatures,
+        prompt: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        state: VideoState | None = None,
+        context_frames: int = CONTEXT_FRAMES,
+        push: bool = True,
+        use_memory: bool = True,
+    ) -> tuple[Sam3Outputs, VideoState]:
+        """:meth:`forward_video` after the encoders (a predictor encodes a text prompt once).
+
+        Args:
+            push: put this frame into the returned state (False: return ``state`` unchanged, for
+                callers that sample memory frames less often than they segment).
+            use_memory: False decodes without memory (the "without memory" baseline) but still
+                keeps the state.
+        """
+        level_map = image_features.features[self.config.memory.context_level]
+        if state is None:
+            batch, channels, height, width = level_map.shape
+            state = empty_state(batch, context_frames, channels, height, width,
+                                self.config.memory.num_latents, level_map.device, level_map.dtype)  # fmt: skip
+        memory = state.memory if use_memory and state.has_context else None
+        outputs = self.decode(image_features, prompt, prompt_mask, memory)
+        new_state = push_frame(state, level_map, self.memory_resampler) if push else state
+        return outputs, new_state
 
     def component_modules(self) -> dict[str, nn.Module]:
         """The ten named parts; every parameter belongs to exactly one."""

@@ -1,0 +1,189 @@
+"""Run a model (student or teacher, one code path) over an SA-Co eval split, write COCO results, score.
+
+Both kinds of model go through the teacher protocol (``preprocess`` / ``encode_image`` /
+``predict``): a student checkpoint is wrapped in :class:`~sam3spec.distill.evaluate.StudentTeacherView`,
+so the two are scored by the same code on the same pairs.
+
+Files written under ``out``::
+
+    predictions_segm.json   COCO results: [{image_id (pair id), category_id, segmentation (RLE),
+                            bbox [x, y, w, h] pixels, score}], what SAM 3's evaluator reads
+    presence.json           {pair id: presence probability} (for presence_f1; not part of COCO)
+    metrics.json            cgF1, pmF1, IL_MCC, mIoU, presence_f1, J, F, J&F (+ details)
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from sam3spec.eval.saco_files import evaluate_saco
+
+
+@dataclass
+class PhrasePrediction:
+    """Predictions of one (image, phrase) pair at the image's resolution.
+
+    Attributes:
+        masks: ``[Q, H, W]`` bool (mask logits upsampled bilinearly, > 0).
+        boxes_xywh: ``[Q, 4]`` pixel boxes.
+        scores: ``[Q]`` sigmoid(query logit) x sigmoid(presence logit).
+        presence: presence probability.
+    """
+
+    masks: np.ndarray
+    boxes_xywh: np.ndarray
+    scores: np.ndarray
+    presence: float
+
+
+def load_model(spec: str | Path, device: str = "cpu"):
+    """``teacher`` (the shipped concept-world teacher), a teacher folder, or a student checkpoint.
+
+    Returns:
+        ``(model, kind)``: a teacher-protocol object and ``"teacher"`` / ``"student"``.
+    """
+    from sam3spec.teacher.loading import load_teacher
+
+    if str(spec) == "teacher":
+        return load_teacher(None, device=device), "teacher"
+    path = Path(spec)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--model {spec}: not a folder (give a student checkpoint, a teacher folder or 'teacher')")
+    if (path / "teacher.json").is_file() or (path / "detector").is_dir():
+        return load_teacher(path, device=device), "teacher"
+    from sam3spec.checkpoint import load_student
+    from sam3spec.distill.evaluate import StudentTeacherView
+
+    return StudentTeacherView(load_student(path, verbose=False).to(device)), "student"
+
+
+@torch.no_grad()
+def predict_phrases(model, image: np.ndarray, texts: list[str]) -> list[PhrasePrediction]:
+    """One image, several phrases (the image is encoded once).
+
+    Args:
+        model: a teacher-protocol model.
+        image: ``[H, W, 3]`` uint8 RGB. Assumes the model's input covers the whole image (square
+            images, as in the concept world; the student letterboxes, which is exact for squares).
+        texts: phrases.
+    """
+    height, width = image.shape[:2]
+    pixels = model.preprocess(torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None])
+    embeddings = model.encode_image(pixels).select(torch.zeros(len(texts), dtype=torch.long))
+    outputs = model.predict(embeddings, text=list(texts))
+    logits = F.interpolate(outputs.pred_masks.float(), size=(height, width), mode="bilinear", align_corners=False)
+    masks = (logits > 0).cpu().numpy()
+    boxes = outputs.pred_boxes.float().clamp(0, 1).cpu().numpy() * np.array([width, height, width, height])
+    boxes_xywh = np.concatenate([boxes[..., :2], boxes[..., 2:] - boxes[..., :2]], axis=-1).clip(min=0)
+    scores = outputs.scores().float().cpu().numpy()
+    presence = outputs.presence_logits.float().sigmoid()[:, 0].cpu().numpy()
+    return [PhrasePrediction(masks[i], boxes_xywh[i], scores[i], float(presence[i])) for i in range(len(texts))]
+
+
+def coco_results(pair_id: int, prediction: PhrasePrediction, min_score: float) -> list[dict[str, Any]]:
+    """COCO result entries of one pair (queries scoring below ``min_score`` are not written)."""
+    out = []
+    for mask, box, score in zip(prediction.masks, prediction.boxes_xywh, prediction.scores, strict=True):
+        if score < min_score:
+            continue
+        encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        encoded["counts"] = encoded["counts"].decode("ascii")
+        out.append({
+            "image_id": int(pair_id), "category_id": 1, "segmentation": encoded,
+            "bbox": [round(float(v), 3) for v in box], "score": round(float(score), 5),
+        })  # fmt: skip
+    return out
+
+
+def _atomic_json(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data))
+    temporary.replace(path)
+
+
+def predict_split(
+    model, gt_path: Path, image_root: Path, out: Path, min_score: float = 0.05, limit: int | None = None,
+    progress: bool = False,
+) -> tuple[Path, Path]:  # fmt: skip
+    """Predict every pair of an SA-Co file; writes ``predictions_segm.json`` and ``presence.json``.
+
+    Args:
+        gt_path: SA-Co file defining the pairs (``images[]`` with ``file_name`` and ``text_input``).
+        image_root: folder holding the ``file_name`` images.
+        limit: only the first ``limit`` images (for smoke tests).
+    """
+    from tqdm import tqdm
+
+    data = json.loads(Path(gt_path).read_text())
+    by_file: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for pair in data["images"]:
+        by_file[pair["file_name"]].append(pair)
+    files = sorted(by_file)[:limit] if limit else sorted(by_file)
+    results, presence = [], {}
+    for name in tqdm(files, desc="eval", disable=not progress):
+        path = Path(image_root) / name
+        if not path.is_file():
+            raise FileNotFoundError(f"image {path} of {gt_path} not found (is --data a generated world?)")
+        image = np.asarray(Image.open(path).convert("RGB"))
+        pairs = by_file[name]
+        for pair, prediction in zip(pairs, predict_phrases(model, image, [p["text_input"] for p in pairs]), strict=True):
+            results.extend(coco_results(pair["id"], prediction, min_score))
+            presence[str(pair["id"])] = prediction.presence
+    pred_path, presence_path = out / "predictions_segm.json", out / "presence.json"
+    _atomic_json(results, pred_path)
+    _atomic_json(presence, presence_path)
+    return pred_path, presence_path
+
+
+def evaluate_model_on_world(
+    model_spec: str | Path, data: str | Path, out: str | Path, device: str = "cpu", min_score: float = 0.05,
+    limit: int | None = None, progress: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """``sam3spec eval model``: predictions on the world's held-out split (Gold files a/b/c), scored.
+
+    Video J&F needs a video predictor, which the toolkit does not have yet: ``J``, ``F`` and
+    ``J&F`` are None with ``vos_note`` saying so (score SA-V-layout predictions with ``eval vos``).
+    """
+    from sam3spec.data.world import WorldPaths
+
+    paths = WorldPaths.of(data)
+    if not paths.saco_eval[0].is_file():
+        raise FileNotFoundError(f"{paths.saco_eval[0]} not found: --data must be a world (sam3spec world generate --out {data})")
+    model, kind = load_model(model_spec, device)
+    out = Path(out)
+    limit_pairs = None
+    pred_path, presence_path = predict_split(model, paths.saco_eval[0], paths.sa1b_eval, out, min_score, limit, progress)
+    if limit:
+        limit_pairs = {int(k) for k in json.loads(presence_path.read_text())}
+    gts = [str(p) for p in paths.saco_eval if p.is_file()]
+    presence = {int(k): v for k, v in json.loads(presence_path.read_text()).items()}
+    if limit_pairs is not None:
+        from sam3spec.eval.saco_files import load_ground_truth
+
+        truths = []
+        for gt in gts:  # score only the predicted pairs
+            truth = load_ground_truth(gt)
+            truth.pairs = {k: v for k, v in truth.pairs.items() if k in limit_pairs}
+            truths.append(truth)
+        gts = truths
+    segm = evaluate_saco(gts, pred_path, "segm", presence=presence).summary()
+    bbox = evaluate_saco(gts, pred_path, "bbox", presence=presence).summary()
+    metrics = {key: segm[key] for key in ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1")}
+    metrics.update({"J": None, "F": None, "J&F": None, "vos_note": "no video predictor in the toolkit yet"})
+    metrics.update({
+        "model": str(model_spec), "kind": kind, "data": str(data), "predictions": str(pred_path),
+        "segm": segm, "bbox": bbox,
+    })  # fmt: skip
+    _atomic_json(metrics, out / "metrics.json")
+    return metrics

@@ -1,0 +1,121 @@
+"""Video distillation data: concept-world SA-V videos as (context, query frame, phrase, masks).
+
+The student is frozen outside its memory, so each annotated frame's FPN features are computed
+once (:class:`FeatureBank`, fp16 in memory) and every sample is assembled from them: the query
+frame's four levels, the level-3 maps of the T annotated frames before it (slots before the
+video's start are invalid, as at the start of a stream), a phrase naming one object of the video
+(its size, colour and shape from ``world.json``) and the masks of every object the phrase names
+that is visible in the query frame (SA-V ground truth).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sam3spec.data.sav import ANNOTATION_STRIDE, decode_masklet, find_videos, read_manual
+from sam3spec.data.transforms import Normalization, ResizeNormalize, TransformConfig, boxes_from_masks
+from sam3spec.data.video_io import read_frames
+
+
+def object_phrases(world: str | Path) -> dict[str, list[str]]:
+    """``{video_id: [phrase of object 0, ...]}`` from a concept world's ``world.json``
+    ("small red circle": size, colour, shape)."""
+    manifest = json.loads((Path(world) / "world.json").read_text())
+    return {
+        entry["video_id"]: [f"{o['size']} {o['colour']} {o['shape']}" for o in entry["objects"]]
+        for entry in manifest["videos"]
+    }
+
+
+@dataclass
+class VideoRecord:
+    """One video's frozen features and labels.
+
+    Attributes:
+        video_id: SA-V name.
+        levels: per FPN level ``[K, C, h_l, w_l]`` fp16 (K annotated frames).
+        masks: ``[K, N, H, W]`` bool visible masks (frame size).
+        phrases: N phrases.
+    """
+
+    video_id: str
+    levels: list[torch.Tensor]
+    masks: torch.Tensor
+    phrases: list[str]
+
+
+class FeatureBank:
+    """Frozen student features of every annotated frame of the concept world's SA-V train videos.
+
+    Args:
+        student: the (frozen) student.
+        world: concept-world root.
+        split: ``"train"`` (mp4 + manual JSON).
+        limit: first ``limit`` videos only.
+    """
+
+    def __init__(self, student, world: str | Path, split: str = "train", limit: int | None = None) -> None:
+        root = Path(world) / "sav" / split
+        videos = [v for v in find_videos(root) if v.mp4 is not None]
+        if not videos:
+            raise FileNotFoundError(f"no SA-V train videos (sav_*.mp4 + _manual.json) under {root}")
+        phrases = object_phrases(world)
+        transform = ResizeNormalize(TransformConfig(student.config.image_size, "letterbox", Normalization.IMAGENET))
+        device = next(student.parameters()).device
+        self.records: list[VideoRecord] = []
+        self.pos: list[torch.Tensor] | None = None
+        for video in videos[:limit]:
+            masklet, _ = read_manual(video.manual)
+            frames = read_frames(video.mp4, [k * ANNOTATION_STRIDE for k in range(len(masklet))])
+            masks = decode_masklet(masklet, list(range(len(masklet))), *frames.shape[1:3], video.manual)
+            pixels = torch.stack([transform({"image": torch.from_numpy(f).permute(2, 0, 1).float() / 255})["image"]
+                                  for f in frames])  # fmt: skip
+            with torch.no_grad():
+                features = student.encode_image(pixels.to(device))
+            if self.pos is None:
+                self.pos = [p[:1].cpu() for p in features.pos]
+            self.records.append(VideoRecord(video.video_id, [f.half().cpu() for f in features.features],
+                                            torch.from_numpy(masks), phrases[video.video_id]))  # fmt: skip
+
+    def samples(self, per_video: int, seed: int, epoch: int) -> list[tuple[int, int, int]]:
+        """``(video, query frame k >= 1, object)`` triples of one epoch, shuffled from ``(seed, epoch)``."""
+        rng = np.random.default_rng([seed, epoch])
+        triples = []
+        for v, record in enumerate(self.records):
+            frames, objects = record.masks.shape[:2]
+            for _ in range(per_video):
+                triples.append((v, int(rng.integers(1, frames)), int(rng.integers(0, objects))))
+        return [triples[i] for i in rng.permutation(len(triples))]
+
+    def batch(self, triples: list[tuple[int, int, int]], context_frames: int, level: int) -> dict:
+        """Stacked inputs and targets of some samples.
+
+        Returns:
+            ``features`` (per level ``[B, C, h, w]`` float), ``context`` ``[B, T, C, h3, w3]``,
+            ``valid`` ``[B, T]``, ``text`` (B phrases), ``target_masks`` (B x ``[M, H, W]`` bool),
+            ``target_boxes_xyxy`` (B x ``[M, 4]`` normalised).
+        """
+        features = [[] for _ in self.records[0].levels]
+        contexts, valids, texts, masks, boxes = [], [], [], [], []
+        for v, k, n in triples:
+            record = self.records[v]
+            for index, level_maps in enumerate(record.levels):
+                features[index].append(level_maps[k].float())
+            slots = [k - context_frames + j for j in range(context_frames)]
+            context = torch.stack([record.levels[level][max(s, 0)].float() for s in slots])
+            valid = torch.tensor([s >= 0 for s in slots])
+            contexts.append(context * valid[:, None, None, None])
+            valids.append(valid)
+            phrase = record.phrases[n]
+            same = [m for m, p in enumerate(record.phrases) if p == phrase and bool(record.masks[k, m].any())]
+            target = record.masks[k, same]
+            texts.append(phrase)
+            masks.append(target)
+            boxes.append(boxes_from_masks(target) if len(same) else torch.zeros(0, 4))
+        return {"features": [torch.stack(f) for f in features], "context": torch.stack(contexts),
+                "valid": torch.stack(valids), "text": texts, "target_masks": masks, "target_boxes_xyxy": boxes}  # fmt: skip

@@ -112,6 +112,16 @@ Args parse(int argc, char** argv) {
   if (args.prompt.empty() && args.token_ids.empty() && args.boxes.empty() && args.points.empty())
     usage_error("empty prompt: give --prompt, --token-ids, --box or --point");
   if (!args.prompt.empty() && !args.token_ids.empty()) usage_error("give --prompt or --token-ids, not both");
+  // Prompt arguments are checked here, before any file is opened.
+  for (const auto& text : args.boxes) {
+    const size_t n = parse_numbers(text, "--box").size();
+    if (n != 4 && n != 5) usage_error("--box expects x0,y0,x1,y1[,label], got '" + text + "'");
+  }
+  for (const auto& text : args.points) {
+    const size_t n = parse_numbers(text, "--point").size();
+    if (n != 2 && n != 3) usage_error("--point expects x,y[,label], got '" + text + "'");
+  }
+  if (!args.token_ids.empty()) parse_numbers(args.token_ids, "--token-ids");
   if (args.repeat < 1) usage_error("--repeat must be >= 1");
   if (args.device != "cpu" && args.device != "phone") usage_error("--device must be cpu or phone");
   return args;
@@ -254,10 +264,7 @@ void print_times(const char* label, const std::vector<double>& pre, const std::v
 }
 
 int run(const Args& args) {
-  auto segmenter = sam3spec::Segmenter::open(args.model, args.text_table);
-  const sam3spec::Metadata& meta = segmenter->metadata();
-  std::printf("%s: %s, %s/%s, %d px\n", args.model.c_str(), meta.preset.c_str(), meta.backend.c_str(),
-              meta.recipe.c_str(), meta.image_size);
+  if (!fs::is_regular_file(args.model)) throw Error(args.model + ": no such .pte file");
   std::vector<std::string> frames;
   if (!args.video.empty()) {
     if (!fs::is_directory(args.video)) throw Error(args.video + ": no such frame folder");
@@ -274,6 +281,11 @@ int run(const Args& args) {
   }
 
   Image first = load_image(frames[0]);
+  // The inputs are checked before the (slower) program load, so a bad path fails fast.
+  auto segmenter = sam3spec::Segmenter::open(args.model, args.text_table);
+  const sam3spec::Metadata& meta = segmenter->metadata();
+  std::printf("%s: %s, %s/%s, %d px\n", args.model.c_str(), meta.preset.c_str(), meta.backend.c_str(),
+              meta.recipe.c_str(), meta.image_size);
   std::vector<double> pre, encode, decode, post, image_path;
   sam3spec::Prompt prompt;
   sam3spec::Segmentation result;

@@ -15,7 +15,7 @@ from pathlib import Path
 
 COMMAND_MODULES = (
     "sam3spec.cli", "sam3spec.data.commands", "sam3spec.teacher.commands", "sam3spec.distill.commands",
-    "sam3spec.quant.commands", "sam3spec.export.commands", "sam3spec.eval.commands",
+    "sam3spec.quant.commands", "sam3spec.export.commands", "sam3spec.eval.commands", "sam3spec.video.commands",
 )
 
 

@@ -118,7 +118,7 @@ def write_html(rows: list[QARow], names: list[str], path: Path) -> Path:
         body.append("<tr>" + "".join(cells) + "</tr>")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>sam3spec visual QA</title>
-<style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:4px}} img{{max-width:320px}}</style>
+<style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:4px;max-width:260px}} img{{width:256px}}</style>
 </head><body><h1>sam3spec visual QA</h1>
 <table><tr>{head}</tr>
 {chr(10).join(body)}

@@ -9,6 +9,7 @@ Files written under ``out``::
     predictions_segm.json   COCO results: [{image_id (pair id), category_id, segmentation (RLE),
                             bbox [x, y, w, h] pixels, score}], what SAM 3's evaluator reads
     presence.json           {pair id: presence probability} (for presence_f1; not part of COCO)
+    vos/<video>/<obj>/*.png SA-V val masks of the streaming video predictor (students)
     metrics.json            cgF1, pmF1, IL_MCC, mIoU, presence_f1, J, F, J&F (+ details)
 """
 
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from sam3spec.eval.saco_files import evaluate_saco
+from sam3spec.eval.saco_files import evaluate_saco, load_ground_truth
 
 
 @dataclass
@@ -146,14 +147,32 @@ def predict_split(
     return pred_path, presence_path
 
 
+def video_metrics(model, kind: str, paths, out: Path, limit: int | None = None) -> dict[str, Any]:
+    """J, F, J&F of a student on the world's SA-V val videos (the streaming video predictor of
+    :mod:`sam3spec.video.evaluate`, with memory; masks written under ``out/vos``), scored by
+    :func:`sam3spec.eval.vos.evaluate_vos`. The teacher has no text-prompted video path here: None."""
+    annotations = paths.sav_val / "Annotations_6fps"
+    if kind != "student":
+        return {"J": None, "F": None, "J&F": None, "vos_note": "video J&F is measured for students only"}
+    if not annotations.is_dir() or not any(annotations.iterdir()):
+        return {"J": None, "F": None, "J&F": None, "vos_note": f"no SA-V val videos in {annotations}"}
+    from sam3spec.eval.vos import evaluate_vos
+    from sam3spec.video.evaluate import predict_split as predict_videos
+
+    predict_videos(model.student, paths.root, out / "vos", use_memory=True, limit=limit)
+    videos = sorted(p.name for p in (out / "vos").iterdir() if p.is_dir())
+    summary = evaluate_vos(annotations, out / "vos", strict=limit is None).summary()
+    note = f"{summary['num_objects']} object(s) in {len(videos)} val video(s), streaming predictor with memory"
+    return {"J": summary["J"], "F": summary["F"], "J&F": summary["J&F"], "vos_note": note}
+
+
 def evaluate_model_on_world(
     model_spec: str | Path, data: str | Path, out: str | Path, device: str = "cpu", min_score: float = 0.05,
     limit: int | None = None, progress: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """``sam3spec eval model``: predictions on the world's held-out split (Gold files a/b/c), scored.
 
-    Video J&F needs a video predictor, which the toolkit does not have yet: ``J``, ``F`` and
-    ``J&F`` are None with ``vos_note`` saying so (score SA-V-layout predictions with ``eval vos``).
+    Video J&F (students): :func:`video_metrics`; ``vos_note`` says what was measured.
     """
     from sam3spec.data.world import WorldPaths
 
@@ -162,25 +181,16 @@ def evaluate_model_on_world(
         raise FileNotFoundError(f"{paths.saco_eval[0]} not found: --data must be a world (sam3spec world generate --out {data})")
     model, kind = load_model(model_spec, device)
     out = Path(out)
-    limit_pairs = None
     pred_path, presence_path = predict_split(model, paths.saco_eval[0], paths.sa1b_eval, out, min_score, limit, progress)
-    if limit:
-        limit_pairs = {int(k) for k in json.loads(presence_path.read_text())}
-    gts = [str(p) for p in paths.saco_eval if p.is_file()]
     presence = {int(k): v for k, v in json.loads(presence_path.read_text()).items()}
-    if limit_pairs is not None:
-        from sam3spec.eval.saco_files import load_ground_truth
-
-        truths = []
-        for gt in gts:  # score only the predicted pairs
-            truth = load_ground_truth(gt)
-            truth.pairs = {k: v for k, v in truth.pairs.items() if k in limit_pairs}
-            truths.append(truth)
-        gts = truths
+    gts = [load_ground_truth(p) for p in paths.saco_eval if p.is_file()]
+    if limit:  # score only the pairs that were predicted
+        for truth in gts:
+            truth.pairs = {k: v for k, v in truth.pairs.items() if k in presence}
     segm = evaluate_saco(gts, pred_path, "segm", presence=presence).summary()
     bbox = evaluate_saco(gts, pred_path, "bbox", presence=presence).summary()
     metrics = {key: segm[key] for key in ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1")}
-    metrics.update({"J": None, "F": None, "J&F": None, "vos_note": "no video predictor in the toolkit yet"})
+    metrics.update(video_metrics(model, kind, paths, out, limit))
     metrics.update({
         "model": str(model_spec), "kind": kind, "data": str(data), "predictions": str(pred_path),
         "segm": segm, "bbox": bbox,

@@ -25,7 +25,7 @@ HEADLINE = ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1", "J", "F", "J&F")
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("world")
-    generate_world(root, num_images=20, num_videos=1, seed=0, config=WorldConfig(image_size=64), progress=False)
+    generate_world(root, num_images=20, num_videos=2, seed=0, config=WorldConfig(image_size=64), progress=False)
     return root
 
 
@@ -45,6 +45,7 @@ def test_eval_model_with_a_tiny_student(world: Path, student_dir: Path, tmp_path
     assert code == 0
     metrics = json.loads(out.read_text())
     assert set(HEADLINE) <= set(metrics) and metrics["kind"] == "student"
+    assert 0.0 <= metrics["J&F"] <= 100.0 and any((tmp_path / "vos").rglob("*.png"))  # the val video's masks
     results = json.loads((tmp_path / "predictions_segm.json").read_text())
     gt = json.loads(WorldPaths.of(world).saco_eval[0].read_text())
     assert {r["image_id"] for r in results} == {p["id"] for p in gt["images"]}  # min-score 0: every pair

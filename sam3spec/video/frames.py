@@ -61,7 +61,7 @@ def _mp4_frames(path: Path) -> Iterator[VideoFrame]:
         raise EmptyVideoError(f"{path}: not a readable video ({error})") from error
     with container:
         if not container.streams.video:
-            raise EmptyVideoError(f"{path}: no video stream")
+            raise EmptyVideoError(f"{path}: the video has zero frames (no video stream)")
         stream = container.streams.video[0]
         for packet in container.demux(stream):
             try:

@@ -146,7 +146,7 @@ def distill_video(vstage: VideoStage, options: VideoRunOptions) -> dict:
                 step += 1
                 row = {"step": step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(norm),
                        "gate": float(student.memory_attention.gate.detach().tanh()), "loss": float(loss.detach()),
-                       **{k: float(v) for k, v in terms.items()}}  # fmt: skip
+                       **{k: float(v.detach()) for k, v in terms.items()}}  # fmt: skip
                 log.append(row)
                 log_file.write(json.dumps(row) + "\n")
                 log_file.flush()

@@ -17,3 +17,13 @@ def video_student():
     with torch.no_grad():
         student.memory_attention.gate.fill_(0.5)
     return student
+
+
+@pytest.fixture(scope="session")
+def video_world(tmp_path_factory):
+    """A small concept world: 2 images, 5 videos (4 train mp4, 1 val frames), seed 3."""
+    from sam3spec.data.world import WorldConfig, generate_world
+
+    root = tmp_path_factory.mktemp("video_world")
+    generate_world(root, 2, 5, 3, WorldConfig(), progress=False)
+    return root

@@ -1,0 +1,86 @@
+"""Video distillation (memory only, frozen rest verified, memory-only checkpoints that load onto a
+full student), J&F with / without memory, and the ``sam3spec track`` command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from sam3spec.cli import main
+from sam3spec.config import TINY_PRESET, get_preset, override
+from sam3spec.data.video_io import read_frames, write_empty_mp4
+from sam3spec.models.student import build_student
+from sam3spec.video.checkpoint import MEMORY_WEIGHTS, load_memory
+from sam3spec.video.stage import VIDEO_WORLD
+from sam3spec.video.train import VideoRunOptions, distill_video
+
+MEMORY = ("memory_resampler.", "memory_attention.")
+
+
+@pytest.fixture(scope="module")
+def trained(video_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("video_run")
+    summary = distill_video(VIDEO_WORLD, VideoRunOptions(video_world, out, max_steps=4, limit=2, threads=1,
+                                                         progress=False))  # fmt: skip
+    return out, summary
+
+
+def test_only_memory_trains_and_checkpoint_holds_only_it(trained):
+    out, summary = trained
+    assert summary["steps"] == 4 and summary["frozen_unchanged"]
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 4 and all(torch.isfinite(torch.tensor(row["loss"])) for row in log)
+    assert {"mask_dice", "mask_bce", "box_l1", "box_giou", "iou_token", "presence", "logit"} <= set(log[0])
+    state = load_file(str(out / "final" / MEMORY_WEIGHTS))
+    assert state and all(key.startswith(MEMORY) for key in state)
+    torch.manual_seed(0)
+    fresh = build_student(override(get_preset(TINY_PRESET), {"image_size": 160}))
+    assert summary["trainable_parameters"] == sum(v.numel() for k, v in fresh.state_dict().items() if k.startswith(MEMORY))
+    assert float(state["memory_attention.gate"].abs()) > 0  # the gate opened: the memory is used
+
+
+def test_memory_checkpoint_loads_onto_a_full_student(trained, tmp_path):
+    out, _ = trained
+    torch.manual_seed(1)
+    student = build_student(TINY_PRESET)
+    other = {k: v.clone() for k, v in student.state_dict().items() if not k.startswith(MEMORY)}
+    load_memory(student, out / "final")
+    state = load_file(str(out / "final" / MEMORY_WEIGHTS))
+    for key, value in student.state_dict().items():
+        expected = state[key] if key.startswith(MEMORY) else other[key]
+        assert torch.equal(value, expected), key
+    bad = dict(state, **{"iou_head.0.weight": torch.zeros(1)})
+    (tmp_path / "bad").mkdir()
+    save_file(bad, str(tmp_path / "bad" / MEMORY_WEIGHTS))
+    with pytest.raises(ValueError, match="outside the memory"):
+        load_memory(student, tmp_path / "bad")
+    with pytest.raises(FileNotFoundError, match="memory.safetensors"):
+        load_memory(student, tmp_path)
+
+
+def test_jf_with_closed_gate_equals_without_memory(video_world, tmp_path):
+    from sam3spec.video.evaluate import evaluate_memory
+
+    torch.manual_seed(0)
+    student = build_student(override(get_preset(TINY_PRESET), {"image_size": 160})).eval()
+    result = evaluate_memory(student, video_world, tmp_path, threshold=0.2, limit=1)
+    assert result.with_memory["num_objects"] > 0
+    assert result.gain == 0.0  # gate 0: memory cannot change a single pixel
+    assert (tmp_path / "video_eval.json").is_file()
+
+
+def test_track_command(video_world, tmp_path, capsys):
+    video = next((video_world / "sav" / "train").glob("sav_*.mp4"))
+    code = main(["track", str(video), "--prompt", "red circle", "--out", str(tmp_path / "out"), "--threshold", "0.15"])
+    assert code == 0
+    written = read_frames(tmp_path / "out" / "overlay.mp4")
+    assert len(written) == len(read_frames(video))
+    tracks = json.loads((tmp_path / "out" / "tracks.json").read_text())
+    for object_id in tracks["objects"]:
+        assert (tmp_path / "out" / "masks" / video.stem / f"{int(object_id):03d}").is_dir()
+    write_empty_mp4(tmp_path / "empty.mp4")
+    assert main(["track", str(tmp_path / "empty.mp4"), "--prompt", "red circle", "--out", str(tmp_path / "e")]) == 2
+    assert "zero frames" in capsys.readouterr().err

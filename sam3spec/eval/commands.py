@@ -38,8 +38,12 @@ def run_saco(args: argparse.Namespace) -> int:
         presence = None
         if args.presence is not None:
             presence = {int(k): float(v) for k, v in json.loads(args.presence.read_text()).items()}
-        segm = evaluate_saco(args.gt, args.pred, "segm", args.threshold, presence, box_units=args.box_units).summary()
-        bbox = evaluate_saco(args.gt, args.pred, "bbox", args.threshold, presence, box_units=args.box_units).summary()
+        segm = evaluate_saco(
+            args.gt, args.pred, "segm", args.threshold, presence, box_units=args.box_units
+        ).summary()
+        bbox = evaluate_saco(
+            args.gt, args.pred, "bbox", args.threshold, presence, box_units=args.box_units
+        ).summary()
     except (FileNotFoundError, SacoFormatError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -48,7 +52,9 @@ def run_saco(args: argparse.Namespace) -> int:
     _print_headline(out)
     print(f"box variant: cgF1 {bbox['cgF1']:.4f}  pmF1 {bbox['pmF1']:.4f}  IL_MCC {bbox['IL_MCC']:.4f}")
     if segm["ignored_predictions"]:
-        print(f"note: {segm['ignored_predictions']} prediction(s) are for pairs not evaluated (unknown or non-exhaustive)")
+        print(
+            f"note: {segm['ignored_predictions']} prediction(s) are for pairs not evaluated (unknown or non-exhaustive)"
+        )
     _write_json(out, args.json)
     return 0
 
@@ -112,7 +118,9 @@ def run_visual_qa(args: argparse.Namespace) -> int:
         images = find_images(args.image, args.image_dir)
         models = {}
         if args.teacher is not None:
-            models["teacher"] = load_model("teacher" if args.teacher == "default" else args.teacher, args.device)[0]
+            models["teacher"] = load_model(
+                "teacher" if args.teacher == "default" else args.teacher, args.device
+            )[0]
         student, kind = load_model(args.student, args.device)
         if kind != "student":
             raise ValueError(f"--student {args.student} is a teacher folder")
@@ -130,10 +138,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser("eval", help="SA-Co cgF1 / SA-V J&F evaluation")
     commands = evaluate.add_subparsers(dest="eval_command", required=True)
 
-    saco = commands.add_parser("saco", help="score COCO-results predictions against SA-Co file(s) (Gold: a b c)")
-    saco.add_argument("--gt", type=Path, nargs="+", required=True, help="SA-Co ground-truth file(s); several = Gold oracle")
+    saco = commands.add_parser(
+        "saco", help="score COCO-results predictions against SA-Co file(s) (Gold: a b c)"
+    )
+    saco.add_argument(
+        "--gt", type=Path, nargs="+", required=True, help="SA-Co ground-truth file(s); several = Gold oracle"
+    )
     saco.add_argument("--pred", type=Path, required=True, help="COCO results JSON (image_id = pair id)")
-    saco.add_argument("--presence", type=Path, help="optional {pair id: presence probability} JSON for presence_f1")
+    saco.add_argument(
+        "--presence", type=Path, help="optional {pair id: presence probability} JSON for presence_f1"
+    )
     saco.add_argument("--threshold", type=float, default=0.5, help="score threshold (SA-Co: 0.5)")
     saco.add_argument("--box-units", choices=("auto", "normalized", "pixels"), default="auto",
                       help="GT bbox units for the box variant (SA-Co: normalized)")  # fmt: skip
@@ -144,17 +158,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vos.add_argument("--gt-root", type=Path, required=True, help="e.g. sav_val/Annotations_6fps")
     vos.add_argument("--pred-root", type=Path, required=True, help="same layout as --gt-root")
     vos.add_argument("--lenient", action="store_true", help="score only videos that have predictions")
-    vos.add_argument("--keep-first-and-last", action="store_true", help="also score the first and last frames")
+    vos.add_argument(
+        "--keep-first-and-last", action="store_true", help="also score the first and last frames"
+    )
     vos.add_argument("--json", type=Path, help="write the metrics here")
     vos.set_defaults(func=run_vos)
 
-    model = commands.add_parser("model", help="run a student or teacher over a world's eval split and score it")
-    model.add_argument("--model", required=True, help="student checkpoint folder, teacher folder, or 'teacher'")
+    model = commands.add_parser(
+        "model", help="run a student or teacher over a world's eval split and score it"
+    )
+    model.add_argument(
+        "--model", required=True, help="student checkpoint folder, teacher folder, or 'teacher'"
+    )
     model.add_argument("--data", type=Path, required=True, help="a concept world (sam3spec world generate)")
     model.add_argument("--out", type=Path, help="folder for predictions (default: the --json folder)")
     model.add_argument("--json", type=Path, help="write the metrics here")
     model.add_argument("--device", default="cpu")
-    model.add_argument("--min-score", type=float, default=0.05, help="results below this score are not written")
+    model.add_argument(
+        "--min-score", type=float, default=0.05, help="results below this score are not written"
+    )
     model.add_argument("--limit", type=int, help="only the first N images (smoke tests)")
     model.add_argument("--quiet", action="store_true", help="no progress bar")
     model.set_defaults(func=run_model)
@@ -162,13 +184,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prune = subparsers.add_parser("prune", help="free disk space in a run directory (dry run unless --apply)")
     prune.add_argument("run_dir", type=Path)
     prune.add_argument("--apply", action="store_true", help="delete the files listed")
-    prune.add_argument("--keep-last-n", type=int, default=1, help="step checkpoints kept per checkpoints/ (>= 1)")
+    prune.add_argument(
+        "--keep-last-n", type=int, default=1, help="step checkpoints kept per checkpoints/ (>= 1)"
+    )
     for category, text in (("checkpoints", "old step checkpoints"), ("vis", "visualisation folders"),
                            ("tensorboard", "TensorBoard event files"), ("cache", "cached teacher targets")):  # fmt: skip
         prune.add_argument(f"--{category}", action="store_true", help=f"{text} (no category flag = all)")
     prune.set_defaults(func=run_prune)
 
-    qa = subparsers.add_parser("visual-qa", help="HTML page: original | teacher | student masks per image x prompt")
+    qa = subparsers.add_parser(
+        "visual-qa", help="HTML page: original | teacher | student masks per image x prompt"
+    )
     qa.add_argument("--student", type=Path, required=True, help="student checkpoint folder")
     qa.add_argument("--teacher", help="teacher folder, or 'default' for the shipped concept-world teacher")
     source = qa.add_mutually_exclusive_group(required=True)

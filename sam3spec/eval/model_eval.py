@@ -59,7 +59,9 @@ def load_model(spec: str | Path, device: str = "cpu"):
         return load_teacher(None, device=device), "teacher"
     path = Path(spec)
     if not path.is_dir():
-        raise FileNotFoundError(f"--model {spec}: not a folder (give a student checkpoint, a teacher folder or 'teacher')")
+        raise FileNotFoundError(
+            f"--model {spec}: not a folder (give a student checkpoint, a teacher folder or 'teacher')"
+        )
     if (path / "teacher.json").is_file() or (path / "detector").is_dir():
         return load_teacher(path, device=device), "teacher"
     from sam3spec.checkpoint import load_student
@@ -82,13 +84,17 @@ def predict_phrases(model, image: np.ndarray, texts: list[str]) -> list[PhrasePr
     pixels = model.preprocess(torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None])
     embeddings = model.encode_image(pixels).select(torch.zeros(len(texts), dtype=torch.long))
     outputs = model.predict(embeddings, text=list(texts))
-    logits = F.interpolate(outputs.pred_masks.float(), size=(height, width), mode="bilinear", align_corners=False)
+    logits = F.interpolate(
+        outputs.pred_masks.float(), size=(height, width), mode="bilinear", align_corners=False
+    )
     masks = (logits > 0).cpu().numpy()
     boxes = outputs.pred_boxes.float().clamp(0, 1).cpu().numpy() * np.array([width, height, width, height])
     boxes_xywh = np.concatenate([boxes[..., :2], boxes[..., 2:] - boxes[..., :2]], axis=-1).clip(min=0)
     scores = outputs.scores().float().cpu().numpy()
     presence = outputs.presence_logits.float().sigmoid()[:, 0].cpu().numpy()
-    return [PhrasePrediction(masks[i], boxes_xywh[i], scores[i], float(presence[i])) for i in range(len(texts))]
+    return [
+        PhrasePrediction(masks[i], boxes_xywh[i], scores[i], float(presence[i])) for i in range(len(texts))
+    ]
 
 
 def coco_results(pair_id: int, prediction: PhrasePrediction, min_score: float) -> list[dict[str, Any]]:
@@ -138,7 +144,9 @@ def predict_split(
             raise FileNotFoundError(f"image {path} of {gt_path} not found (is --data a generated world?)")
         image = np.asarray(Image.open(path).convert("RGB"))
         pairs = by_file[name]
-        for pair, prediction in zip(pairs, predict_phrases(model, image, [p["text_input"] for p in pairs]), strict=True):
+        for pair, prediction in zip(
+            pairs, predict_phrases(model, image, [p["text_input"] for p in pairs]), strict=True
+        ):
             results.extend(coco_results(pair["id"], prediction, min_score))
             presence[str(pair["id"])] = prediction.presence
     pred_path, presence_path = out / "predictions_segm.json", out / "presence.json"
@@ -162,7 +170,9 @@ def video_metrics(model, kind: str, paths, out: Path, limit: int | None = None) 
     predict_videos(model.student, paths.root, out / "vos", use_memory=True, limit=limit)
     videos = sorted(p.name for p in (out / "vos").iterdir() if p.is_dir())
     summary = evaluate_vos(annotations, out / "vos", strict=limit is None).summary()
-    note = f"{summary['num_objects']} object(s) in {len(videos)} val video(s), streaming predictor with memory"
+    note = (
+        f"{summary['num_objects']} object(s) in {len(videos)} val video(s), streaming predictor with memory"
+    )
     return {"J": summary["J"], "F": summary["F"], "J&F": summary["J&F"], "vos_note": note}
 
 
@@ -178,10 +188,14 @@ def evaluate_model_on_world(
 
     paths = WorldPaths.of(data)
     if not paths.saco_eval[0].is_file():
-        raise FileNotFoundError(f"{paths.saco_eval[0]} not found: --data must be a world (sam3spec world generate --out {data})")
+        raise FileNotFoundError(
+            f"{paths.saco_eval[0]} not found: --data must be a world (sam3spec world generate --out {data})"
+        )
     model, kind = load_model(model_spec, device)
     out = Path(out)
-    pred_path, presence_path = predict_split(model, paths.saco_eval[0], paths.sa1b_eval, out, min_score, limit, progress)
+    pred_path, presence_path = predict_split(
+        model, paths.saco_eval[0], paths.sa1b_eval, out, min_score, limit, progress
+    )
     presence = {int(k): v for k, v in json.loads(presence_path.read_text()).items()}
     gts = [load_ground_truth(p) for p in paths.saco_eval if p.is_file()]
     if limit:  # score only the pairs that were predicted

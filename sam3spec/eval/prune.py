@@ -24,7 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CATEGORIES = ("checkpoints", "vis", "tensorboard", "cache")
-FOLDERS = {"vis": ("vis", "visualizations"), "tensorboard": ("tensorboard",), "cache": ("teacher_targets", "cache")}
+FOLDERS = {
+    "vis": ("vis", "visualizations"),
+    "tensorboard": ("tensorboard",),
+    "cache": ("teacher_targets", "cache"),
+}
 STEP = re.compile(r"^step_(\d+)$")
 STALE = re.compile(r"^\.step_.*\.tmp$")
 PROTECTED_SUFFIXES = (".pte", ".md")
@@ -51,9 +55,14 @@ class PrunePlan:
         return sum(item.bytes for item in self.items)
 
     def format(self) -> str:
-        lines = [f"{item.bytes:>12,d}  {item.category:<11}  {item.path.relative_to(self.root)}" for item in self.items]
+        lines = [
+            f"{item.bytes:>12,d}  {item.category:<11}  {item.path.relative_to(self.root)}"
+            for item in self.items
+        ]
         lines += [f"{'kept':>12}  {reason:<11}  {path.relative_to(self.root)}" for path, reason in self.kept]
-        lines.append(f"{len(self.items)} file(s), {self.total_bytes:,d} bytes ({self.total_bytes / 2**20:.1f} MiB)")
+        lines.append(
+            f"{len(self.items)} file(s), {self.total_bytes:,d} bytes ({self.total_bytes / 2**20:.1f} MiB)"
+        )
         return "\n".join(lines)
 
 
@@ -94,9 +103,11 @@ def _files_under(folder: Path, root: Path, root_real: Path, category: str, plan:
 def _checkpoint_folders(checkpoints: Path, keep_last_n: int) -> tuple[list[Path], list[Path], list[Path]]:
     """``(deletable, kept, stale)`` step folders of one ``checkpoints/`` folder."""
     steps = sorted(
-        (int(m.group(1)), p) for p in checkpoints.iterdir() if p.is_dir() and not p.is_symlink() and (m := STEP.match(p.name))
+        (int(m.group(1)), p)
+        for p in checkpoints.iterdir()
+        if p.is_dir() and not p.is_symlink() and (m := STEP.match(p.name))
     )
-    keep = {p for _, p in steps[-max(keep_last_n, 1):]}  # the newest is always kept
+    keep = {p for _, p in steps[-max(keep_last_n, 1) :]}  # the newest is always kept
     latest = checkpoints / "latest.json"
     if latest.is_file():
         try:
@@ -107,7 +118,9 @@ def _checkpoint_folders(checkpoints: Path, keep_last_n: int) -> tuple[list[Path]
     return [p for _, p in steps if p not in keep], sorted(keep), stale
 
 
-def plan_prune(run_dir: str | Path, categories: tuple[str, ...] = CATEGORIES, keep_last_n: int = 1) -> PrunePlan:
+def plan_prune(
+    run_dir: str | Path, categories: tuple[str, ...] = CATEGORIES, keep_last_n: int = 1
+) -> PrunePlan:
     """What ``sam3spec prune`` would delete in ``run_dir`` (nothing is touched).
 
     Raises:

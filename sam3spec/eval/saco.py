@@ -108,7 +108,9 @@ class PairOutcome:
             return None
         if self.outcome == "FN":
             return np.zeros(len(self.tps))
-        return _f1_terms(self.tps.astype(np.float64), self.fps.astype(np.float64), self.fns.astype(np.float64))
+        return _f1_terms(
+            self.tps.astype(np.float64), self.fps.astype(np.float64), self.fns.astype(np.float64)
+        )
 
 
 def score_pair(

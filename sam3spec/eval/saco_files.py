@@ -92,7 +92,9 @@ def load_ground_truth(path: str | Path, box_units: str = "auto") -> GroundTruth:
     coords = []
     for ann in data.get("annotations", []):
         if "image_id" not in ann or ("segmentation" not in ann and "bbox" not in ann):
-            raise SacoFormatError(f"ground-truth file {path}: annotation {ann.get('id')} lacks image_id/segmentation")
+            raise SacoFormatError(
+                f"ground-truth file {path}: annotation {ann.get('id')} lacks image_id/segmentation"
+            )
         annotations[int(ann["image_id"])].append(ann)
         coords.extend(ann.get("bbox", []))
     if box_units not in ("auto", "normalized", "pixels"):
@@ -105,7 +107,9 @@ def load_predictions(path: str | Path) -> list[dict[str, Any]]:
     """Read a COCO results file (a list of ``{image_id, score, segmentation and/or bbox}``)."""
     data = _read_json(path, "prediction")
     if not isinstance(data, list):
-        raise SacoFormatError(f"prediction file {path} must hold a JSON list of results, not {type(data).__name__}")
+        raise SacoFormatError(
+            f"prediction file {path} must hold a JSON list of results, not {type(data).__name__}"
+        )
     for index, result in enumerate(data):
         if "image_id" not in result or "score" not in result:
             raise SacoFormatError(f"prediction file {path}: result {index} lacks image_id or score")
@@ -193,7 +197,9 @@ class SacoEvaluation:
         ``presence_source`` says which)."""
         out: dict[str, Any] = self.metrics.summary()
         out["presence_f1"] = self.presence_f1 if self.presence_f1 is not None else out["IL_F1"]
-        out["presence_source"] = "presence scores" if self.presence_f1 is not None else "IL_F1 (no presence file)"
+        out["presence_source"] = (
+            "presence scores" if self.presence_f1 is not None else "IL_F1 (no presence file)"
+        )
         out["iou_type"] = self.iou_type
         out["ignored_predictions"] = self.ignored_predictions
         return out

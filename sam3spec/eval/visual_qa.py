@@ -66,9 +66,7 @@ def top_k(prediction: PhrasePrediction, k: int, height: int, width: int):
     return masks, boxes, prediction.scores[order]
 
 
-def render(
-    models: dict[str, object], images: list[Path], prompts: list[str], k: int, out: Path
-) -> Path:
+def render(models: dict[str, object], images: list[Path], prompts: list[str], k: int, out: Path) -> Path:
     """Run each model on each image with every prompt; write the PNGs and ``index.html``.
 
     Args:
@@ -114,7 +112,9 @@ def write_html(rows: list[QARow], names: list[str], path: Path) -> Path:
                  f'<td><img src="{row.original}" alt="original"></td>']  # fmt: skip
         for name in names:
             png, caption = row.panels[name]
-            cells.append(f'<td><img src="{png}" alt="{html.escape(name)}"><br><small>{html.escape(caption)}</small></td>')
+            cells.append(
+                f'<td><img src="{png}" alt="{html.escape(name)}"><br><small>{html.escape(caption)}</small></td>'
+            )
         body.append("<tr>" + "".join(cells) + "</tr>")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>sam3spec visual QA</title>

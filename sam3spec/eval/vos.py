@@ -127,7 +127,9 @@ def score_frames(
 
 def _read_png(path: Path) -> np.ndarray:
     if not path.is_file():
-        raise FileNotFoundError(f"prediction mask {path} not found (the prediction root must mirror the ground truth)")
+        raise FileNotFoundError(
+            f"prediction mask {path} not found (the prediction root must mirror the ground truth)"
+        )
     return np.asarray(Image.open(path))
 
 
@@ -156,7 +158,10 @@ def evaluate_video(
         return scores
     for object_dir in (p for p in entries if p.is_dir()):  # SA-V: one folder of binary PNGs per object
         names = _frames(object_dir, skip_first_and_last)
-        frames = ((_read_png(pred_dir / object_dir.name / n) > 0, np.asarray(Image.open(object_dir / n)) > 0) for n in names)
+        frames = (
+            (_read_png(pred_dir / object_dir.name / n) > 0, np.asarray(Image.open(object_dir / n)) > 0)
+            for n in names
+        )
         result = score_frames(frames, bound_th)
         if result is not None:
             scores.append(ObjectScore(video, object_dir.name, *result))
@@ -199,7 +204,9 @@ def evaluate_vos(
         raise FileNotFoundError(f"ground-truth root {gt_root} has no video folders")
     missing = [v for v in videos if not (pred_root / v).is_dir()]
     if missing and strict:
-        raise FileNotFoundError(f"prediction root {pred_root} lacks videos {missing[:5]} (use strict=False to skip)")
+        raise FileNotFoundError(
+            f"prediction root {pred_root} lacks videos {missing[:5]} (use strict=False to skip)"
+        )
     objects = []
     for video in videos:
         if video not in missing:

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.stage3
 def test_ground_truth_scores_perfect_cgf1(gate, concept_world, tmp_path):
     gold = concept_world.paths.saco_eval
     annotations = json.loads(gold[0].read_text())["annotations"]
-    results = [{"image_id": a["image_id"], "segmentation": a["segmentation"], "score": 1.0} for a in annotations]
+    results = [
+        {"image_id": a["image_id"], "segmentation": a["segmentation"], "score": 1.0} for a in annotations
+    ]
     summary = evaluate_saco(list(gold), results).summary()
     gate.check("stage3.eval.oracle_cgf1", summary["cgF1"], pairs=int(summary["num_pairs"]),
                IL_MCC=round(summary["IL_MCC"], 6))  # fmt: skip

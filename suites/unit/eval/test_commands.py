@@ -25,7 +25,9 @@ HEADLINE = ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1", "J", "F", "J&F")
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("world")
-    generate_world(root, num_images=20, num_videos=2, seed=0, config=WorldConfig(image_size=64), progress=False)
+    generate_world(
+        root, num_images=20, num_videos=2, seed=0, config=WorldConfig(image_size=64), progress=False
+    )
     return root
 
 
@@ -50,10 +52,14 @@ def test_eval_model_with_a_tiny_student(world: Path, student_dir: Path, tmp_path
     gt = json.loads(WorldPaths.of(world).saco_eval[0].read_text())
     assert {r["image_id"] for r in results} == {p["id"] for p in gt["images"]}  # min-score 0: every pair
     first = results[0]
-    assert set(first) >= {"image_id", "segmentation", "bbox", "score"} and isinstance(first["segmentation"]["counts"], str)
+    assert set(first) >= {"image_id", "segmentation", "bbox", "score"} and isinstance(
+        first["segmentation"]["counts"], str
+    )
     # The CLI's numbers are those of scoring its own files again.
     again = evaluate_saco(list(WorldPaths.of(world).saco_eval), tmp_path / "predictions_segm.json").summary()
-    assert metrics["cgF1"] == pytest.approx(again["cgF1"]) and metrics["IL_MCC"] == pytest.approx(again["IL_MCC"])
+    assert metrics["cgF1"] == pytest.approx(again["cgF1"]) and metrics["IL_MCC"] == pytest.approx(
+        again["IL_MCC"]
+    )
 
 
 class OracleModel:
@@ -68,7 +74,9 @@ class OracleModel:
 
         by_pair = {}
         for ann in data["annotations"]:
-            by_pair.setdefault(ann["image_id"], []).append(mask_utils.decode(ann["segmentation"]).astype(bool))
+            by_pair.setdefault(ann["image_id"], []).append(
+                mask_utils.decode(ann["segmentation"]).astype(bool)
+            )
         rng = np.random.default_rng(0)
         for pair in data["images"]:
             image = np.asarray(Image.open(paths.sa1b_eval / pair["file_name"]).convert("RGB"))
@@ -77,7 +85,9 @@ class OracleModel:
                 if masks and rng.random() < 0.3:
                     masks = masks[1:]  # a missed instance
                 if rng.random() < 0.3:
-                    masks.append(np.roll(masks[0], 3, axis=1) if masks else np.eye(*image.shape[:2], dtype=bool))
+                    masks.append(
+                        np.roll(masks[0], 3, axis=1) if masks else np.eye(*image.shape[:2], dtype=bool)
+                    )
             self.answers[self._key(image), pair["text_input"]] = masks
         self.current = ""
 
@@ -113,7 +123,9 @@ class OracleModel:
 @pytest.mark.parametrize("damage", [False, True])
 def test_prediction_path_with_an_oracle_model(world: Path, tmp_path: Path, damage: bool) -> None:
     paths = WorldPaths.of(world)
-    pred, presence_path = predict_split(OracleModel(world, damage), paths.saco_eval[0], paths.sa1b_eval, tmp_path)
+    pred, presence_path = predict_split(
+        OracleModel(world, damage), paths.saco_eval[0], paths.sa1b_eval, tmp_path
+    )
     presence = {int(k): v for k, v in json.loads(presence_path.read_text()).items()}
     new = evaluate_saco(list(paths.saco_eval), pred, presence=presence).summary()
     if not damage:
@@ -128,9 +140,15 @@ def test_prediction_path_with_an_oracle_model(world: Path, tmp_path: Path, damag
     results = json.loads(pred.read_text())
     old = []
     for pair in gt["images"]:
-        target = [mask_utils.decode(a["segmentation"]).astype(bool) for a in gt["annotations"] if a["image_id"] == pair["id"]]
+        target = [
+            mask_utils.decode(a["segmentation"]).astype(bool)
+            for a in gt["annotations"]
+            if a["image_id"] == pair["id"]
+        ]
         mine = [r for r in results if r["image_id"] == pair["id"]]
-        masks = np.array([mask_utils.decode(r["segmentation"]).astype(bool) for r in mine]).reshape(-1, 64, 64)
+        masks = np.array([mask_utils.decode(r["segmentation"]).astype(bool) for r in mine]).reshape(
+            -1, 64, 64
+        )
         old.append(evaluate_pair(masks, np.array([r["score"] for r in mine]), np.array(target).reshape(-1, 64, 64),
                                  presence[pair["id"]]))  # fmt: skip
     reference = summarize(old)
@@ -149,12 +167,19 @@ def test_eval_saco_and_vos_commands(tmp_path: Path, capsys: pytest.CaptureFixtur
                      {"id": 2, "height": 8, "width": 8, "is_instance_exhaustive": 1}],
           "annotations": [{"id": 1, "image_id": 1, "segmentation": encoded, "bbox": [0.25, 0.25, 0.5, 0.5], "iscrowd": 0}]}  # fmt: skip
     (tmp_path / "gt.json").write_text(json.dumps(gt))
-    (tmp_path / "pred.json").write_text(json.dumps([{"image_id": 1, "segmentation": encoded, "bbox": [2, 2, 4, 4], "score": 0.9}]))
+    (tmp_path / "pred.json").write_text(
+        json.dumps([{"image_id": 1, "segmentation": encoded, "bbox": [2, 2, 4, 4], "score": 0.9}])
+    )
     assert main(["eval", "saco", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json"),
                  "--json", str(tmp_path / "out.json")]) == 0  # fmt: skip
     out = json.loads((tmp_path / "out.json").read_text())
-    assert out["cgF1"] == pytest.approx(100.0, abs=0.05) and out["bbox"]["cgF1"] == pytest.approx(100.0, abs=0.05)
-    assert main(["eval", "saco", "--gt", str(tmp_path / "nope.json"), "--pred", str(tmp_path / "pred.json")]) == 2
+    assert out["cgF1"] == pytest.approx(100.0, abs=0.05) and out["bbox"]["cgF1"] == pytest.approx(
+        100.0, abs=0.05
+    )
+    assert (
+        main(["eval", "saco", "--gt", str(tmp_path / "nope.json"), "--pred", str(tmp_path / "pred.json")])
+        == 2
+    )
     assert "nope.json" in capsys.readouterr().err
 
     for root in ("gt", "pred"):

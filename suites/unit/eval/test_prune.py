@@ -36,7 +36,9 @@ def run_dir(tmp_path: Path) -> Path:
         for step in (100, 200, 300):
             touch(run / stage / "checkpoints" / f"step_{step:06d}" / "model.safetensors", step)
             touch(run / stage / "checkpoints" / f"step_{step:06d}" / "training.json", 3)
-        (run / stage / "checkpoints" / "latest.json").write_text(json.dumps({"step": 300, "path": "step_000300"}))
+        (run / stage / "checkpoints" / "latest.json").write_text(
+            json.dumps({"step": 300, "path": "step_000300"})
+        )
         touch(run / stage / "checkpoints" / ".step_000400.tmp" / "model.safetensors", 5)
         touch(run / stage / "final" / "model.safetensors", 50)
         touch(run / stage / "tensorboard" / "events.out.tfevents.1", 20)
@@ -52,7 +54,9 @@ def run_dir(tmp_path: Path) -> Path:
     return run
 
 
-def test_dry_run_deletes_nothing_and_lists_every_file(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_deletes_nothing_and_lists_every_file(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = snapshot(run_dir.parent)
     assert main(["prune", str(run_dir)]) == 0
     assert snapshot(run_dir.parent) == before

@@ -63,7 +63,14 @@ def predictions(items: list[tuple[int, np.ndarray, float]]) -> list[dict]:
     out = []
     for pid, mask, score in items:
         encoded = rle(mask)
-        out.append({"image_id": pid, "segmentation": encoded, "bbox": mask_utils.toBbox(encoded).tolist(), "score": score})
+        out.append(
+            {
+                "image_id": pid,
+                "segmentation": encoded,
+                "bbox": mask_utils.toBbox(encoded).tolist(),
+                "score": score,
+            }
+        )
     return out
 
 
@@ -74,7 +81,9 @@ def test_hand_computed_case(tmp_path: Path) -> None:
     # Pair 1: GT [0,4) and [5,10); predictions: exact (IoU 1), [6,10) (IoU 4/5), [4,5) (IoU 0, FP),
     # and a 0.3-score one that is dropped. Pair 2: negative with a prediction (IL FP). Pairs 3, 5:
     # negatives without predictions (TN). Pair 4: one GT, no prediction (IL FN).
-    gt = gt_file({1: [(strip(0, 4), 0), (strip(5, 10), 0)], 2: [], 3: [], 4: [(strip(2, 6), 0)], 5: []}, 1, 10)
+    gt = gt_file(
+        {1: [(strip(0, 4), 0), (strip(5, 10), 0)], 2: [], 3: [], 4: [(strip(2, 6), 0)], 5: []}, 1, 10
+    )
     preds = predictions([(1, strip(0, 4), 0.9), (1, strip(6, 10), 0.8), (1, strip(4, 5), 0.9),
                          (1, strip(0, 10), 0.3), (2, strip(1, 3), 0.6)])  # fmt: skip
     result = evaluate_saco([write(tmp_path / "gt.json", gt)], preds)
@@ -106,7 +115,9 @@ def test_crowd_region_is_dropped_and_prediction_on_it_is_a_false_positive(tmp_pa
 def test_score_threshold_is_inclusive(tmp_path: Path) -> None:
     gt = gt_file({1: [(strip(0, 5), 0)]}, 1, 10)
     for score, expected in ((0.5, 1), (0.4999, 0)):
-        metrics = evaluate_saco([write(tmp_path / "gt.json", gt)], predictions([(1, strip(0, 5), score)])).metrics
+        metrics = evaluate_saco(
+            [write(tmp_path / "gt.json", gt)], predictions([(1, strip(0, 5), score)])
+        ).metrics
         assert metrics.tps[0] == expected
 
 
@@ -115,7 +126,9 @@ def test_gold_oracle_picks_the_favourable_annotator(tmp_path: Path) -> None:
     # prediction, b's matches it -> b. Pair 3: non-exhaustive for c -> not evaluated.
     a = gt_file({1: [(strip(0, 3), 0)], 2: [(strip(0, 2), 0)], 3: [(strip(0, 2), 0)]}, 1, 10)
     b = gt_file({1: [], 2: [(strip(5, 9), 0)], 3: [(strip(0, 2), 0)]}, 1, 10)
-    c = gt_file({1: [(strip(0, 3), 0)], 2: [(strip(0, 2), 0)], 3: [(strip(0, 2), 0)]}, 1, 10, exhaustive={3: False})
+    c = gt_file(
+        {1: [(strip(0, 3), 0)], 2: [(strip(0, 2), 0)], 3: [(strip(0, 2), 0)]}, 1, 10, exhaustive={3: False}
+    )
     paths = [write(tmp_path / f"{n}.json", d) for n, d in zip("abc", (a, b, c), strict=True)]
     result = evaluate_saco(paths, predictions([(2, strip(5, 9), 0.9), (3, strip(0, 2), 0.9)]))
     chosen = {o.pair_id: (o.annotator, o.outcome) for o in result.outcomes}
@@ -176,9 +189,13 @@ def ref_tp_options(dts: list[np.ndarray], gts: list[np.ndarray]) -> set[tuple[in
     small, large = (len(dts), len(gts))
     options, best = set(), -1.0
     if small <= large:
-        mappings = [list(zip(range(small), perm, strict=True)) for perm in itertools.permutations(range(large), small)]
+        mappings = [
+            list(zip(range(small), perm, strict=True)) for perm in itertools.permutations(range(large), small)
+        ]
     else:
-        mappings = [list(zip(perm, range(large), strict=True)) for perm in itertools.permutations(range(small), large)]
+        mappings = [
+            list(zip(perm, range(large), strict=True)) for perm in itertools.permutations(range(small), large)
+        ]
     for mapping in mappings:
         total = sum(ious[d][g] for d, g in mapping)
         tps = tuple(sum(ious[d][g] >= t for d, g in mapping) for t in IOU_THRESHOLDS)
@@ -201,6 +218,7 @@ def ref_metrics(cases: dict[int, list[tuple[int, int, tuple[int, ...]]]]) -> dic
     fn = [0] * 10
     il = {"TP": 0, "FP": 0, "FN": 0, "TN": 0}
     for per_annotator in cases.values():
+
         def f1_of(entry):
             g, d, tps = entry
             if g == 0 and d == 0:
@@ -224,7 +242,9 @@ def ref_metrics(cases: dict[int, list[tuple[int, int, tuple[int, ...]]]]) -> dic
     for i in range(10):
         p, r = tp[i] / (tp[i] + pm_fp[i] + EPS), tp[i] / (tp[i] + fn[i] + EPS)
         pm.append(2 * p * r / (p + r + EPS))
-    denominator = math.sqrt((il["TP"] + il["FP"]) * (il["TP"] + il["FN"]) * (il["TN"] + il["FP"]) * (il["TN"] + il["FN"]))
+    denominator = math.sqrt(
+        (il["TP"] + il["FP"]) * (il["TP"] + il["FN"]) * (il["TN"] + il["FP"]) * (il["TN"] + il["FN"])
+    )
     mcc = (il["TP"] * il["TN"] - il["FP"] * il["FN"]) / (denominator + 1e-6)
     return {"pmF1": sum(pm) / 10, "IL_MCC": mcc, "cgF1": 100 * sum(x * mcc for x in pm) / 10, **il}
 

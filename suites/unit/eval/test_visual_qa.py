@@ -15,7 +15,9 @@ from PIL import Image
 
 from sam3spec.cli import main
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
+)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,9 @@ def chromium_dom(page: Path) -> str:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium) to render the page")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium binary (apt-get install chromium) to render the page"
+)
 def test_renders_in_headless_chromium(qa_inputs: tuple[Path, Path], tmp_path: Path) -> None:
     student, images = qa_inputs
     out = tmp_path / "qa"

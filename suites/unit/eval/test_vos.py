@@ -30,7 +30,9 @@ def ref_boundary(mask: np.ndarray) -> np.ndarray:
             elif x == w - 1:
                 out[y, x] = at(y, x) != at(y + 1, x)
             else:
-                out[y, x] = at(y, x) != at(y, x + 1) or at(y, x) != at(y + 1, x) or at(y, x) != at(y + 1, x + 1)
+                out[y, x] = (
+                    at(y, x) != at(y, x + 1) or at(y, x) != at(y + 1, x) or at(y, x) != at(y + 1, x + 1)
+                )
     return out
 
 
@@ -111,7 +113,11 @@ def test_sav_layout_protocol(tmp_path: Path) -> None:
             for t in range(frames):
                 write_png(tmp_path / "gt" / video / obj / f"{t:05d}.png", gts[t] * 255)
                 write_png(tmp_path / "pred" / video / obj / f"{t:05d}.png", preds[t] * 255)
-            scored = [t for t in range(1, frames - 1) if any(gts[s].any() or preds[s].any() for s in range(1, t + 1))]
+            scored = [
+                t
+                for t in range(1, frames - 1)
+                if any(gts[s].any() or preds[s].any() for s in range(1, t + 1))
+            ]
             if any(gts[t].any() for t in range(1, frames - 1)):
                 expected.append((
                     np.mean([ref_j(preds[t], gts[t]) for t in scored]),

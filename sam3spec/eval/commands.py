@@ -118,9 +118,12 @@ def run_visual_qa(args: argparse.Namespace) -> int:
         images = find_images(args.image, args.image_dir)
         models = {}
         if args.teacher is not None:
-            models["teacher"] = load_model(
-                "teacher" if args.teacher == "default" else args.teacher, args.device
-            )[0]
+            teacher, kind = load_model("teacher" if args.teacher == "default" else args.teacher, args.device)
+            if kind != "teacher":
+                raise ValueError(
+                    f"--teacher {args.teacher} is not a teacher folder (no teacher.json / detector/)"
+                )
+            models["teacher"] = teacher
         student, kind = load_model(args.student, args.device)
         if kind != "student":
             raise ValueError(f"--student {args.student} is a teacher folder")

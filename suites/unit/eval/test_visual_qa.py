@@ -62,6 +62,9 @@ def test_teacher_default_and_errors(qa_inputs: tuple[Path, Path], tmp_path: Path
     assert main(["visual-qa", "--student", str(student), "--image", str(tmp_path / "none.png"), "--prompt", "x",
                  "--out", str(out)]) == 2  # fmt: skip
     assert "none.png" in capsys.readouterr().err
+    assert main(["visual-qa", "--student", str(student), "--teacher", str(student), "--image",
+                 str(images / "photo1.png"), "--prompt", "x", "--out", str(out)]) == 2  # fmt: skip
+    assert "not a teacher folder" in capsys.readouterr().err
 
 
 def chromium_dom(page: Path) -> str:

@@ -15,6 +15,7 @@ Files written under ``out``::
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -176,6 +177,39 @@ def video_metrics(model, kind: str, paths, out: Path, limit: int | None = None) 
     return {"J": summary["J"], "F": summary["F"], "J&F": summary["J&F"], "vos_note": note}
 
 
+BREAKDOWN = {
+    "positive+hard_negative": ("positive", "hard_negative"),
+    "positive+negative": ("positive", "negative"),
+}
+
+
+def kind_breakdown(
+    truths: list, pred_path: Path, presence: dict[int, float], manifest: Path
+) -> dict[str, Any]:
+    """SA-Co metrics on pair subsets by the world's query kind (``world.json``: positive,
+    hard_negative, e.g. "blue circle" when only a red one is present, negative): IL_MCC of
+    positives vs hard negatives is what Stage 3 must improve. Empty when there is no manifest."""
+    if not manifest.is_file():
+        return {}
+    kinds = {
+        int(query["pair_id"]): query["kind"]
+        for image in json.loads(manifest.read_text()).get("images", [])
+        for query in image.get("queries", [])
+    }
+    out = {}
+    for name, wanted in BREAKDOWN.items():
+        subset = []
+        for truth in truths:
+            picked = copy.copy(truth)
+            picked.pairs = {k: v for k, v in truth.pairs.items() if kinds.get(k) in wanted}
+            subset.append(picked)
+        summary = evaluate_saco(subset, pred_path, "segm", presence=presence).summary()
+        out[name] = {
+            key: summary[key] for key in ("cgF1", "pmF1", "IL_MCC", "IL_FPR", "presence_f1", "num_pairs")
+        }
+    return out
+
+
 def evaluate_model_on_world(
     model_spec: str | Path, data: str | Path, out: str | Path, device: str = "cpu", min_score: float = 0.05,
     limit: int | None = None, progress: bool = False,
@@ -209,5 +243,6 @@ def evaluate_model_on_world(
         "model": str(model_spec), "kind": kind, "data": str(data), "predictions": str(pred_path),
         "segm": segm, "bbox": bbox,
     })  # fmt: skip
+    metrics["by_kind"] = kind_breakdown(gts, pred_path, presence, paths.manifest)
     _atomic_json(metrics, out / "metrics.json")
     return metrics

@@ -15,8 +15,8 @@ from PIL import Image
 from sam3spec.cli import main
 from sam3spec.data.world import WorldConfig, WorldPaths, generate_world
 from sam3spec.eval.metrics import evaluate_pair, summarize
-from sam3spec.eval.model_eval import predict_split
-from sam3spec.eval.saco_files import evaluate_saco
+from sam3spec.eval.model_eval import kind_breakdown, predict_split
+from sam3spec.eval.saco_files import evaluate_saco, load_ground_truth
 from sam3spec.models.outputs import Sam3Outputs
 
 HEADLINE = ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1", "J", "F", "J&F")
@@ -131,6 +131,12 @@ def test_prediction_path_with_an_oracle_model(world: Path, tmp_path: Path, damag
     if not damage:
         assert new["cgF1"] == pytest.approx(100.0, abs=0.05) and new["mIoU"] == pytest.approx(1.0)
         assert new["presence_f1"] == pytest.approx(1.0)
+        truths = [load_ground_truth(p) for p in paths.saco_eval]
+        breakdown = kind_breakdown(truths, pred, presence, paths.manifest)["positive+hard_negative"]
+        manifest = json.loads(paths.manifest.read_text())["images"]
+        kinds = [q["kind"] for i in manifest if i["split"] == "eval" for q in i.get("queries", [])]
+        expected = sum(k in ("positive", "hard_negative") for k in kinds)
+        assert breakdown["IL_MCC"] == pytest.approx(1.0, abs=1e-5) and breakdown["num_pairs"] == expected > 0
         return
     assert 5.0 < new["cgF1"] < 99.0
     # The minimal metrics (issue 4's, used by existing gates) agree up to SAM 3's 1e-4 smoothing.

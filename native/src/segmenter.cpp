@@ -15,7 +15,43 @@
 #include "json.h"
 #include "text_table.h"
 
+#ifdef SAM3SPEC_HAS_THREADPOOL
+// The wheel ships libexecutorch_threadpool.so but not its header (extension/threadpool/threadpool.h):
+// these declarations match the upstream header and the library's exported symbols (nm -DC).
+namespace executorch {
+namespace extension {
+namespace threadpool {
+class ThreadPool {
+ public:
+  size_t get_thread_count() const;
+  bool _unsafe_reset_threadpool(uint32_t num_threads);
+};
+ThreadPool* get_threadpool();
+}  // namespace threadpool
+}  // namespace extension
+}  // namespace executorch
+#endif
+
 namespace sam3spec {
+
+bool set_num_threads(unsigned threads) {
+#ifdef SAM3SPEC_HAS_THREADPOOL
+  auto* pool = executorch::extension::threadpool::get_threadpool();
+  return pool != nullptr && threads > 0 && pool->_unsafe_reset_threadpool(threads);
+#else
+  (void)threads;
+  return false;
+#endif
+}
+
+unsigned num_threads() {
+#ifdef SAM3SPEC_HAS_THREADPOOL
+  auto* pool = executorch::extension::threadpool::get_threadpool();
+  return pool ? static_cast<unsigned>(pool->get_thread_count()) : 0u;
+#else
+  return 0u;
+#endif
+}
 
 namespace et = executorch::runtime;
 using executorch::aten::ScalarType;

@@ -48,7 +48,8 @@ const char* kUsage =
     "  --repeat N             timed repetitions of set_image + segment after one warm-up (median)\n"
     "  --json FILE            write harness results (median encode_image + decode, peak RSS)\n"
     "  --device cpu|phone     spec ids for --json: native.cpu_* (default) or runtime.*_phone\n"
-    "  --save-pixels FILE     raw float32 [3,S,S] model input of the (last) image\n";
+    "  --save-pixels FILE     raw float32 [3,S,S] model input of the (last) image\n"
+    "  --threads N            ExecuTorch thread-pool size (default: the runtime's choice)\n";
 
 struct Args {
   std::string model, image, video, prompt, token_ids, text_table, out, out_dir, json, save_pixels;
@@ -56,6 +57,7 @@ struct Args {
   std::vector<std::string> boxes, points;
   float threshold = 0.5f;
   int repeat = 1;
+  int threads = 0;
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -99,6 +101,7 @@ Args parse(int argc, char** argv) {
     else if (arg == "--out-dir") args.out_dir = value();
     else if (arg == "--repeat") args.repeat = static_cast<int>(parse_numbers(value(), "--repeat").at(0));
     else if (arg == "--json") args.json = value();
+    else if (arg == "--threads") args.threads = static_cast<int>(parse_numbers(value(), "--threads").at(0));
     else if (arg == "--device") args.device = value();
     else if (arg == "--save-pixels") args.save_pixels = value();
     else if (arg.rfind("--", 0) == 0) usage_error("unknown option " + arg);
@@ -282,10 +285,12 @@ int run(const Args& args) {
 
   Image first = load_image(frames[0]);
   // The inputs are checked before the (slower) program load, so a bad path fails fast.
+  if (args.threads > 0 && !sam3spec::set_num_threads(static_cast<unsigned>(args.threads)))
+    throw Error("--threads: this runtime has no thread pool to resize");
   auto segmenter = sam3spec::Segmenter::open(args.model, args.text_table);
   const sam3spec::Metadata& meta = segmenter->metadata();
-  std::printf("%s: %s, %s/%s, %d px\n", args.model.c_str(), meta.preset.c_str(), meta.backend.c_str(),
-              meta.recipe.c_str(), meta.image_size);
+  std::printf("%s: %s, %s/%s, %d px, %u thread(s)\n", args.model.c_str(), meta.preset.c_str(),
+              meta.backend.c_str(), meta.recipe.c_str(), meta.image_size, sam3spec::num_threads());
   std::vector<double> pre, encode, decode, post, image_path;
   sam3spec::Prompt prompt;
   sam3spec::Segmentation result;
@@ -357,7 +362,7 @@ int run(const Args& args) {
     context << "{\"machine\": " << sam3spec::json_escape(machine()) << ", \"runner\": \"sam3spec-run (C++)\""
             << ", \"preset\": " << sam3spec::json_escape(meta.preset) << ", \"recipe\": "
             << sam3spec::json_escape(meta.backend + "/" + meta.recipe) << ", \"image_size\": " << meta.image_size
-            << ", \"repeats\": " << image_path.size() << ", \"model\": " << sam3spec::json_escape(args.model) << "}";
+            << ", \"repeats\": " << image_path.size() << ", \"threads\": " << sam3spec::num_threads() << ", \"model\": " << sam3spec::json_escape(args.model) << "}";
     const bool phone = args.device == "phone";
     std::string text = "{\"results\": [" + result_json(phone ? kPhoneLatency : kCpuLatency, median(image_path), context.str()) +
                        ", " + result_json(phone ? kPhoneRss : kCpuRss, rss, context.str()) + "]}\n";

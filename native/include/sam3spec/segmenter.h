@@ -68,6 +68,12 @@ struct StageTimes {
   double pre_ms = 0, encode_image_ms = 0, encode_text_ms = 0, decode_ms = 0, track_ms = 0, post_ms = 0;
 };
 
+/// XNNPACK / kernel thread count (ExecuTorch's process-wide thread pool). Returns false where the
+/// runtime was built without the pool. Call before the first inference (it rebuilds the pool).
+bool set_num_threads(unsigned threads);
+/// The pool's thread count (0 where there is no pool).
+unsigned num_threads();
+
 class Segmenter {
  public:
   /// Loads `pte_path` and checks it is a sam3spec program with encode_image and decode.

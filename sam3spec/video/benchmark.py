@@ -45,8 +45,8 @@ def stream(student, frames: int, side: int, checkpoints=(1, 10, 100, 1000), seed
 
 def cost_ratio(student, side: int, repeats: int = 30, warmup: int = 5) -> dict:
     """Median ms of ``VideoPredictor.step`` and of one image forward, interleaved."""
-    from sam3spec.models.text_encoder import Tokenizer
     from sam3spec.data.transforms import Normalization, ResizeNormalize, TransformConfig
+    from sam3spec.models.text_encoder import Tokenizer
     from sam3spec.predictor import image_to_tensor
     from sam3spec.video.predictor import VideoPredictor
 

@@ -84,3 +84,19 @@ def test_track_command(video_world, tmp_path, capsys):
     write_empty_mp4(tmp_path / "empty.mp4")
     assert main(["track", str(tmp_path / "empty.mp4"), "--prompt", "red circle", "--out", str(tmp_path / "e")]) == 2
     assert "zero frames" in capsys.readouterr().err
+
+
+def test_reappearance_frames(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from sam3spec.video.evaluate import reappearance_frames
+
+    visible = [True, True, False, False, True, True, False, True]  # back at frames 4 and 7
+    folder = tmp_path / "sav_1" / "000"
+    folder.mkdir(parents=True)
+    for index, shown in enumerate(visible):
+        mask = np.zeros((8, 8), np.uint8)
+        mask[2:4, 2:4] = 255 if shown else 0
+        Image.fromarray(mask).save(folder / f"{index * 4:05d}.png")
+    assert reappearance_frames(tmp_path) == [("sav_1", "000", "00016"), ("sav_1", "000", "00028")]

@@ -104,6 +104,9 @@ def run_distill(args: argparse.Namespace) -> int:
     from sam3spec.video.stage import get_video_stage
     from sam3spec.video.train import VideoRunOptions, distill_video
 
+    if args.init is None:
+        print("note: no --init given; training the memory of a randomly initialised student (smoke tests only)",
+              file=sys.stderr)  # fmt: skip
     summary = distill_video(get_video_stage(args.stage), VideoRunOptions(args.world, args.out, args.init,
                             args.max_steps, args.limit, args.threads))  # fmt: skip
     print(json.dumps(summary, indent=1))

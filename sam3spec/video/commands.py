@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     distill.add_argument("--max-steps", type=int, default=None)
     distill.add_argument("--limit", type=int, default=None, help="first N videos only")
     distill.add_argument("--threads", type=int, default=None)
+    distill.add_argument("--epochs", type=int, default=None, help="override the stage's epochs")
     distill.set_defaults(func=run_distill)
     evaluate = commands.add_parser("eval", help="J&F on the world's SA-V val split, with and without memory")
     evaluate.add_argument("--world", required=True, type=Path)
@@ -37,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _model_arguments(evaluate)
     evaluate.add_argument("--threshold", type=float, default=0.5)
     evaluate.add_argument("--limit", type=int, default=None, help="first N val videos only")
+    evaluate.add_argument("--select", choices=("threshold", "top1"), default="threshold",
+                          help="object mask: union of instances over --threshold, or the best instance per frame")
     evaluate.set_defaults(func=run_eval)
 
 
@@ -101,13 +104,18 @@ def run_track(args: argparse.Namespace) -> int:
 
 
 def run_distill(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from sam3spec.video.stage import get_video_stage
     from sam3spec.video.train import VideoRunOptions, distill_video
 
     if args.init is None:
         print("note: no --init given; training the memory of a randomly initialised student (smoke tests only)",
               file=sys.stderr)  # fmt: skip
-    summary = distill_video(get_video_stage(args.stage), VideoRunOptions(args.world, args.out, args.init,
+    stage = get_video_stage(args.stage)
+    if args.epochs is not None:
+        stage = replace(stage, stage=replace(stage.stage, epochs=args.epochs))
+    summary = distill_video(stage, VideoRunOptions(args.world, args.out, args.init,
                             args.max_steps, args.limit, args.threads))  # fmt: skip
     print(json.dumps(summary, indent=1))
     return 0
@@ -116,6 +124,6 @@ def run_distill(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from sam3spec.video.evaluate import evaluate_memory
 
-    result = evaluate_memory(load_video_model(args), args.world, args.out, args.threshold, args.limit)
+    result = evaluate_memory(load_video_model(args), args.world, args.out, args.threshold, args.limit, args.select)
     print(json.dumps(result.as_dict(), indent=1))
     return 0

@@ -5,7 +5,9 @@ colour, shape from ``world.json``) and stepped over the annotated frames (every 
 24 fps video; the memory is trained on annotated frames, so consecutive steps are as far apart as
 in training). The object's predicted mask in a frame is the union of every instance found (the
 concept-segmentation view: a phrase shared by two objects of a video scores the union against
-each). Predictions go to ``<out>/<mode>/<video>/<object:03d>/<frame:05d>.png`` and are scored by
+each; ``select="top1"`` instead takes the best-scoring instance of every frame, whatever its
+score: for a student whose query scores are not yet informative, this measures the masks and the
+memory's effect on them). Predictions go to ``<out>/<mode>/<video>/<object:03d>/<frame:05d>.png`` and are scored by
 :func:`j_and_f` (SA-V's evaluator semantics, ``sam3spec.eval.vos``).
 
 ``after_reappearance`` also scores only the frames right after an object becomes visible again
@@ -57,8 +59,13 @@ class VideoEvalResult:
 
 
 def predict_split(student, world: Path, out: Path, use_memory: bool, threshold: float = 0.5,
-                  limit: int | None = None) -> dict[tuple[str, str, str], np.ndarray]:  # fmt: skip
-    """Write the prediction tree of one mode; returns ``{(video, object, frame): mask}``."""
+                  limit: int | None = None, select: str = "threshold") -> dict[tuple[str, str, str], np.ndarray]:  # fmt: skip
+    """Write the prediction tree of one mode; returns ``{(video, object, frame): mask}``.
+
+    ``select``: ``"threshold"`` (union of the instances scoring >= ``threshold``) or ``"top1"``.
+    """
+    if select not in ("threshold", "top1"):
+        raise ValueError(f"select must be 'threshold' or 'top1', got {select!r}")
     val = Path(world) / "sav" / "val"
     phrases = object_phrases(world)
     predictions = {}
@@ -66,12 +73,15 @@ def predict_split(student, world: Path, out: Path, use_memory: bool, threshold: 
     for video in videos:
         for object_dir in sorted(p for p in (val / "Annotations_6fps" / video).iterdir() if p.is_dir()):
             names = sorted(p.stem for p in object_dir.glob("*.png"))
-            predictor = VideoPredictor(student, threshold=threshold, use_memory=use_memory)
+            predictor = VideoPredictor(student, threshold=0.0 if select == "top1" else threshold, use_memory=use_memory)
             predictor.start(text=phrases[video][int(object_dir.name)])
             for name in names:
                 frame = np.asarray(Image.open(val / "JPEGImages_24fps" / video / f"{name}.jpg").convert("RGB"))
                 result = predictor.step(frame)
-                mask = result.masks.any(0) if len(result.masks) else np.zeros(frame.shape[:2], bool)
+                if not len(result.masks):
+                    mask = np.zeros(frame.shape[:2], bool)
+                else:
+                    mask = result.masks[0] if select == "top1" else result.masks.any(0)
                 write_mask_png(out / video / object_dir.name / f"{name}.png", mask)
                 predictions[(video, object_dir.name, name)] = mask
     return predictions
@@ -95,13 +105,13 @@ def reappearance_frames(gt_root: Path) -> list[tuple[str, str, str]]:
 
 
 def evaluate_memory(student, world: str | Path, out: str | Path, threshold: float = 0.5,
-                    limit: int | None = None) -> VideoEvalResult:  # fmt: skip
+                    limit: int | None = None, select: str = "threshold") -> VideoEvalResult:  # fmt: skip
     """Run both modes on the val split and score them; writes ``out/video_eval.json``."""
     world, out = Path(world), Path(out)
     gt_root = world / "sav" / "val" / "Annotations_6fps"
     modes = {}
     for name, use in (("with_memory", True), ("without_memory", False)):
-        modes[name] = predict_split(student, world, out / name, use, threshold, limit)
+        modes[name] = predict_split(student, world, out / name, use, threshold, limit, select)
     if limit is not None:  # score only the videos predicted
         gt_root = _subset(gt_root, out / "gt_subset", sorted({v for v, _, _ in modes["with_memory"]}))
     scores = {name: j_and_f(gt_root, out / name) for name in modes}

@@ -29,15 +29,14 @@ let package = Package(
         .product(name: "kernels_quantized", package: "executorch"),
       ],
       path: "Sources/Sam3SpecCore",
-      exclude: ["core/json.h", "core/image_ops.h", "core/text_table.h"],
+      exclude: ["core/json.h", "core/image_ops.h", "core/text_table.h", "core/processing.h"],
       sources: ["core/segmenter.cpp", "core/image_ops.cpp", "core/text_table.cpp", "core/json.cpp",
-                "Sam3SpecBridge.mm"],
+                "core/metadata.cpp", "core/processing.cpp", "Sam3SpecBridge.mm"],
       publicHeadersPath: "include",
       cxxSettings: [
         .headerSearchPath("."),
         .headerSearchPath("core"),
         .define("C10_USING_CUSTOM_GENERATED_MACROS"),
-        .unsafeFlags(["-fobjc-arc"]),
       ],
       linkerSettings: [
         // Kernel and backend libraries register themselves from static initialisers that nothing

@@ -12,7 +12,7 @@
 #include <executorch/extension/tensor/tensor.h>
 
 #include "image_ops.h"
-#include "json.h"
+#include "processing.h"
 #include "text_table.h"
 
 #ifdef SAM3SPEC_HAS_THREADPOOL
@@ -95,8 +95,6 @@ Owned copy_tensor(const et::EValue& value, const std::string& what) {
 }
 
 
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-
 bool file_exists(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   return static_cast<bool>(file);
@@ -118,7 +116,10 @@ class ExecuTorchSegmenter final : public Segmenter {
       throw Error(pte_path + ": not exported by sam3spec (no metadata_json method)");
     for (const char* required : {"encode_image", "decode"})
       if (!methods_.count(required)) throw Error(pte_path + ": has no method '" + required + "'; it has " + method_list());
-    read_metadata();
+    auto metadata = module_->execute("metadata_json");
+    if (!metadata.ok() || metadata->empty() || !metadata->at(0).isString())
+      throw Error(pte_path + ": metadata_json did not return a string");
+    meta_ = parse_metadata(std::string(metadata->at(0).toString()), pte_path);
     std::string table = table_path;
     if (table.empty()) {
       std::string stem = pte_path.size() > 4 && pte_path.compare(pte_path.size() - 4, 4, ".pte") == 0
@@ -194,7 +195,7 @@ class ExecuTorchSegmenter final : public Segmenter {
   Segmentation segment(const Prompt& prompt, float threshold) override {
     if (!has_image_) throw Error("call set_image(rgb, width, height) before segment(...)");
     auto start = Clock::now();
-    Padded padded = pad_prompt(prompt, frame_);
+    PaddedPrompt padded = pad_prompt(prompt, frame_, meta_);
     std::vector<et::EValue> inputs;
     std::vector<TensorPtr> keep;
     for (Owned& level : levels_) {
@@ -239,7 +240,7 @@ class ExecuTorchSegmenter final : public Segmenter {
     Frame frame = preprocess(rgb, width, height);
     times_.pre_ms = ms_since(start);
     start = Clock::now();
-    Padded padded = pad_prompt(prompt, frame);
+    PaddedPrompt padded = pad_prompt(prompt, frame, meta_);
     std::vector<et::EValue> inputs;
     std::vector<TensorPtr> keep;
     keep.push_back(from_blob(pixels_.data(), {1, 3, meta_.image_size, meta_.image_size}));
@@ -261,16 +262,6 @@ class ExecuTorchSegmenter final : public Segmenter {
   }
 
  private:
-  struct Frame {
-    int width = 0, height = 0;
-    Letterbox box;
-  };
-  struct Padded {
-    std::vector<float> text_tokens, points, boxes;
-    std::vector<uint8_t> text_mask;
-    std::vector<int64_t> point_labels, box_labels;
-  };
-
   std::string path_;
   std::unique_ptr<Module> module_;
   std::set<std::string> methods_;
@@ -286,41 +277,6 @@ class ExecuTorchSegmenter final : public Segmenter {
     std::string out = "[";
     for (const auto& name : methods_) out += (out.size() > 1 ? ", " : "") + name;
     return out + "]";
-  }
-
-  void read_metadata() {
-    auto outputs = module_->execute("metadata_json");
-    if (!outputs.ok() || outputs->empty() || !outputs->at(0).isString())
-      throw Error(path_ + ": metadata_json did not return a string");
-    meta_.json = std::string(outputs->at(0).toString());
-    try {
-      Json json = Json::parse(meta_.json);
-      meta_.image_size = static_cast<int>(json["image_size"].integer());
-      auto mean = json["normalization_mean"].numbers(), std_ = json["normalization_std"].numbers();
-      if (mean.size() != 3 || std_.size() != 3) throw std::runtime_error("normalization needs 3 values");
-      for (int c = 0; c < 3; ++c) {
-        meta_.mean[c] = static_cast<float>(mean[c]);
-        meta_.std[c] = static_cast<float>(std_[c]);
-      }
-      meta_.context_length = static_cast<int>(json["context_length"].integer());
-      meta_.pad_token_id = static_cast<int>(json["pad_token_id"].integer());
-      meta_.hidden = static_cast<int>(json["hidden"].integer());
-      meta_.num_queries = static_cast<int>(json["num_queries"].integer());
-      meta_.mask_stride = static_cast<int>(json["mask_stride"].integer());
-      meta_.max_points = static_cast<int>(json["max_points"].integer());
-      meta_.max_boxes = static_cast<int>(json["max_boxes"].integer());
-      meta_.memory_frames = static_cast<int>(json["memory_frames"].integer());
-      meta_.memory_level = static_cast<int>(json["memory_level"].integer());
-      meta_.preset = json["preset"].str();
-      meta_.backend = json["backend"].str();
-      meta_.recipe = json["recipe"].str();
-      meta_.tokenizer = json["tokenizer"].str();
-      meta_.resize = json["resize"].str();
-    } catch (const std::runtime_error& error) {
-      throw Error(path_ + ": bad metadata_json (" + error.what() + ")");
-    }
-    if (meta_.resize.rfind("letterbox", 0) != 0)
-      throw Error(path_ + ": resize mode '" + meta_.resize + "' is not supported (letterbox only)");
   }
 
   std::vector<et::EValue> run(const std::string& method, const std::vector<et::EValue>& inputs) {
@@ -339,63 +295,7 @@ class ExecuTorchSegmenter final : public Segmenter {
     return frame;
   }
 
-  Padded pad_prompt(const Prompt& prompt, const Frame& frame) const {
-    const bool has_text = !prompt.text_tokens.empty();
-    if (!has_text && prompt.points.empty() && prompt.boxes.empty())
-      throw Error("empty prompt: give text, boxes or points");
-    const size_t length = static_cast<size_t>(meta_.context_length), hidden = static_cast<size_t>(meta_.hidden);
-    Padded out;
-    if (has_text) {
-      if (prompt.text_tokens.size() != length * hidden || prompt.text_mask.size() != length)
-        throw Error("text prompt: expected tokens [" + std::to_string(length) + " x " + std::to_string(hidden) +
-                    "] and a mask [" + std::to_string(length) + "]");
-      out.text_tokens = prompt.text_tokens;
-      out.text_mask = prompt.text_mask;
-    } else {  // no text: every text slot is padding
-      out.text_tokens.assign(length * hidden, 0.0f);
-      out.text_mask.assign(length, 1);
-    }
-    const double factor = frame.box.scale / meta_.image_size;
-    auto labels = [](const std::vector<int64_t>& given, size_t count, const char* name) {
-      if (given.empty()) return std::vector<int64_t>(count, 1);
-      if (given.size() != count) throw Error(std::string(name) + ": expected " + std::to_string(count) + " labels");
-      for (int64_t label : given)
-        if (label != 0 && label != 1) throw Error(std::string(name) + ": each label must be 1 (positive) or 0 (negative)");
-      return given;
-    };
-    if (static_cast<int>(prompt.points.size()) > meta_.max_points)
-      throw Error("points: " + std::to_string(prompt.points.size()) + " given but the program has " +
-                  std::to_string(meta_.max_points) + " slots (export with more)");
-    if (static_cast<int>(prompt.boxes.size()) > meta_.max_boxes)
-      throw Error("boxes: " + std::to_string(prompt.boxes.size()) + " given but the program has " +
-                  std::to_string(meta_.max_boxes) + " slots (export with more)");
-    out.points.assign(static_cast<size_t>(meta_.max_points) * 2, 0.5f);
-    out.point_labels.assign(static_cast<size_t>(meta_.max_points), -1);
-    auto point_labels = labels(prompt.point_labels, prompt.points.size(), "point_labels");
-    for (size_t i = 0; i < prompt.points.size(); ++i) {
-      const auto& p = prompt.points[i];
-      if (!std::isfinite(p[0]) || !std::isfinite(p[1]) || p[0] < 0 || p[1] < 0 || p[0] > frame.width || p[1] > frame.height)
-        throw Error("points: expected 0 <= x <= " + std::to_string(frame.width) + " and 0 <= y <= " +
-                    std::to_string(frame.height));
-      for (int k = 0; k < 2; ++k) out.points[i * 2 + k] = static_cast<float>(p[k] * factor);
-      out.point_labels[i] = point_labels[i];
-    }
-    out.boxes.assign(static_cast<size_t>(meta_.max_boxes) * 4, 0.5f);
-    out.box_labels.assign(static_cast<size_t>(meta_.max_boxes), -1);
-    auto box_labels = labels(prompt.box_labels, prompt.boxes.size(), "box_labels");
-    for (size_t i = 0; i < prompt.boxes.size(); ++i) {
-      const auto& b = prompt.boxes[i];
-      bool finite = std::isfinite(b[0]) && std::isfinite(b[1]) && std::isfinite(b[2]) && std::isfinite(b[3]);
-      if (!finite || b[0] < 0 || b[1] < 0 || b[2] > frame.width || b[3] > frame.height || b[2] <= b[0] || b[3] <= b[1])
-        throw Error("boxes: expected x0 < x1 <= " + std::to_string(frame.width) + " and y0 < y1 <= " +
-                    std::to_string(frame.height) + " (pixel xyxy)");
-      for (int k = 0; k < 4; ++k) out.boxes[i * 4 + k] = static_cast<float>(b[k] * factor);
-      out.box_labels[i] = box_labels[i];
-    }
-    return out;
-  }
-
-  void add_prompt_inputs(Padded& padded, std::vector<et::EValue>& inputs, std::vector<TensorPtr>& keep) const {
+  void add_prompt_inputs(PaddedPrompt& padded, std::vector<et::EValue>& inputs, std::vector<TensorPtr>& keep) const {
     const int length = meta_.context_length;
     keep.push_back(from_blob(padded.text_tokens.data(), {1, length, meta_.hidden}));
     keep.push_back(from_blob(padded.text_mask.data(), {1, length}, ScalarType::Bool));
@@ -411,44 +311,10 @@ class ExecuTorchSegmenter final : public Segmenter {
     Owned logits = copy_tensor(outputs[0], "pred_logits"), boxes = copy_tensor(outputs[1], "pred_boxes");
     Owned presence = copy_tensor(outputs[3], "presence_logits");
     const Tensor& masks = outputs[2].toTensor();
-    const int queries = static_cast<int>(logits.data.size());
-    const int mask_h = static_cast<int>(masks.size(2)), mask_w = static_cast<int>(masks.size(3));
-    const float* mask_data = masks.const_data_ptr<float>();
-    const float present = sigmoid(presence.data.at(0));
-    std::vector<float> scores(queries);
-    for (int q = 0; q < queries; ++q) scores[q] = sigmoid(logits.data[q]) * present;
-    std::vector<int> order(queries);
-    for (int q = 0; q < queries; ++q) order[q] = q;
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scores[a] > scores[b]; });
-
-    Segmentation out;
-    out.width = frame.width;
-    out.height = frame.height;
-    out.presence = present;
-    const int side = meta_.image_size;
-    const size_t pixels = static_cast<size_t>(frame.width) * frame.height;
-    std::vector<float> full(static_cast<size_t>(side) * side), resized(pixels);
-    const float side_f = static_cast<float>(side), scale_f = static_cast<float>(frame.box.scale);
-    for (int q : order) {
-      if (!(scores[q] >= threshold)) break;
-      out.scores.push_back(scores[q]);
-      std::array<float, 4> box;
-      for (int k = 0; k < 4; ++k) {
-        float v = boxes.data[static_cast<size_t>(q) * 4 + k] * side_f / scale_f;
-        const float limit = static_cast<float>(k % 2 == 0 ? frame.width : frame.height);
-        box[k] = std::min(std::max(v, 0.0f), limit);
-      }
-      out.boxes.push_back(box);
-      // S/4 -> S, crop the unpadded region, -> image size (the predictor's two interpolations).
-      resize_bilinear(mask_data + static_cast<size_t>(q) * mask_h * mask_w, mask_h, mask_w, mask_w, side, side,
-                      full.data());
-      resize_bilinear(full.data(), frame.box.valid_h, frame.box.valid_w, side, frame.height, frame.width,
-                      resized.data());
-      const size_t offset = out.masks.size();
-      out.masks.resize(offset + pixels);
-      for (size_t i = 0; i < pixels; ++i) out.masks[offset + i] = resized[i] > 0.0f ? 1 : 0;
-    }
-    return out;
+    return sam3spec::postprocess(logits.data.data(), boxes.data.data(), masks.const_data_ptr<float>(),
+                                 static_cast<int>(logits.data.size()), static_cast<int>(masks.size(2)),
+                                 static_cast<int>(masks.size(3)), presence.data.at(0), frame, meta_.image_size,
+                                 threshold);
   }
 };
 

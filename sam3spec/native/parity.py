@@ -10,7 +10,6 @@ zero buffer; then ``track`` per frame with the buffer it returned) through ``exe
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +22,9 @@ from sam3spec.predictor import Prediction
 
 def run_cli(binary: str | Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """``sam3spec-run *args`` (text mode; never raises on a non-zero exit)."""
-    return subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True, errors="replace", timeout=timeout)
-
-
-def median_image_ms(stdout: str) -> float:
-    """The ``image path (encode_image + decode): X ms median`` figure the CLI prints."""
-    found = re.search(r"image path \(encode_image \+ decode\): ([0-9.]+) ms median", stdout)
-    if not found:
-        raise ValueError(f"no image-path latency in the runner's output:\n{stdout[-2000:]}")
-    return float(found.group(1))
+    return subprocess.run(
+        [str(binary), *map(str, args)], capture_output=True, text=True, errors="replace", timeout=timeout
+    )
 
 
 def read_masks(paths: list[Path]) -> np.ndarray:
@@ -104,10 +97,12 @@ def compare(reference: Prediction, native: Prediction, agreement: Agreement, cas
         rows, cols = linear_sum_assignment(cost)
     else:
         rows = cols = np.zeros(0, dtype=int)
-    for i, j in zip(rows, cols):
+    for i, j in zip(rows, cols, strict=True):
         agreement.add_masks(reference.masks[i], native.masks[j])
         agreement.score_diff = max(agreement.score_diff, abs(float(reference.scores[i] - native.scores[j])))
-        agreement.box_diff = max(agreement.box_diff, float(np.abs(reference.boxes_xyxy[i] - native.boxes_xyxy[j]).max()))
+        agreement.box_diff = max(
+            agreement.box_diff, float(np.abs(reference.boxes_xyxy[i] - native.boxes_xyxy[j]).max())
+        )
         agreement.instances += 1
     for i in set(range(len(reference.scores))) - set(rows.tolist()):
         agreement.union += int(reference.masks[i].sum())
@@ -118,7 +113,11 @@ def compare(reference: Prediction, native: Prediction, agreement: Agreement, cas
 def union_prediction(prediction: Prediction) -> Prediction:
     """The same prediction with its masks merged into one (what the CLI's video frames hold)."""
     height, width = prediction.masks.shape[1:] if prediction.masks.ndim == 3 else (0, 0)
-    merged = prediction.masks.any(axis=0, keepdims=True) if len(prediction.masks) else np.zeros((1, height, width), bool)
+    merged = (
+        prediction.masks.any(axis=0, keepdims=True)
+        if len(prediction.masks)
+        else np.zeros((1, height, width), bool)
+    )
     return Prediction(merged, prediction.boxes_xyxy, prediction.scores, prediction.presence)
 
 

@@ -1,6 +1,6 @@
 """Build the native C++ runner (``native/``, CMake) against the installed ExecuTorch wheel.
 
-Used by the native gate and by hand (``python -m sam3spec.export.native_build [--out DIR]``). The
+Used by the native gate and by hand (``python -m sam3spec.native.build [--out DIR]``). The
 build folder is keyed by a hash of ``native/``'s sources and the ExecuTorch version, so an
 unchanged tree is built once; the commands are the ones docs/NATIVE.md gives.
 """
@@ -49,7 +49,9 @@ def toolchain() -> tuple[str, str]:
     """``(cmake, c++ compiler)`` paths; raises :class:`ToolchainMissing` naming what is missing."""
     cmake = shutil.which("cmake")
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    missing = [name for name, path in (("cmake", cmake), ("a C++ compiler (c++/g++/clang++)", compiler)) if not path]
+    missing = [
+        name for name, path in (("cmake", cmake), ("a C++ compiler (c++/g++/clang++)", compiler)) if not path
+    ]
     if missing:
         raise ToolchainMissing(f"cannot build native/: {' and '.join(missing)} not found on PATH")
     return cmake, compiler  # type: ignore[return-value]
@@ -58,7 +60,12 @@ def toolchain() -> tuple[str, str]:
 def source_hash(native_dir: Path = NATIVE_DIR) -> str:
     digest = hashlib.sha256()
     for path in sorted(native_dir.rglob("*")):
-        if path.is_file() and path.suffix in SOURCE_SUFFIXES and "ios" not in path.parts and "android" not in path.parts:
+        if (
+            path.is_file()
+            and path.suffix in SOURCE_SUFFIXES
+            and "ios" not in path.parts
+            and "android" not in path.parts
+        ):
             digest.update(str(path.relative_to(native_dir)).encode())
             digest.update(path.read_bytes())
     try:
@@ -101,7 +108,9 @@ def build_native(out_dir: Path | None = None, jobs: int = 2, native_dir: Path = 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="build folder (default: the source-keyed cache)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="build folder (default: the source-keyed cache)"
+    )
     parser.add_argument("-j", "--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     build = build_native(args.out, args.jobs)

@@ -1,6 +1,6 @@
 """The C++ runner next to the Python ``executorch.runtime`` on one ``.pte``, same machine, same run.
 
-``python -m sam3spec.export.native_bench --pte model.pte --image img.png --threads 1 2`` alternates
+``python -m sam3spec.native.bench --pte model.pte --image img.png --threads 1 2`` alternates
 fresh processes of ``sam3spec-run --repeat N`` and of a Python worker that times the same methods
 (``encode_image`` then ``decode`` with a one-box prompt) with the same thread-pool size, and prints a
 markdown table of medians (encode_image, decode, both) and peak RSS. Alternating rounds spread a
@@ -45,10 +45,20 @@ def worker(pte: str, repeats: int, threads: int) -> dict[str, float]:
         if index:  # the first run is a warm-up
             encode.append((middle - start) * 1e3)
             decode.append((end - middle) * 1e3)
-    both = [a + b for a, b in zip(encode, decode)]
+    both = [a + b for a, b in zip(encode, decode, strict=True)]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"encode_image": statistics.median(encode), "decode": statistics.median(decode),
             "image_path": statistics.median(both), "peak_rss_mb": peak}  # fmt: skip
+
+
+def python_worker(pte: str, repeats: int, threads: int) -> dict[str, float]:
+    """:func:`worker` in a fresh Python process (its own thread pool and peak RSS)."""
+    done = subprocess.run([sys.executable, "-m", "sam3spec.native.bench", "--worker", "--pte", pte, "--image", "-",
+                           "--threads", str(threads), "--repeats", str(repeats)],
+                          capture_output=True, text=True, errors="replace", cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def native(binary: str, pte: str, image: str, repeats: int, threads: int) -> dict[str, float]:
@@ -57,7 +67,9 @@ def native(binary: str, pte: str, image: str, repeats: int, threads: int) -> dic
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
     stages = re.search(r"encode_image ([0-9.]+) ms, decode ([0-9.]+) ms", done.stdout)
-    total = re.search(r"image path \(encode_image \+ decode\): ([0-9.]+) ms median; peak RSS ([0-9.]+) MB", done.stdout)
+    total = re.search(
+        r"image path \(encode_image \+ decode\): ([0-9.]+) ms median; peak RSS ([0-9.]+) MB", done.stdout
+    )
     if not stages or not total:
         raise RuntimeError(f"unexpected runner output:\n{done.stdout}")
     return {"encode_image": float(stages.group(1)), "decode": float(stages.group(2)),
@@ -67,7 +79,9 @@ def native(binary: str, pte: str, image: str, repeats: int, threads: int) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pte", required=True)
-    parser.add_argument("--image", required=True, help="any RGB image (the input is letterboxed to the program's size)")
+    parser.add_argument(
+        "--image", required=True, help="any RGB image (the input is letterboxed to the program's size)"
+    )
     parser.add_argument("--binary", default=None, help="sam3spec-run (default: build native/ into the cache)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=5)
@@ -78,20 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args.pte, args.repeats, args.threads[0])))
         return 0
     if args.binary is None:
-        from sam3spec.export.native_build import build_native
+        from sam3spec.native.build import build_native
 
         args.binary = str(build_native().binary)
     rows = []
     for threads in args.threads:
         figures: dict[str, list[dict[str, float]]] = {"C++ sam3spec-run": [], "Python executorch.runtime": []}
         for _ in range(args.rounds):
-            figures["C++ sam3spec-run"].append(native(args.binary, args.pte, args.image, args.repeats, threads))
-            done = subprocess.run([sys.executable, "-m", "sam3spec.export.native_bench", "--worker", "--pte", args.pte,
-                                   "--image", args.image, "--threads", str(threads), "--repeats", str(args.repeats)],
-                                  capture_output=True, text=True, errors="replace", cwd=Path(__file__).resolve().parents[2])  # fmt: skip
-            if done.returncode:
-                raise RuntimeError(done.stderr[-2000:])
-            figures["Python executorch.runtime"].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            figures["C++ sam3spec-run"].append(
+                native(args.binary, args.pte, args.image, args.repeats, threads)
+            )
+            figures["Python executorch.runtime"].append(python_worker(args.pte, args.repeats, threads))
         for name, runs in figures.items():
             med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
             rows.append(f"| {name} | {threads} | {med['encode_image']:.0f} ms | {med['decode']:.0f} ms | "

@@ -145,13 +145,20 @@ Image load_image(const std::string& path) {
   return image;
 }
 
+// Peak RSS of this program. Linux / Android: VmHWM of /proc/self/status, the high-water mark of
+// this process image. Not getrusage's ru_maxrss there: Linux carries it across execve, so a runner
+// started by a large parent (pytest, a Python harness) would report the parent's peak.
 double peak_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;  // kB
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
 #ifdef __APPLE__
   return static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);  // bytes on Darwin
 #else
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // kilobytes on Linux
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // kilobytes elsewhere
 #endif
 }
 

@@ -47,6 +47,11 @@ def worker(pte: str, repeats: int, threads: int) -> dict[str, float]:
             decode.append((end - middle) * 1e3)
     both = [a + b for a, b in zip(encode, decode, strict=True)]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = Path("/proc/self/status")
+    if status.is_file():  # VmHWM: this process image only (ru_maxrss survives execve on Linux)
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
     return {"encode_image": statistics.median(encode), "decode": statistics.median(decode),
             "image_path": statistics.median(both), "peak_rss_mb": peak}  # fmt: skip
 

@@ -30,6 +30,7 @@ class LossWeights:
     semantic: float = 1.0
     auxiliary: float = 1.0
     tracker: float = 1.0
+    anchor: float = 5.0
 
 
 def box_area(boxes: torch.Tensor) -> torch.Tensor:
@@ -81,9 +82,22 @@ def hungarian(
     weights: LossWeights,
     masks: torch.Tensor | None = None,
     target_masks: torch.Tensor | None = None,
+    anchors: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Match ``Q`` queries to ``G`` targets of one pair; returns (query indices, target indices)."""
+    """Match ``Q`` queries to ``G`` targets of one pair; returns (query indices, target indices).
+
+    ``anchors`` (``[Q, 2]`` normalised centres of the queries' fixed reference boxes) add
+    ``weights.anchor`` x the L1 distance between a target's centre and the query's anchor: the
+    assignment is then stable from the first step (each object goes to a query whose reference
+    box is near it, as anchor-based detectors assign), instead of following the random early
+    predictions. Measured: without it a 1,200-step run learnt only priors (box L1 flat at 0.27,
+    every score below 0.5); Hungarian matching on near-random predictions re-shuffles the
+    assignment every step, the slow-convergence problem of DETR.
+    """
     cost = -weights.classification * logits.sigmoid()[:, None]
+    if anchors is not None and weights.anchor:
+        centres = (target_boxes[:, :2] + target_boxes[:, 2:]) / 2
+        cost = cost + weights.anchor * torch.cdist(anchors.float(), centres.float(), p=1)
     cost = cost + weights.box_l1 * torch.cdist(boxes, target_boxes, p=1)
     cost = cost - weights.box_giou * generalized_iou(boxes, target_boxes)
     if masks is not None and target_masks is not None:
@@ -130,6 +144,7 @@ def detector_loss(
     target_boxes: list[torch.Tensor],
     target_masks: list[torch.Tensor],
     weights: LossWeights,
+    anchors: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total detector loss for ``B`` pairs.
 
@@ -139,6 +154,7 @@ def detector_loss(
         target_boxes: per pair ``[n, 4]`` normalised xyxy.
         target_masks: per pair ``[n, h, w]`` soft masks at the mask resolution.
         weights: loss weights.
+        anchors: ``[Q, 2]`` anchor centres for the matching (see :func:`hungarian`), or None.
 
     Returns:
         ``(loss, parts)`` with the weighted parts as floats for logging.
@@ -156,6 +172,7 @@ def detector_loss(
                 weights,
                 outputs.pred_masks[pair].detach(),
                 target_masks[pair],
+                anchors,
             )
         )
     parts = _layer_losses(
@@ -175,7 +192,7 @@ def detector_loss(
     for layer in range(layers["logits"].shape[0] - 1):  # auxiliary: earlier layers, matched on their own
         logits, boxes = layers["logits"][layer], layers["boxes_xyxy"][layer]
         layer_matches = [
-            hungarian(logits[pair].detach(), boxes[pair].detach(), target_boxes[pair], weights)
+            hungarian(logits[pair].detach(), boxes[pair].detach(), target_boxes[pair], weights, anchors=anchors)
             if len(target_boxes[pair])
             else (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
             for pair in range(len(target_boxes))

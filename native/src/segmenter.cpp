@@ -134,6 +134,9 @@ class ExecuTorchSegmenter final : public Segmenter {
       } catch (const std::runtime_error& error) {
         throw Error(error.what());
       }
+      if (table_->preset() != meta_.preset)
+        throw Error(table + ": text table of preset '" + table_->preset() + "', but " + pte_path + " is '" +
+                    meta_.preset + "'");
       if (table_->hidden() != meta_.hidden || table_->context_length() != meta_.context_length)
         throw Error(table + ": text table shapes (L=" + std::to_string(table_->context_length()) + ", C=" +
                     std::to_string(table_->hidden()) + ") do not match " + pte_path);
@@ -147,6 +150,7 @@ class ExecuTorchSegmenter final : public Segmenter {
   const StageTimes& last_times() const override { return times_; }
 
   void set_image(const uint8_t* rgb, int width, int height) override {
+    has_image_ = false;  // stays false if this image fails: segment() must not use stale features
     times_ = StageTimes{};
     auto start = Clock::now();
     frame_ = preprocess(rgb, width, height);

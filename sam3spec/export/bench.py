@@ -24,6 +24,7 @@ def benchmark(
     repeats: int = 5,
     eager: str | None = None,
     random_bn: bool = True,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Measure a ``.pte``; see the module docstring.
 
@@ -33,6 +34,8 @@ def benchmark(
         repeats: timed runs per method (the median is reported).
         eager: a preset name or checkpoint directory to time the eager float image path beside it.
         random_bn: for an eager preset, randomise BatchNorm statistics (as the export did).
+        threads: libtorch and ExecuTorch (XNNPACK) threads in the workers (default: libtorch's
+            default, e.g. ``OMP_NUM_THREADS``; the ExecuTorch pool is set to the same number).
 
     Returns:
         A JSON-ready dict: ``sizes``, ``delegation`` (or None), ``image_path``, ``all_methods``,
@@ -50,6 +53,8 @@ def benchmark(
     manifest_path = companion_paths(pte)["manifest"]
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
     common = ["--warmup", str(warmup), "--repeats", str(repeats)]
+    if threads is not None:
+        common += ["--threads", str(threads)]
     module = "sam3spec.export.bench_worker"
     image_path = run_isolated(module, ["--pte", str(pte), "--methods", "image_path", *common])
     all_methods = run_isolated(module, ["--pte", str(pte), "--methods", ",".join(methods), *common])
@@ -101,7 +106,8 @@ def format_report(result: dict[str, Any]) -> str:
         )
     lines = [
         f"{result['pte']}: {sizes['file_bytes'] / 1e6:.2f} MB, preset {result['metadata']['preset']}, "
-        f"{result['metadata']['backend']}/{result['metadata']['recipe']}, {result['all_methods']['threads']} threads",
+        f"{result['metadata']['backend']}/{result['metadata']['recipe']}, {result['all_methods']['threads']} threads "
+        f"(ExecuTorch pool {result['all_methods'].get('executorch_threads', '?')})",
         tabulate(rows, headers=["method", "median ms", "min ms", "own MB", "delegated"], tablefmt="github"),
     ]
     if sizes["shared"]:

@@ -7,7 +7,8 @@ Run by :func:`sam3spec.export.bench.benchmark` through ``harness.runners.run_iso
 RSS is this workload's alone. Inputs are synthetic (random normalised pixels, a fixed 4-token
 prompt, one point), so no tokenizer is imported. ``image_path`` = ``encode_image`` + ``decode``.
 Printed: per method ``{median_ms, min_ms, mean_ms, repeats}``, ``baseline_rss_mb`` (after
-imports, before loading the model), ``loaded_rss_mb`` (after loading) and ``peak_rss_mb``.
+imports, before loading the model), ``loaded_rss_mb`` (after loading), ``peak_rss_mb``,
+``threads`` (libtorch) and, for a ``.pte``, ``executorch_threads`` (XNNPACK's pool, set equal).
 """
 
 from __future__ import annotations
@@ -36,6 +37,21 @@ def _inputs(image_size: int, context_length: int, hidden: int, shapes, level_sid
     return {"pixels": (pixels,), "ids": (ids,), "geometry": geometry, "context": (context, valid)}
 
 
+def match_executorch_threads() -> int:
+    """Size ExecuTorch's threadpool (XNNPACK's threads) to ``torch.get_num_threads()``; returns it.
+
+    The bindings size their pool from cpuinfo (every core: 2 here) whatever ``OMP_NUM_THREADS``
+    says, so without this a ".pte vs eager" ratio compares 2 XNNPACK threads with 1 libtorch
+    thread. Called before any program is loaded (the reset is unsafe while one runs).
+    """
+    from executorch.extension.pybindings import portable_lib
+
+    threads = torch.get_num_threads()
+    if portable_lib._threadpool_get_thread_count() != threads:
+        portable_lib._unsafe_reset_threadpool(threads)
+    return int(portable_lib._threadpool_get_thread_count())
+
+
 def bench_pte(path: str, methods: Sequence[str], warmup: int, repeats: int) -> dict:
     import executorch.kernels.quantized  # noqa: F401
     from executorch.runtime import Runtime
@@ -44,6 +60,7 @@ def bench_pte(path: str, methods: Sequence[str], warmup: int, repeats: int) -> d
     from sam3spec.export.shapes import level_side
 
     Runtime.get()
+    executorch_threads = match_executorch_threads()
     baseline = current_rss_mb()  # after torch + ExecuTorch bindings, before the program
     program = PteProgram(path)
     meta = program.metadata
@@ -73,6 +90,7 @@ def bench_pte(path: str, methods: Sequence[str], warmup: int, repeats: int) -> d
     return {
         "kind": "pte",
         "path": path,
+        "executorch_threads": executorch_threads,
         "timings": timings,
         "baseline_rss_mb": baseline,
         "loaded_rss_mb": loaded,
@@ -140,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     what.add_argument("--pte")
     what.add_argument("--eager", help="preset name (random weights) or checkpoint directory")
     parser.add_argument("--methods", default="image_path")
+    parser.add_argument("--threads", type=int, help="torch and ExecuTorch threads (default: torch's)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
@@ -147,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     methods = [name for name in args.methods.split(",") if name]
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.pte:
         result = bench_pte(args.pte, methods, args.warmup, args.repeats)
     else:

@@ -98,7 +98,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.pte.is_file():
         print(f"error: {args.pte}: no such file", file=sys.stderr)
         return 2
-    result = benchmark(args.pte, args.warmup, args.repeats, eager=args.eager)
+    result = benchmark(args.pte, args.warmup, args.repeats, eager=args.eager, threads=args.threads)
     print(format_report(result))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +146,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument(
         "--eager", help="also time the eager float image path: preset name or checkpoint directory"
+    )
+    bench.add_argument(
+        "--threads", type=int, help="threads for libtorch and ExecuTorch's XNNPACK pool (default: libtorch's)"
     )
     bench.add_argument("--json", type=Path, help="write the results as JSON here")
     bench.set_defaults(func=cmd_bench)

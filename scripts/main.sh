@@ -15,7 +15,11 @@ set +e
 .venv/bin/python -m sam3spec.cli pipeline --out runs/concept-world
 pipeline_status=$?
 echo "main: distillation pipeline exit $pipeline_status after $((SECONDS - start)) s"
-.venv/bin/python -m pytest suites/gates -p no:cacheprovider --report "$report" -q "$@"
+# A missed target is a result (listed in the report and summarised below), not a crash: the job
+# exits 0 when every gate ran and the report is written. STRICT=1: any missed target fails it.
+strict=()
+[ "${STRICT:-0}" = 1 ] || strict=(--spec-failures-ok)
+.venv/bin/python -m pytest suites/gates -p no:cacheprovider --report "$report" -q "${strict[@]}" "$@"
 status=$?
 set -e
 echo "main: report at reports/$report.md (pytest exit $status), $((SECONDS - start)) s in all"

@@ -28,6 +28,7 @@ class LossWeights:
     mask_bce: float = 5.0
     mask_dice: float = 5.0
     semantic: float = 1.0
+    semantic_dice: float = 0.0
     auxiliary: float = 1.0
     tracker: float = 1.0
     anchor: float = 5.0
@@ -187,6 +188,10 @@ def detector_loss(
     size = outputs.semantic_seg.shape[-2:]
     union = torch.stack([m.amax(0) if len(m) else torch.zeros(size) for m in target_masks])
     parts["semantic"] = F.binary_cross_entropy_with_logits(outputs.semantic_seg[:, 0].float(), union)
+    if weights.semantic_dice:
+        # Dice is blind to the ~90 % background that dominates the BCE: it is the dense,
+        # balanced "which pixels does this phrase name" signal that teaches text-image binding.
+        parts["semantic_dice"] = dice_loss(outputs.semantic_seg[:, 0].float(), union).mean()
     total = sum(getattr(weights, name) * value for name, value in parts.items())
     logged = {name: float(value.detach()) for name, value in parts.items()}
     for layer in range(layers["logits"].shape[0] - 1):  # auxiliary: earlier layers, matched on their own

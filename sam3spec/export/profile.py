@@ -80,8 +80,10 @@ class PteBreakdown:
     Attributes:
         file_bytes: the file's size.
         methods: per method ``{"delegates", "constants", "own_weights", "total"}`` bytes, where
-            ``own_weights`` are named weight blobs no other method uses.
-        shared: bytes of named weight blobs used by more than one method, and by which.
+            ``constants`` (CPU-side constant tensors) and ``own_weights`` (named weight blobs of
+            the delegates) are those no other method uses.
+        shared: bytes of named weight blobs and CPU constants used by more than one method, and
+            by which (each counted once: methods' totals + shared + flatbuffer overhead = file).
         cpu_operators: per method, operators executed outside delegates (``{name: count}``).
         constant_methods: names of the metadata methods (no instructions).
     """
@@ -117,6 +119,9 @@ def pte_breakdown(path: str | Path) -> PteBreakdown:
         for key, entry in pte.named_data.pte_data.items():
             named[key] = _buffer_size(pte.named_data.buffers[entry.buffer_index])
     users: dict[str, list[str]] = {key: [] for key in named}
+    # CPU-side constants are deduplicated by the serializer: decode and track point at the same
+    # buffers, so they are attributed like the named weights (once, to the methods sharing them).
+    buffer_users: dict[int, list[str]] = {}
     methods: dict[str, dict[str, int]] = {}
     cpu_operators: dict[str, dict[str, int]] = {}
     constant_methods = []
@@ -130,11 +135,12 @@ def pte_breakdown(path: str | Path) -> PteBreakdown:
             token = key.encode()
             if any(token in blob for blob in blobs):
                 users[key].append(plan.name)
-        constants = sum(
-            len(program.constant_buffer[value.val.data_buffer_idx].storage)
+        for index in {
+            value.val.data_buffer_idx
             for value in plan.values
             if isinstance(value.val, Tensor) and value.val.data_buffer_idx > 0
-        )
+        }:
+            buffer_users.setdefault(index, []).append(plan.name)
         operators = Counter(
             f"{plan.operators[i.instr_args.op_index].name}"
             for i in instructions
@@ -143,11 +149,18 @@ def pte_breakdown(path: str | Path) -> PteBreakdown:
         calls = sum(isinstance(i.instr_args, DelegateCall) for i in instructions)
         methods[plan.name] = {
             "delegates": sum(len(b) for b in blobs),
-            "constants": constants,
+            "constants": 0,
             "delegate_calls": calls,
         }
         cpu_operators[plan.name] = dict(operators.most_common())
     shared: dict[str, int] = {}
+    for index, names in buffer_users.items():
+        size = len(program.constant_buffer[index].storage)
+        if len(names) == 1:
+            methods[names[0]]["constants"] += size
+        else:
+            label = " & ".join(sorted(names))
+            shared[label] = shared.get(label, 0) + size
     for key, names in users.items():
         if len(names) == 1:
             methods[names[0]]["own_weights"] = methods[names[0]].get("own_weights", 0) + named[key]

@@ -66,6 +66,9 @@ def test_breakdown(lowered):
     assert set(breakdown.methods) == {"encode_text"} and "metadata_json" in breakdown.constant_methods
     text = breakdown.methods["encode_text"]
     assert 0 < text["total"] <= breakdown.file_bytes
+    # every byte counted once: methods' own bytes + shared bytes + flatbuffer overhead = the file
+    counted = sum(item["total"] for item in breakdown.methods.values()) + sum(breakdown.shared.values())
+    assert 0.9 * breakdown.file_bytes < counted <= breakdown.file_bytes
     assert "quantized_decomposed::embedding_4bit" in breakdown.cpu_operators["encode_text"]
     # the int4 embedding is ~1/8 of fp32: 49408 x 64 x 4 bytes = 12.6 MB in float
     assert breakdown.file_bytes < 4e6

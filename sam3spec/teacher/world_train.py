@@ -45,9 +45,9 @@ class WorldTrainConfig:
     """Everything a concept-world teacher run depends on (saved next to its weights)."""
 
     seed: int = 0
-    steps: int = 500
+    steps: int = 2500
     images_per_step: int = 6
-    phrases_per_image: int = 2
+    phrases_per_image: int = 4
     clicks_per_image: int = 2
     learning_rate: float = 8e-4
     warmup_steps: int = 150
@@ -60,7 +60,7 @@ class WorldTrainConfig:
     validate_every: int = 400
     validation_images: int = 24
     threads: int = 2
-    weights: LossWeights = field(default_factory=LossWeights)
+    weights: LossWeights = field(default_factory=lambda: LossWeights(semantic_dice=2.0))
     arch: TeacherArchitecture = WORLD
     world: WorldConfig = field(default_factory=WorldConfig)
 

@@ -52,7 +52,7 @@ def test_box_window_bias_is_zero_inside_and_negative_outside() -> None:
 def test_vit_position_table_is_sincos() -> None:
     detector, _ = build_models(WORLD, seed=0)
     initialise_for_training(detector)
-    table = detector.vision_encoder.backbone.embeddings.position_embeddings[0]
+    table = detector.vision_encoder.backbone.embeddings.position_embeddings[0].detach()
     assert table.shape == (WORLD.grid**2, WORLD.vision_hidden)
     assert float(table.abs().max()) <= 1.0 + 1e-6
     assert rms(table) > 0.3  # not the normal(0, 0.02) default

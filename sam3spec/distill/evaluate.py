@@ -91,11 +91,14 @@ def ratios(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def write_metrics(metrics: dict[str, dict[str, float]], path: str | Path) -> Path:
-    """``metrics.json`` = ``{"teacher": {...}, "student": {...}}`` (atomic)."""
+    """``metrics.json`` = ``{"teacher": {...}, "student": {...}}`` (+ ``stage3`` and ``by_kind``
+    when the pipeline ran Stage 3; atomic)."""
     from sam3spec.distill.state import atomic_write_json
 
     path = Path(path)
-    atomic_write_json({"teacher": metrics["teacher"], "student": metrics["student"]}, path)
+    atomic_write_json(
+        {name: metrics[name] for name in ("teacher", "student", "stage3", "by_kind") if name in metrics}, path
+    )
     return path
 
 

@@ -1,12 +1,15 @@
-"""The concept-world main job: world -> teacher (shipped) -> Phase 1 -> Phase 2 -> student vs teacher.
+"""The concept-world main job: world -> teacher (shipped) -> Phase 1 -> Phase 2 -> Stage 3 ->
+students vs teacher.
 
 ``run_pipeline("runs/concept-world")`` writes::
 
     runs/concept-world/
         world/              the generated concept world (train + held-out eval split)
         phase1/  phase2/    stage run directories (checkpoints, train_log.jsonl, tensorboard/,
-                            teacher_targets/, final/, summary.json)
-        metrics.json        {"teacher": {mIoU, presence_f1, cgF1, ...}, "student": {...}}
+        stage3/             teacher_targets/, final/, summary.json)
+        metrics.json        {"teacher": {mIoU, presence_f1, cgF1, ...}, "student": {...} (after
+                            Phase 2), "stage3": {...}, "by_kind": {"student"|"stage3": SA-Co
+                            metrics of positive + hard-negative pairs, ...}}
         report.md           teacher | student | ratio, side by side
         pipeline.json       the config key, seconds per step, ratios
 
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from sam3spec.config import config_to_dict
 from sam3spec.data.world import WorldConfig
-from sam3spec.distill.stages import PHASE1_WORLD, PHASE2_WORLD, StageConfig
+from sam3spec.distill.stages import PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD, StageConfig
 
 DEFAULT_RUN_DIR = Path("runs/concept-world")
 
@@ -41,6 +44,7 @@ class PipelineConfig:
         world: world generator config (160 px, the shipped teacher's size).
         phase1: Phase 1 stage.
         phase2: Phase 2 stage (starts from Phase 1's final weights).
+        stage3: Stage 3 (starts from Phase 2's final weights), or None to stop after Phase 2.
         teacher: teacher folder, None for the shipped concept-world teacher.
         eval_limit: evaluate on the first N held-out images only (None: all).
     """
@@ -50,6 +54,7 @@ class PipelineConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     phase1: StageConfig = PHASE1_WORLD
     phase2: StageConfig = PHASE2_WORLD
+    stage3: StageConfig | None = STAGE3_WORLD
     teacher: str | None = None
     eval_limit: int | None = None
 
@@ -109,14 +114,25 @@ def _run_stage(
 
 
 def side_by_side(metrics: dict[str, dict[str, float]]) -> str:
-    """A markdown table: metric | teacher | student | student / teacher."""
+    """A markdown table: metric | teacher | student (Phase 2) | student / teacher, plus Stage 3's
+    columns when the run has them."""
     from sam3spec.distill.evaluate import METRIC_KEYS, ratios
 
     share = ratios(metrics)
-    lines = ["| metric | teacher | student | student / teacher |", "|---|---|---|---|"]
+    stage3 = metrics.get("stage3")
+    header = "| metric | teacher | student (Phase 2) | student / teacher |"
+    rule = "|---|---|---|---|"
+    if stage3:
+        header += " Stage 3 | Stage 3 / teacher |"
+        rule += "---|---|"
+    lines = [header, rule]
     for key in METRIC_KEYS:
         ratio = "" if share[key] is None else f"{share[key]:.3f}"
-        lines.append(f"| {key} | {metrics['teacher'][key]:.4f} | {metrics['student'][key]:.4f} | {ratio} |")
+        line = f"| {key} | {metrics['teacher'][key]:.4f} | {metrics['student'][key]:.4f} | {ratio} |"
+        if stage3:
+            teacher = metrics["teacher"][key]
+            line += f" {stage3[key]:.4f} | {'' if not teacher else f'{stage3[key] / teacher:.3f}'} |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -159,11 +175,22 @@ def run_pipeline(
         config.phase2, world, out / "phase2", config.teacher, out / "phase1" / "final", progress, code
     )
     seconds["phase2"] = time.perf_counter() - start
+    stage3 = None
+    if config.stage3 is not None:
+        start = time.perf_counter()
+        stage3 = _run_stage(
+            config.stage3, world, out / "stage3", config.teacher, out / "phase2" / "final", progress, code
+        )
+        seconds["stage3"] = time.perf_counter() - start
 
     start = time.perf_counter()
     teacher = load_teacher(config.teacher)
-    student = StudentTeacherView(load_student(out / "phase2" / "final"))
-    metrics = evaluate_models({"teacher": teacher, "student": student}, world, config.eval_limit)
+    models = {"teacher": teacher, "student": StudentTeacherView(load_student(out / "phase2" / "final"))}
+    if stage3 is not None:
+        models["stage3"] = StudentTeacherView(load_student(out / "stage3" / "final"))
+    metrics = evaluate_models(models, world, config.eval_limit)
+    if stage3 is not None:
+        metrics["by_kind"] = hard_negative_breakdown(out, world, config.eval_limit)
     write_metrics(metrics, out / "metrics.json")
     seconds["evaluate"] = time.perf_counter() - start
     (out / "report.md").write_text(
@@ -180,6 +207,18 @@ def run_pipeline(
             for k in ("steps", "feature_loss_start", "feature_loss_end", "feature_loss_ratio")
         },
         "phase2": {k: phase2.get(k) for k in ("steps",)},
+        "stage3": None if stage3 is None else {k: stage3.get(k) for k in ("steps",)},
     }
     atomic_write_json(record, record_path)
     return record
+
+
+def hard_negative_breakdown(out: Path, world: Path, limit: int | None) -> dict[str, dict]:
+    """SA-Co metrics (issue 6's evaluator) of the Phase 2 and Stage 3 students on the held-out
+    pairs split by query kind (positives + hard negatives, positives + other negatives)."""
+    from sam3spec.eval.model_eval import evaluate_model_on_world
+
+    return {
+        name: evaluate_model_on_world(out / stage / "final", world, out / "eval" / stage, limit=limit)["by_kind"]
+        for name, stage in (("student", "phase2"), ("stage3", "stage3"))
+    }

@@ -208,10 +208,28 @@ def concept_world(stage: StageConfig, **changes) -> StageConfig:
     return replace(stage, **defaults)
 
 
+# Stage 3, end-to-end promptable concept segmentation (MISSION.md 3): everything but the video
+# memory trains, on ground-truth labels (SA-Co: phrases with their instances, negatives and hard
+# negatives such as "blue circle" when only a red one is present), text prompts only (PCS), the
+# presence head emphasised (x2.5: IL_MCC, telling present from absent, is what it must improve).
+# Teacher losses instead: ``--set targets=teacher``.
+STAGE3 = StageConfig(
+    name="stage3",
+    losses=LossWeights(fpn_feature=0.0, encoder_feature=0.0, presence=5.0),
+    prompts=PromptConfig(text=1.0, point=0.0, box=0.0),
+    targets="ground_truth",
+    init_from="phase2",
+    learning_rate=2e-5,
+    epochs=2,
+)
+
 PHASE1_WORLD = concept_world(PHASE1, epochs=4)
 PHASE2_WORLD = concept_world(PHASE2, epochs=6)
+STAGE3_WORLD = concept_world(STAGE3, epochs=3, warmup_steps=20)
 
-STAGES: dict[str, StageConfig] = {stage.name: stage for stage in (PHASE1, PHASE2, PHASE1_WORLD, PHASE2_WORLD)}
+STAGES: dict[str, StageConfig] = {
+    stage.name: stage for stage in (PHASE1, PHASE2, STAGE3, PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD)
+}
 
 
 def get_stage(name: str) -> StageConfig:

@@ -15,7 +15,7 @@ from sam3spec.distill import runtime
 from sam3spec.distill.commands import default_init, resolve_stage
 from sam3spec.distill.evaluate import StudentTeacherView, ratios
 from sam3spec.distill.pipeline import PipelineConfig, run_pipeline
-from sam3spec.distill.stages import PHASE1_WORLD, PHASE2_WORLD
+from sam3spec.distill.stages import PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD
 from sam3spec.teacher.protocol import Teacher
 
 
@@ -96,16 +96,21 @@ def test_tiny_main_job_end_to_end(distill_world, stand_in_teacher_dir, tmp_path,
         "log_every": 1,
     }
     config = PipelineConfig(images=12, world=WorldConfig(image_size=64), teacher=str(stand_in_teacher_dir),
-                            phase1=override(PHASE1_WORLD, tiny), phase2=override(PHASE2_WORLD, tiny))  # fmt: skip
+                            phase1=override(PHASE1_WORLD, tiny), phase2=override(PHASE2_WORLD, tiny),
+                            stage3=override(STAGE3_WORLD, tiny))  # fmt: skip
     out = tmp_path / "main"
     record = run_pipeline(out, config, progress=False)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"teacher", "student"}
+    assert set(metrics) == {"teacher", "student", "stage3", "by_kind"}
+    assert set(metrics["by_kind"]) == {"student", "stage3"}
+    assert "IL_MCC" in metrics["by_kind"]["stage3"]["positive+hard_negative"]
     assert {"mIoU", "presence_f1", "cgF1"} <= set(metrics["student"]) and set(metrics["teacher"]) == set(
         metrics["student"]
     )
     assert "| mIoU |" in (out / "report.md").read_text()
-    assert set(record["seconds"]) == {"world", "phase1", "phase2", "evaluate"}
+    assert set(record["seconds"]) == {"world", "phase1", "phase2", "stage3", "evaluate"}
+    assert "Stage 3" in (out / "report.md").read_text()
+    assert json.loads((out / "stage3" / "init_report.json").read_text())["summary"] == "all weights loaded"
     assert json.loads((out / "phase2" / "init_report.json").read_text())["summary"] == "all weights loaded"
     assert run_pipeline(out, config, progress=False) == record  # same configuration: reused
     changed = replace(config, eval_limit=1)

@@ -75,3 +75,13 @@ def test_warmup_then_cosine():
     assert factors[60] == pytest.approx(0.1 + 0.9 * 0.5, abs=1e-6)  # half-way through the cosine
     assert learning_rate_factor(110, 110, stage) == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+
+
+def test_stage3_is_end_to_end_pcs_on_labels_from_phase2():
+    from sam3spec.distill.stages import PHASE2, STAGE3, STAGE3_WORLD, get_stage
+
+    assert get_stage("stage3-world") is STAGE3_WORLD and STAGE3_WORLD.init_from == "phase2-world"
+    assert STAGE3.targets == "ground_truth" and STAGE3.init_from == "phase2"
+    assert STAGE3.trainable == ("*",) and STAGE3.losses.presence > PHASE2.losses.presence
+    assert (STAGE3.prompts.text, STAGE3.prompts.point, STAGE3.prompts.box) == (1.0, 0.0, 0.0)
+    assert not STAGE3.losses.uses_features

@@ -74,12 +74,12 @@ def test_seed_size_ratio(gate, run_dir):
 def trained_student_dir(run_dir: Path | None) -> tuple[Path | None, Path | None, list[Path]]:
     """``(checkpoint, world)`` of the best trained concept-world student found, and where it looked.
 
-    Phase 2's final weights first, then Phase 1's; in ``--run-dir`` first, then in the
+    Stage 3's final weights first, then Phase 2's, then Phase 1's; in ``--run-dir`` first, then in the
     distillation pipeline's default folder.
     """
     roots = [root for root in (run_dir, TRAINED_RUN) if root is not None]
     looked = []
-    for stage in ("phase2", "phase1"):
+    for stage in ("stage3", "phase2", "phase1"):
         for root in roots:
             candidate = root / stage / "final"
             looked.append(candidate)
@@ -110,6 +110,15 @@ def test_quantized_accuracy(gate, run_dir):
     )
     rows = compare(load_student(checkpoint), world, recipes=(), ptes=[pte])
     float_row, pte_row = rows[0], rows[-1]
+    if not float_row.metrics["mIoU"]:  # a relative drop from 0 cannot fail: never a silent pass
+        gate.not_measured(
+            "quant.miou_drop_pct",
+            f"the float student's mIoU is 0 on the eval split ({checkpoint}): the relative drop is undefined "
+            f"(.pte mIoU {pte_row.metrics['mIoU']:.4f}; presence F1 {float_row.metrics['presence_f1']:.3f} vs "
+            f"{pte_row.metrics['presence_f1']:.3f})",
+            preset=TINY_PRESET, weights="trained", checkpoint=str(checkpoint),
+        )
+        return
     gate.check("quant.miou_drop_pct", pte_row.miou_drop_percent, preset=TINY_PRESET, weights="trained",
                checkpoint=str(checkpoint), stage=checkpoint.parent.name, data="concept-world eval split",
                note=f"mIoU float {float_row.metrics['mIoU']:.4f} vs .pte {pte_row.metrics['mIoU']:.4f}; "

@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sam3spec.data.world.config import WorldConfig
-from sam3spec.data.world.images import generate_scene
-from sam3spec.data.world.phrases import Phrase, is_held_out, sample_queries
+from sam3spec.data.world.generate import scene_and_queries
 
 TRAIN_STREAM, VALIDATION_STREAM = 101, 102
 
@@ -58,23 +57,7 @@ def draw_image(
     ``held_out_allowed`` False applies the train rule; True mimics the eval split (a held-out
     pair is planted and asked first).
     """
-    held_out = [tuple(pair) for pair in world.held_out_pairs]
-    forced = held_out[rng.integers(len(held_out))] if held_out_allowed and held_out else None
-    scene = generate_scene(rng, world, forced=forced)
-    queries = sample_queries(
-        scene.objects,
-        rng,
-        shapes=world.shapes,
-        colours=world.colours,
-        sizes=world.sizes,
-        positives=world.positives_per_image,
-        hard_negatives=world.hard_negatives_per_image,
-        negatives=world.negatives_per_image,
-        allowed=(lambda phrase: True)
-        if held_out_allowed
-        else (lambda phrase: not is_held_out(phrase, held_out)),
-        first=None if forced is None else Phrase(shape=forced[1], colour=forced[0]),
-    )
+    scene, queries = scene_and_queries(rng, "eval" if held_out_allowed else "train", world)
     if phrases is not None and len(queries) > phrases:
         queries = [queries[index] for index in sorted(rng.choice(len(queries), size=phrases, replace=False))]
     return WorldImage(

@@ -120,7 +120,15 @@ def image_item(seed: int, index: int, split: str, config: WorldConfig) -> tuple[
         split: ``"train"`` (no held-out phrase) or ``"eval"`` (one held-out pair planted and asked).
         config: world configuration.
     """
-    rng = np.random.default_rng([seed, _IMAGE_STREAM, index])
+    return scene_and_queries(np.random.default_rng([seed, _IMAGE_STREAM, index]), split, config)
+
+
+def scene_and_queries(
+    rng: np.random.Generator, split: str, config: WorldConfig
+) -> tuple[Scene, list[PhraseQuery]]:
+    """One scene drawn from ``rng`` and its phrase queries under ``split``'s rule (``"train"``: no
+    held-out phrase; ``"eval"``: a held-out pair is planted and asked first). Also what the
+    concept-world teacher trains on (:mod:`sam3spec.teacher.world_data`)."""
     held_out = [tuple(pair) for pair in config.held_out_pairs]
     forced = held_out[rng.integers(len(held_out))] if split == "eval" and held_out else None
     scene = generate_scene(rng, config, forced=forced)

@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     distill.add_argument("--limit", type=int, default=None, help="first N videos only")
     distill.add_argument("--threads", type=int, default=None)
     distill.add_argument("--epochs", type=int, default=None, help="override the stage's epochs")
+    distill.add_argument("--context", choices=("student", "teacher_cache"), default=None,
+                         help="override the stage's context source (video-world: student; video: teacher_cache)")
+    distill.add_argument("--teacher-cache", type=Path, default=None,
+                         help="teacher cache folder (`sam3spec teacher cache`) for context_source teacher_cache")
     distill.set_defaults(func=run_distill)
     evaluate = commands.add_parser("eval", help="J&F on the world's SA-V val split, with and without memory")
     evaluate.add_argument("--world", required=True, type=Path)
@@ -104,9 +108,11 @@ def run_track(args: argparse.Namespace) -> int:
 
 
 def run_distill(args: argparse.Namespace) -> int:
+    """Train the memory; exit 0, 2 when the context options or the teacher cache do not fit."""
     from dataclasses import replace
 
     from sam3spec.video.stage import get_video_stage
+    from sam3spec.video.teacher_context import TeacherContextError
     from sam3spec.video.train import VideoRunOptions, distill_video
 
     if args.init is None:
@@ -115,8 +121,14 @@ def run_distill(args: argparse.Namespace) -> int:
     stage = get_video_stage(args.stage)
     if args.epochs is not None:
         stage = replace(stage, stage=replace(stage.stage, epochs=args.epochs))
-    summary = distill_video(stage, VideoRunOptions(args.world, args.out, args.init,
-                            args.max_steps, args.limit, args.threads))  # fmt: skip
+    if args.context is not None:
+        stage = replace(stage, context_source=args.context)
+    try:
+        summary = distill_video(stage, VideoRunOptions(args.world, args.out, args.init, args.max_steps, args.limit,
+                                                       args.threads, teacher_cache=args.teacher_cache))  # fmt: skip
+    except TeacherContextError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=1))
     return 0
 

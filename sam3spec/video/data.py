@@ -11,7 +11,7 @@ that is visible in the query frame (SA-V ground truth).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +41,18 @@ class VideoRecord:
         levels: per FPN level ``[K, C, h_l, w_l]`` fp16 (K annotated frames).
         masks: ``[K, N, H, W]`` bool visible masks (frame size).
         phrases: N phrases.
+        frames: the annotated frames' indices in the 24 fps video (``ANNOTATION_STRIDE * k``).
+        context: ``[K, C, h3, w3]`` fp16 context maps from a teacher cache
+            (:mod:`sam3spec.video.teacher_context`), or None: the context slots are the student's
+            own level-3 maps.
     """
 
     video_id: str
     levels: list[torch.Tensor]
     masks: torch.Tensor
     phrases: list[str]
+    frames: list[int] = field(default_factory=list)
+    context: torch.Tensor | None = None
 
 
 class FeatureBank:
@@ -71,7 +77,8 @@ class FeatureBank:
         self.pos: list[torch.Tensor] | None = None
         for video in videos[:limit]:
             masklet, _ = read_manual(video.manual)
-            frames = read_frames(video.mp4, [k * ANNOTATION_STRIDE for k in range(len(masklet))])
+            indices = [k * ANNOTATION_STRIDE for k in range(len(masklet))]
+            frames = read_frames(video.mp4, indices)
             masks = decode_masklet(masklet, list(range(len(masklet))), *frames.shape[1:3], video.manual)
             pixels = torch.stack([transform({"image": torch.from_numpy(f).permute(2, 0, 1).float() / 255})["image"]
                                   for f in frames])  # fmt: skip
@@ -80,7 +87,7 @@ class FeatureBank:
             if self.pos is None:
                 self.pos = [p[:1].cpu() for p in features.pos]
             self.records.append(VideoRecord(video.video_id, [f.half().cpu() for f in features.features],
-                                            torch.from_numpy(masks), phrases[video.video_id]))  # fmt: skip
+                                            torch.from_numpy(masks), phrases[video.video_id], indices))  # fmt: skip
 
     def samples(self, per_video: int, seed: int, epoch: int) -> list[tuple[int, int, int]]:
         """``(video, query frame k >= 1, object)`` triples of one epoch, shuffled from ``(seed, epoch)``."""
@@ -96,7 +103,8 @@ class FeatureBank:
         """Stacked inputs and targets of some samples.
 
         Returns:
-            ``features`` (per level ``[B, C, h, w]`` float), ``context`` ``[B, T, C, h3, w3]``,
+            ``features`` (per level ``[B, C, h, w]`` float), ``context`` ``[B, T, C, h3, w3]``
+            (from ``record.context`` when a teacher cache was attached, else the student's level ``level``),
             ``valid`` ``[B, T]``, ``text`` (B phrases), ``target_masks`` (B x ``[M, H, W]`` bool),
             ``target_boxes_xyxy`` (B x ``[M, 4]`` normalised).
         """
@@ -107,7 +115,8 @@ class FeatureBank:
             for index, level_maps in enumerate(record.levels):
                 features[index].append(level_maps[k].float())
             slots = [k - context_frames + j for j in range(context_frames)]
-            context = torch.stack([record.levels[level][max(s, 0)].float() for s in slots])
+            maps = record.levels[level] if record.context is None else record.context
+            context = torch.stack([maps[max(s, 0)].float() for s in slots])
             valid = torch.tensor([s >= 0 for s in slots])
             contexts.append(context * valid[:, None, None, None])
             valids.append(valid)

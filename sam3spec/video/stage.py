@@ -28,9 +28,10 @@ class VideoStage:
         stage: the engine's stage (trainable patterns, losses, matcher, schedule, seed).
         context_frames: T, annotated frames before the query that the memory reads.
         context_source: ``"student"``: the frozen student's own FPN level-3 maps of the context
-            frames (what the memory reads at inference; used on the concept world, whose videos
-            have no teacher cache), or ``"teacher_cache"``: cached teacher FPN level-3 features
-            (issue 4's cache; not wired yet, see docs/VIDEO.md).
+            frames (what the memory reads at inference; the concept world's stage uses it
+            by default), or ``"teacher_cache"``: cached teacher FPN level-3 features (issue 4's
+            cache, ``VideoRunOptions.teacher_cache`` / ``--teacher-cache``;
+            :mod:`sam3spec.video.teacher_context`, docs/VIDEO.md).
         samples_per_video: (query frame, phrase) samples drawn per video per epoch.
     """
 

@@ -5,7 +5,9 @@ trains), :func:`~sam3spec.distill.targets.ground_truth_targets` + :func:`~sam3sp
 / :func:`~sam3spec.distill.task.total_loss` (matching and losses, weights applied in one place),
 :func:`~sam3spec.distill.stages.learning_rate_factor` (warm-up + cosine), AdamW with clipping. Per
 step: a batch of (context, query frame, phrase) samples from the :class:`~sam3spec.video.data.FeatureBank`
--> memory = resampler(context level-3 maps, invalid slots masked) -> encoder tokens of the query
+-> memory = resampler(context level-3 maps, invalid slots masked; the student's own maps, or a
+teacher cache's with ``context_source="teacher_cache"``, :mod:`sam3spec.video.teacher_context`)
+-> encoder tokens of the query
 frame read the memory -> decoder -> losses against SA-V ground truth.
 
 Writes ``out/train_log.jsonl`` (every step, every term), ``out/checkpoints/step_N/`` and
@@ -34,6 +36,7 @@ from sam3spec.models.video import resample_valid
 from sam3spec.video.checkpoint import save_memory
 from sam3spec.video.data import FeatureBank
 from sam3spec.video.stage import VideoStage
+from sam3spec.video.teacher_context import TeacherContextError, attach_teacher_context
 
 
 @dataclass
@@ -49,6 +52,9 @@ class VideoRunOptions:
         limit: use the first ``limit`` videos.
         threads: torch threads (None: leave as is).
         progress: tqdm bar.
+        teacher_cache: teacher cache folder (``sam3spec teacher cache``) whose per-video level-3
+            maps are the context frames; required by (and only allowed with) a stage whose
+            ``context_source`` is ``"teacher_cache"``.
     """
 
     world: Path
@@ -58,6 +64,7 @@ class VideoRunOptions:
     limit: int | None = None
     threads: int | None = None
     progress: bool = True
+    teacher_cache: Path | None = None
 
 
 def frozen_digest(student: torch.nn.Module, trainable: set[str]) -> str:
@@ -81,17 +88,26 @@ def build_video_student(vstage: VideoStage, init: Path | None):
     return build_student(override(get_preset(vstage.stage.student), {"image_size": vstage.stage.resolution}))
 
 
+def check_context_options(vstage: VideoStage, options: VideoRunOptions) -> None:
+    """A teacher-context stage needs ``teacher_cache``; a student-context stage must not get one
+    (it would be silently ignored)."""
+    if vstage.context_source == "teacher_cache" and options.teacher_cache is None:
+        raise TeacherContextError(f"stage {vstage.name!r} reads its context from a teacher cache "
+                                  "(context_source='teacher_cache'): pass --teacher-cache DIR "
+                                  "(VideoRunOptions.teacher_cache), made by `sam3spec teacher cache`")  # fmt: skip
+    if vstage.context_source == "student" and options.teacher_cache is not None:
+        raise TeacherContextError(f"stage {vstage.name!r} reads the student's own context maps "
+                                  f"(context_source='student') but a teacher cache was given ({options.teacher_cache}); "
+                                  "add --context teacher_cache to use it")  # fmt: skip
+
+
 def distill_video(vstage: VideoStage, options: VideoRunOptions) -> dict:
     """Train the memory of a student; returns the summary also written to ``out/summary.json``."""
     from tqdm import tqdm
 
     from sam3spec.models.text_encoder import Tokenizer
 
-    if vstage.context_source != "student":
-        raise NotImplementedError(
-            f"stage {vstage.name!r}: context_source {vstage.context_source!r} is not wired yet; "
-            "use context_source='student' (docs/VIDEO.md)"
-        )
+    check_context_options(vstage, options)
     stage, out = vstage.stage, Path(options.out)
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -102,10 +118,13 @@ def distill_video(vstage: VideoStage, options: VideoRunOptions) -> dict:
     before = frozen_digest(student, trainable)
     started = time.perf_counter()
     bank = FeatureBank(student, options.world, limit=options.limit)
+    level = student.config.memory.context_level
+    context = {"context_source": vstage.context_source}
+    if vstage.context_source == "teacher_cache":
+        context.update(attach_teacher_context(bank, options.teacher_cache, level, student.config.hidden, vstage.name))
     feature_seconds = time.perf_counter() - started
     tokenizer = Tokenizer(student.config.text)
     geometry = StudentGeometry(student.config.image_size, student.config.detr.encoder_level)
-    level = student.config.memory.context_level
     parameters = [p for p in student.parameters() if p.requires_grad]
     decay = [p for p in parameters if p.dim() >= 2]
     plain = [p for p in parameters if p.dim() < 2]
@@ -115,7 +134,7 @@ def distill_video(vstage: VideoStage, options: VideoRunOptions) -> dict:
     total = stage.epochs * per_epoch if options.max_steps is None else min(options.max_steps, stage.epochs * per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, total, stage))
     atomic_write_json({"stage": vstage.name, "world": str(options.world), "init": str(options.init),
-                       "trainable": sorted(trainable)}, out / "stage.json")  # fmt: skip
+                       "trainable": sorted(trainable), **context}, out / "stage.json")  # fmt: skip
     log_path = out / "train_log.jsonl"
     log_path.write_text("", encoding="utf-8")
     step, log = 0, []
@@ -165,7 +184,7 @@ def distill_video(vstage: VideoStage, options: VideoRunOptions) -> dict:
         "seconds": time.perf_counter() - started, "feature_seconds": feature_seconds,
         "loss_start": sum(r["loss"] for r in log[:window]) / window if log else None,
         "loss_end": sum(r["loss"] for r in log[-window:]) / window if log else None,
-        "gate": float(student.memory_attention.gate.detach().tanh()), "init": str(options.init),
+        "gate": float(student.memory_attention.gate.detach().tanh()), "init": str(options.init), **context,
     }  # fmt: skip
     atomic_write_json(summary, out / "summary.json")
     if not summary["frozen_unchanged"]:

@@ -86,7 +86,9 @@ def test_stage_trains_only_the_memory_on_cached_context(video_world, cache_64, t
                  "--teacher-cache", str(cache_64), "--max-steps", "2", "--limit", "2", "--threads", "1"])  # fmt: skip
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["steps"] == 2 and summary["frozen_unchanged"] and summary["context_source"] == "teacher_cache"
+    assert (
+        summary["steps"] == 2 and summary["frozen_unchanged"] and summary["context_source"] == "teacher_cache"
+    )
     assert summary["teacher_cache"] == str(cache_64) and summary["teacher_width"] == 64
     cache = TeacherCache(cache_64)
     cached = torch.cat([cache[key]["fpn.3"].float() for key in cache.keys() if key.startswith("video:")])
@@ -100,7 +102,9 @@ def test_missing_or_unwanted_cache_flag(video_world, tmp_path, cache_64, capsys)
     with pytest.raises(TeacherContextError, match=r"stage 'video'.*--teacher-cache"):
         distill_video(VIDEO, VideoRunOptions(video_world, tmp_path / "a", progress=False))
     with pytest.raises(TeacherContextError, match=r"stage 'video-world'.*--context teacher_cache"):
-        distill_video(VIDEO_WORLD, VideoRunOptions(video_world, tmp_path / "b", progress=False, teacher_cache=cache_64))
+        distill_video(
+            VIDEO_WORLD, VideoRunOptions(video_world, tmp_path / "b", progress=False, teacher_cache=cache_64)
+        )
     assert main(["video", "distill", "--world", str(video_world), "--out", str(tmp_path / "c"),
                  "--context", "teacher_cache"]) == 2  # fmt: skip
     assert "--teacher-cache" in capsys.readouterr().err
@@ -131,7 +135,9 @@ def test_missing_video_and_other_frames_are_named(bank, cache_64, tmp_path) -> N
         attach_teacher_context(bank, missing, 3, 64, "video-world")
     shifted = tampered(cache_64, tmp_path / "shifted",
                        lambda items: items[f"video:{video}"].update(frames=[f + 1 for f in items[f"video:{video}"]["frames"]]))  # fmt: skip
-    with pytest.raises(TeacherContextError, match=rf"video {video}: the teacher cache .* holds frames \[1, 5"):
+    with pytest.raises(
+        TeacherContextError, match=rf"video {video}: the teacher cache .* holds frames \[1, 5"
+    ):
         attach_teacher_context(bank, shifted, 3, 64, "video-world")
     with pytest.raises(TeacherContextError, match="video level 3, the student's memory reads level 2"):
         attach_teacher_context(bank, cache_64, 2, 64, "video-world")

@@ -34,12 +34,15 @@ class WorldImage:
         texts: the phrases.
         instances: per phrase, ``[n, H, W]`` bool instance masks (n = 0 for a negative).
         object_masks: ``[N, H, W]`` bool masks of every object (point-prompt targets).
+        object_words: per object, the words that name it (``("large", "red", "circle")``);
+            the word-alignment loss's targets (:func:`word_map`).
     """
 
     image: np.ndarray
     texts: list[str]
     instances: list[np.ndarray]
     object_masks: np.ndarray
+    object_words: list[tuple[str, ...]]
 
 
 def jpeg_round_trip(image: np.ndarray, quality: int) -> np.ndarray:
@@ -65,6 +68,7 @@ def draw_image(
         texts=[query.phrase.text for query in queries],
         instances=[scene.masks[list(query.instances)] for query in queries],
         object_masks=scene.masks,
+        object_words=[(obj.size, obj.colour, obj.shape) for obj in scene.objects],
     )
 
 
@@ -112,3 +116,30 @@ def mask_targets(masks: np.ndarray, size: int) -> torch.Tensor:
     if tensor.shape[0] == 0:
         return torch.zeros(0, size, size)
     return F.interpolate(tensor[None], size=(size, size), mode="area")[0]
+
+
+GENERIC_NOUN = "shape"  # "red shape": the noun that names every object
+
+
+def word_map(image: WorldImage, word: str, size: int) -> torch.Tensor:
+    """``[size, size]`` soft map (area average) of the pixels ``word`` names in ``image``: the
+    objects that have it as an attribute ("red": every red object, "shape": every object),
+    whatever phrase it came from; so a held-out composition ("red ring") is made of words each
+    trained on its own."""
+    named = [i for i, words in enumerate(image.object_words) if word == GENERIC_NOUN or word in words]
+    union = image.object_masks[named].any(axis=0) if named else np.zeros(image.object_masks.shape[1:], bool)
+    return mask_targets(union[None], size)[0]
+
+
+def word_positions(text: str, token_ids: list[int], tokenize_word) -> list[tuple[int, str]]:
+    """``(token position, word)`` for every token of every word of ``text`` in ``token_ids``
+    (start token first); ``tokenize_word`` gives a word's BPE ids without start / end tokens
+    ("cyan" is two tokens). Words cut by the context are dropped."""
+    positions, position = [], 1
+    for word in text.split():
+        pieces = tokenize_word(word)
+        if token_ids[position : position + len(pieces)] != pieces[: len(token_ids) - position]:
+            raise ValueError(f"word {word!r} of {text!r} is not at token {position} of {token_ids}")
+        positions += [(position + offset, word) for offset in range(len(pieces)) if position + offset < len(token_ids)]
+        position += len(pieces)
+    return positions

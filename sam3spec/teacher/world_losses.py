@@ -32,6 +32,7 @@ class LossWeights:
     auxiliary: float = 1.0
     tracker: float = 1.0
     anchor: float = 5.0
+    word_alignment: float = 0.0
 
 
 def box_area(boxes: torch.Tensor) -> torch.Tensor:
@@ -206,6 +207,46 @@ def detector_loss(
         total = total + weights.auxiliary * sum(getattr(weights, name) * value for name, value in aux.items())
         logged[f"aux{layer}"] = float(sum(aux.values()).detach())
     return total, logged
+
+
+class WordAlignment(torch.nn.Module):
+    """Learnable temperature and bias of the word-alignment logits (training only, not shipped)."""
+
+    def __init__(self, scale: float = 4.0, bias: float = -2.0) -> None:
+        super().__init__()
+        self.log_scale = torch.nn.Parameter(torch.tensor(float(scale)).log())
+        self.bias = torch.nn.Parameter(torch.tensor(float(bias)))
+
+    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+        """``[P, C, h, w]`` image features x ``[P, L, C]`` token features -> ``[P, L, h, w]`` logits
+        (cosine similarity x a learnt scale + a learnt bias)."""
+        image = F.normalize(image_features.float(), dim=1)
+        text = F.normalize(text_features.float(), dim=-1)
+        logits = torch.einsum("plc,pchw->plhw", text, image)
+        return logits * self.log_scale.exp() + self.bias
+
+
+def word_alignment_loss(
+    logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """GLIP-style token-region alignment: every word token predicts, on the image features
+    *before* they meet the text, which pixels its word names (BCE + dice per token map); the
+    caller scores each image against the words of every phrase of the step.
+
+    Why: the detection losses only say "these pixels are what the whole phrase names", a signal
+    that reached the text-image binding slowly (presence loss at chance for 2,000 steps, see
+    docs/TEACHER.md). Per-word dense targets teach the vision tower to encode colour, shape and
+    size and the text tower to point at them directly, word by word, which is also what a
+    never-trained composition ("red ring") is made of.
+
+    Args:
+        logits: ``[N, W, h, w]`` (:class:`WordAlignment`); targets ``[N, W, h, w]`` in [0, 1];
+            valid ``[N, W]`` bool (the maps that count).
+    """
+    if not valid.any():
+        return logits.sum() * 0.0
+    chosen, wanted = logits[valid], targets[valid]
+    return F.binary_cross_entropy_with_logits(chosen, wanted) + dice_loss(chosen, wanted).mean()
 
 
 def tracker_loss(

@@ -32,12 +32,21 @@ from sam3spec.teacher.world_data import (
     boxes_xyxy,
     mask_targets,
     to_pixels,
+    word_map,
+    word_positions,
     training_images,
     validation_images,
 )
-from sam3spec.teacher.world_losses import LossWeights, detector_loss, tracker_loss
+from sam3spec.teacher.world_losses import (
+    LossWeights,
+    WordAlignment,
+    detector_loss,
+    tracker_loss,
+    word_alignment_loss,
+)
 
 CLICK_STREAM = 103
+ALIGNED_LEVEL = 2  # FPN level (1x the ViT grid) that Sam3Model's DETR encoder reads
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,7 @@ class WorldTrainConfig:
     validate_every: int = 400
     validation_images: int = 24
     threads: int = 2
-    weights: LossWeights = field(default_factory=lambda: LossWeights(semantic_dice=2.0))
+    weights: LossWeights = field(default_factory=lambda: LossWeights(semantic_dice=2.0, word_alignment=2.0))
     arch: TeacherArchitecture = WORLD
     world: WorldConfig = field(default_factory=WorldConfig)
 
@@ -110,7 +119,15 @@ def _clicks(images: list[WorldImage], rng: np.random.Generator, per_image: int, 
     return torch.tensor(owners), torch.tensor(clicks, dtype=torch.float32), np.stack(targets)
 
 
-def train_step(detector, tracker, images: list[WorldImage], clicks_rng, config: WorldTrainConfig, tokenizer):
+def train_step(
+    detector,
+    tracker,
+    images: list[WorldImage],
+    clicks_rng,
+    config: WorldTrainConfig,
+    tokenizer,
+    aligner: WordAlignment | None = None,
+):
     """Loss of one step (forward only; the caller steps the optimiser)."""
     from sam3spec.teacher.hf_adapter import (
         detector_forward,
@@ -143,6 +160,11 @@ def train_step(detector, tracker, images: list[WorldImage], clicks_rng, config: 
     loss, parts = detector_loss(
         outputs, layers, target_boxes, target_masks, config.weights, anchors=anchor_centres(detector)
     )
+    if aligner is not None and config.weights.word_alignment:
+        alignment = _word_alignment(aligner, embeddings.fpn_levels[ALIGNED_LEVEL], images, texts,
+                                    tokens["input_ids"], layers["text_features"], tokenizer)  # fmt: skip
+        loss = loss + config.weights.word_alignment * alignment
+        parts["word_alignment"] = float(alignment.detach())
     if tracker is not None and config.clicks_per_image > 0:
         click_owners, clicks, click_masks = _clicks(
             images, clicks_rng, config.clicks_per_image, arch.image_size
@@ -154,6 +176,30 @@ def train_step(detector, tracker, images: list[WorldImage], clicks_rng, config: 
         loss = loss + config.weights.tracker * extra
         parts.update(tracker_parts)
     return loss, parts
+
+
+def _word_alignment(aligner, level, images, texts, input_ids, text_features, tokenizer) -> torch.Tensor:
+    """Word-alignment loss of one step: every word token of the step's phrases against every
+    image of the step (``level`` ``[N, C, h, w]``, ``text_features`` ``[P, L, C]``).
+
+    Scoring each image against the words of *all* phrases, not only its own, is what makes the
+    words differ: against its own phrases' words only, one shared "object" direction solves the
+    task (measured: after 900 steps the colour tokens' features had cosine 0.97 with each other,
+    0.45 at initialisation), while a red object scored against "blue" must say no.
+    """
+    rows, columns, words = [], [], []
+    for row, (text, ids) in enumerate(zip(texts, input_ids, strict=True)):
+        for position, word in word_positions(text, ids.tolist(), lambda w: tokenizer.encode(w)[1:-1]):
+            rows.append(row)
+            columns.append(position)
+            words.append(word)
+    if not words:
+        return level.sum() * 0.0
+    tokens = text_features[torch.tensor(rows), torch.tensor(columns)]  # [W, C]
+    side = level.shape[-1]
+    targets = torch.stack([torch.stack([word_map(image, word, side) for word in words]) for image in images])
+    logits = aligner(level, tokens[None].expand(len(images), -1, -1))  # [N, W, h, w]
+    return word_alignment_loss(logits, targets, torch.ones(targets.shape[:2], dtype=torch.bool))
 
 
 def initialise_for_training(detector) -> None:
@@ -316,6 +362,9 @@ def train_world_teacher(
     detector, tracker = build_models(config.arch, seed=config.seed)
     initialise_for_training(detector)
     parameters = trainable_parameters(detector, tracker)
+    aligner = WordAlignment() if config.weights.word_alignment else None
+    if aligner is not None:
+        parameters += list(aligner.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     start = 0
     checkpoint = out / "checkpoint.pt"
@@ -337,6 +386,8 @@ def train_world_teacher(
             )
         detector.load_state_dict(state["detector"])
         tracker.load_state_dict(state["tracker"])
+        if aligner is not None:
+            aligner.load_state_dict(state["aligner"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
     detector.train()
@@ -356,7 +407,7 @@ def train_world_teacher(
             config.seed, step, config.images_per_step, config.phrases_per_image, config.world
         )
         clicks_rng = np.random.default_rng([config.seed, CLICK_STREAM, step])
-        loss, parts = train_step(detector, tracker, images, clicks_rng, config, tokenizer)
+        loss, parts = train_step(detector, tracker, images, clicks_rng, config, tokenizer, aligner)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(parameters, config.clip_norm)
@@ -390,6 +441,7 @@ def train_world_teacher(
                     "config": config.to_dict(),
                     "detector": detector.state_dict(),
                     "tracker": tracker.state_dict(),
+                    "aligner": aligner.state_dict() if aligner is not None else {},
                     "optimizer": optimizer.state_dict(),
                 },
                 checkpoint,

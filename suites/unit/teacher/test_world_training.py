@@ -105,6 +105,8 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path) -> None:
     first = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["detector"]
     second = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["detector"]
     assert all(torch.equal(first[name], second[name]) for name in first)
+    aligners = [torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["aligner"] for run in ("straight", "resumed")]
+    assert aligners[0] and all(torch.equal(aligners[0][k], aligners[1][k]) for k in aligners[0])
     assert (straight / "detector" / "model.safetensors").is_file() and (
         resumed / "tracker" / "config.json"
     ).is_file()

@@ -59,3 +59,25 @@ def distill_run(run_dir):
     except TeacherLoadError as error:
         return out, f"no teacher to distil from: {error}"
     return out, None
+
+
+@pytest.fixture(scope="session")
+def trained_student(run_dir):
+    """``(checkpoint, world)`` of the best trained concept-world student found, and where it looked.
+
+    Stage 3's final weights first, then Phase 2's, then Phase 1's; in ``--run-dir`` first, then in the
+    distillation pipeline's default folder.
+    """
+    from pathlib import Path
+
+    trained_run = Path(__file__).resolve().parents[2] / "runs" / "concept-world"
+    roots = [Path(root) for root in (run_dir, trained_run) if root is not None]
+    looked = []
+    for stage in ("stage3", "phase2", "phase1"):
+        for root in roots:
+            candidate = root / stage / "final"
+            looked.append(candidate)
+            world = root / "world"
+            if (candidate / "model.safetensors").is_file() and (world / "world.json").is_file():
+                return candidate, world, looked
+    return None, None, looked

@@ -1,5 +1,8 @@
 """Export gate (``-m export``): QNN fails with what to install, a Core ML .pte is produced here, and
-(``slow``) the seed's XNNPACK program: size, parity on concept-world images, delegated share."""
+(``slow``) the seed's XNNPACK program: size, parity on concept-world images, delegated share, and the
+parity of a *trained* tiny student's program (random weights put many mask logits near 0, where any
+quantization error flips pixels: the seed's random-weight parity is reported, the trained one is
+what an app ships)."""
 
 from __future__ import annotations
 
@@ -93,3 +96,26 @@ def test_seed_delegation(gate, seed_program):
         f"{name} {item['share']:.3f}" for name, item in delegation.items() if isinstance(item, dict)
     )
     gate.check("export.xnnpack_delegated_share", delegation["overall_share"], **SEED, note=shares)
+
+
+def test_trained_parity(gate, run_dir, trained_student):
+    checkpoint, world, looked = trained_student
+    if checkpoint is None:
+        gate.not_measured(
+            "export.parity_mask_iou_trained",
+            "no trained concept-world student found (looked in " + ", ".join(map(str, looked))
+            + "): run the distillation pipeline first (the main job does)",
+        )
+        return
+    from sam3spec.export.artifacts import cached_export
+    from sam3spec.export.recipes import get_export_recipe
+
+    label = f"tiny-{checkpoint.parent.name}"  # the program the quant gate measures (same cache entry)
+    _, manifest = cached_export(
+        checkpoint, get_export_recipe("xnnpack", "8da4w"), label, world_dir=world, run_dir=run_dir
+    )
+    parity = manifest["parity"]
+    gate.check("export.parity_mask_iou_trained", parity["mask_iou"], preset=TINY_PRESET, weights="trained",
+               checkpoint=str(checkpoint), recipe="xnnpack/8da4w",
+               note=f"{parity['samples']} concept-world samples; max |d score| {parity['max_score_delta']:.4f}; "
+                    f"cosine {parity['mask_cosine']:.4f}; track IoU {parity['track_mask_iou']}")  # fmt: skip

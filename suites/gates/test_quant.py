@@ -5,7 +5,6 @@ the reason, until the distillation pipeline has produced one)."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +15,6 @@ from sam3spec.quant.recipes import quantize_student
 from sam3spec.quant.sensitivity import sensitive_float_share
 
 pytestmark = pytest.mark.quant
-TRAINED_RUN = Path("runs/concept-world")
 
 
 @pytest.fixture(scope="module")
@@ -71,26 +69,8 @@ def test_seed_size_ratio(gate, run_dir):
                note=f".pte {pte.stat().st_size / 1e6:.1f} MB / fp32 {float_bytes / 1e6:.1f} MB")  # fmt: skip
 
 
-def trained_student_dir(run_dir: Path | None) -> tuple[Path | None, Path | None, list[Path]]:
-    """``(checkpoint, world)`` of the best trained concept-world student found, and where it looked.
-
-    Stage 3's final weights first, then Phase 2's, then Phase 1's; in ``--run-dir`` first, then in the
-    distillation pipeline's default folder.
-    """
-    roots = [root for root in (run_dir, TRAINED_RUN) if root is not None]
-    looked = []
-    for stage in ("stage3", "phase2", "phase1"):
-        for root in roots:
-            candidate = root / stage / "final"
-            looked.append(candidate)
-            world = root / "world"
-            if (candidate / "model.safetensors").is_file() and (world / "world.json").is_file():
-                return candidate, world, looked
-    return None, None, looked
-
-
-def test_quantized_accuracy(gate, run_dir):
-    checkpoint, world, looked = trained_student_dir(run_dir)
+def test_quantized_accuracy(gate, run_dir, trained_student):
+    checkpoint, world, looked = trained_student
     if checkpoint is None:
         gate.not_measured(
             "quant.miou_drop_pct",

@@ -161,8 +161,7 @@ def detector_forward(
         box_labels: ``[B, K]`` 1 / 0 (positive / negative exemplar), -10 padding.
         return_intermediates: fill :class:`Intermediates`.
         return_all_layers: also return per-layer ``logits`` ``[L, B, Q]``, ``boxes_xyxy``
-            ``[L, B, Q, 4]`` and ``presence`` ``[L, B, 1]`` (auxiliary losses), and the
-            projected token features ``text_features`` ``[B, 32, C]``.
+            ``[L, B, Q, 4]`` and ``presence`` ``[L, B, 1]`` (auxiliary losses).
 
     Returns:
         ``(outputs, all_layers)``; ``all_layers`` is empty unless asked.
@@ -200,7 +199,6 @@ def detector_forward(
         cx, cy, w, h = boxes_cxcywh_all.unbind(-1)
         layers["boxes_xyxy"] = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
         layers["presence"] = decoder.presence_logits
-        layers["text_features"] = tap.encoder.text_features  # [B, L, C] projected tokens
     if return_intermediates:
         outputs.intermediates = Intermediates(
             fpn_levels=list(embeddings.fpn_levels),

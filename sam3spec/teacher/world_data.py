@@ -35,7 +35,7 @@ class WorldImage:
         instances: per phrase, ``[n, H, W]`` bool instance masks (n = 0 for a negative).
         object_masks: ``[N, H, W]`` bool masks of every object (point-prompt targets).
         object_words: per object, the words that name it (``("large", "red", "circle")``);
-            the word-alignment loss's targets (:func:`word_map`).
+            the word-alignment loss's targets (:func:`attribute_labels`).
     """
 
     image: np.ndarray
@@ -118,28 +118,14 @@ def mask_targets(masks: np.ndarray, size: int) -> torch.Tensor:
     return F.interpolate(tensor[None], size=(size, size), mode="area")[0]
 
 
-GENERIC_NOUN = "shape"  # "red shape": the noun that names every object
+IGNORE = -100  # label of cells no object covers (cross-entropy ignore index)
 
 
-def word_map(image: WorldImage, word: str, size: int) -> torch.Tensor:
-    """``[size, size]`` soft map (area average) of the pixels ``word`` names in ``image``: the
-    objects that have it as an attribute ("red": every red object, "shape": every object),
-    whatever phrase it came from; so a held-out composition ("red ring") is made of words each
-    trained on its own."""
-    named = [i for i, words in enumerate(image.object_words) if word == GENERIC_NOUN or word in words]
-    union = image.object_masks[named].any(axis=0) if named else np.zeros(image.object_masks.shape[1:], bool)
-    return mask_targets(union[None], size)[0]
-
-
-def word_positions(text: str, token_ids: list[int], tokenize_word) -> list[tuple[int, str]]:
-    """``(token position, word)`` for every token of every word of ``text`` in ``token_ids``
-    (start token first); ``tokenize_word`` gives a word's BPE ids without start / end tokens
-    ("cyan" is two tokens). Words cut by the context are dropped."""
-    positions, position = [], 1
-    for word in text.split():
-        pieces = tokenize_word(word)
-        if token_ids[position : position + len(pieces)] != pieces[: len(token_ids) - position]:
-            raise ValueError(f"word {word!r} of {text!r} is not at token {position} of {token_ids}")
-        positions += [(position + offset, word) for offset in range(len(pieces)) if position + offset < len(token_ids)]
-        position += len(pieces)
-    return positions
+def attribute_labels(image: WorldImage, words: list[str], size: int) -> torch.Tensor:
+    """``[size, size]`` long: per cell, the index in ``words`` of the attribute (one of a colour,
+    shape or size vocabulary) of the object covering more than half of it; ``IGNORE`` elsewhere."""
+    labels = torch.full((size, size), IGNORE, dtype=torch.long)
+    for mask, attributes in zip(image.object_masks, image.object_words, strict=True):
+        word = next(word for word in attributes if word in words)
+        labels[mask_targets(mask[None], size)[0] > 0.5] = words.index(word)
+    return labels

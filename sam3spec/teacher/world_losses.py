@@ -210,43 +210,39 @@ def detector_loss(
 
 
 class WordAlignment(torch.nn.Module):
-    """Learnable temperature and bias of the word-alignment logits (training only, not shipped)."""
+    """Learnable temperature of the word-alignment logits (training only, not shipped)."""
 
-    def __init__(self, scale: float = 4.0, bias: float = -2.0) -> None:
+    def __init__(self, scale: float = 10.0) -> None:
         super().__init__()
         self.log_scale = torch.nn.Parameter(torch.tensor(float(scale)).log())
-        self.bias = torch.nn.Parameter(torch.tensor(float(bias)))
 
     def forward(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        """``[P, C, h, w]`` image features x ``[P, L, C]`` token features -> ``[P, L, h, w]`` logits
-        (cosine similarity x a learnt scale + a learnt bias)."""
+        """``[N, C, h, w]`` image features x ``[N, K, C]`` word features -> ``[N, K, h, w]``
+        logits: cosine similarity x the learnt scale (no bias: the softmax over words ignores it)."""
         image = F.normalize(image_features.float(), dim=1)
         text = F.normalize(text_features.float(), dim=-1)
-        logits = torch.einsum("plc,pchw->plhw", text, image)
-        return logits * self.log_scale.exp() + self.bias
+        return torch.einsum("nkc,nchw->nkhw", text, image) * self.log_scale.exp()
 
 
-def word_alignment_loss(
-    logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor
-) -> torch.Tensor:
-    """GLIP-style token-region alignment: every word token predicts, on the image features
-    *before* they meet the text, which pixels its word names (BCE + dice per token map); the
-    caller scores each image against the words of every phrase of the step.
+def word_alignment_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Which word of an attribute vocabulary names each object cell: cross-entropy over the
+    vocabulary's words (e.g. the 7 colours), on the image features *before* they meet the text.
 
     Why: the detection losses only say "these pixels are what the whole phrase names", a signal
     that reached the text-image binding slowly (presence loss at chance for 2,000 steps, see
-    docs/TEACHER.md). Per-word dense targets teach the vision tower to encode colour, shape and
-    size and the text tower to point at them directly, word by word, which is also what a
-    never-trained composition ("red ring") is made of.
+    docs/TEACHER.md). A per-pixel, per-word binary target was tried first: it learnt one shared
+    "object vs background" direction and the colour words' text features collapsed onto it
+    (cosine 0.45 at initialisation -> 0.97; colour top-1 over object pixels 0.20, chance 0.14).
+    A softmax over the words cancels any direction they share, so only what tells "red" from
+    "blue" gets gradient (measured alone, 150 steps: colour top-1 0.98).
 
     Args:
-        logits: ``[N, W, h, w]`` (:class:`WordAlignment`); targets ``[N, W, h, w]`` in [0, 1];
-            valid ``[N, W]`` bool (the maps that count).
+        logits: ``[N, K, h, w]`` (:class:`WordAlignment`, K words); labels ``[N, h, w]`` long,
+            ``-100`` for cells no object covers.
     """
-    if not valid.any():
+    if not (labels >= 0).any():
         return logits.sum() * 0.0
-    chosen, wanted = logits[valid], targets[valid]
-    return F.binary_cross_entropy_with_logits(chosen, wanted) + dice_loss(chosen, wanted).mean()
+    return F.cross_entropy(logits.float(), labels, ignore_index=-100)
 
 
 def tracker_loss(

@@ -10,13 +10,13 @@ import torch
 
 from sam3spec.teacher.architecture import TINY, WORLD
 from sam3spec.teacher.hf_adapter import build_models, encode_detector_image
-from sam3spec.teacher.world_losses import LossWeights, hungarian
-from sam3spec.teacher.world_train import (
+from sam3spec.teacher.world_init import (
     BOX_WINDOW_STRENGTH,
     anchor_centres,
     initialise_for_training,
-    trainable_parameters,
 )
+from sam3spec.teacher.world_losses import LossWeights, hungarian
+from sam3spec.teacher.world_train import trainable_parameters
 
 
 def rms(tensor: torch.Tensor) -> float:

@@ -125,7 +125,8 @@ def attribute_labels(image: WorldImage, words: list[str], size: int) -> torch.Te
     """``[size, size]`` long: per cell, the index in ``words`` of the attribute (one of a colour,
     shape or size vocabulary) of the object covering more than half of it; ``IGNORE`` elsewhere."""
     labels = torch.full((size, size), IGNORE, dtype=torch.long)
-    for mask, attributes in zip(image.object_masks, image.object_words, strict=True):
+    covered = mask_targets(image.object_masks, size) > 0.5  # [N, size, size], one resize for all objects
+    for cells, attributes in zip(covered, image.object_words, strict=True):
         word = next(word for word in attributes if word in words)
-        labels[mask_targets(mask[None], size)[0] > 0.5] = words.index(word)
+        labels[cells] = words.index(word)
     return labels

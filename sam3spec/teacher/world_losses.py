@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from sam3spec.teacher.world_data import IGNORE
+
 
 @dataclass(frozen=True)
 class LossWeights:
@@ -238,11 +240,11 @@ def word_alignment_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
 
     Args:
         logits: ``[N, K, h, w]`` (:class:`WordAlignment`, K words); labels ``[N, h, w]`` long,
-            ``-100`` for cells no object covers.
+            ``IGNORE`` for cells no object covers.
     """
     if not (labels >= 0).any():
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.float(), labels, ignore_index=-100)
+    return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE)
 
 
 def tracker_loss(

@@ -10,6 +10,12 @@ there. Both see the same image geometry (the teacher gets the same letterboxed s
 positions agree. The DETR encoder output is a token sequence on one grid (SAM 3: the 1x level,
 72 x 72; student: stride 16): the teacher's tokens are reshaped to its grid and resized the same way.
 
+**Text.** SAM 3 and the student tokenise with the same CLIP BPE, so token ``i`` of a prompt is the
+same word for both: text tokens are compared position by position over the real tokens (a
+linear projection where widths differ). MISSION's student inherits MobileCLIP's pretrained text
+tower and does not need this loss; the concept-world student's text tower starts from random
+weights, and without it the colour words' features stay alike (see ``stages.py``).
+
 **Channels.** Resizing never mixes channels; when the widths differ (the tiny student's 64 vs the
 concept-world teacher's 48) a learned 1x1 projection *on the student side* maps student channels
 to the teacher's (FitNets' regressor). It trains with the student during Phase 1 and is dropped
@@ -111,6 +117,8 @@ class FeatureAdapters(nn.Module):
         teacher_channels: width of the matching teacher levels.
         student_encoder: student DETR-encoder width.
         teacher_encoder: teacher DETR-encoder width.
+        student_text: student prompt-token width, or None when the text-feature loss is off.
+        teacher_text: teacher text-token width (with ``student_text``).
     """
 
     def __init__(
@@ -119,6 +127,8 @@ class FeatureAdapters(nn.Module):
         teacher_channels: Sequence[int],
         student_encoder: int,
         teacher_encoder: int,
+        student_text: int | None = None,
+        teacher_text: int | None = None,
     ) -> None:
         super().__init__()
         if len(student_channels) != len(teacher_channels):
@@ -134,6 +144,11 @@ class FeatureAdapters(nn.Module):
             if student_encoder == teacher_encoder
             else nn.Conv2d(student_encoder, teacher_encoder, 1)
         )
+        self.text: nn.Module | None = None
+        if student_text is not None:
+            if teacher_text is None:
+                raise ValueError("student_text needs teacher_text")
+            self.text = nn.Identity() if student_text == teacher_text else nn.Linear(student_text, teacher_text)
 
     def forward_levels(self, levels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Project ``[B, Cs, H, W]`` student levels to the teacher's widths."""
@@ -142,3 +157,9 @@ class FeatureAdapters(nn.Module):
     def forward_encoder(self, memory: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
         """Student encoder tokens ``[B, N, Cs]`` -> ``[B, Ct, h, w]`` on its grid."""
         return self.encoder(tokens_to_map(memory, grid))
+
+    def forward_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Student text tokens ``[B, L, Cs]`` -> ``[B, L, Ct]``."""
+        if self.text is None:
+            raise ValueError("these adapters have no text projection (built without student_text)")
+        return self.text(tokens)

@@ -139,6 +139,9 @@ def build_target_cache(
         if stacked.encoder_memory is not None:
             tensors["encoder_memory"] = stacked.encoder_memory.half()
             tensors["has_encoder"] = stacked.has_encoder
+        if stacked.text_features is not None:
+            tensors["text_features"] = stacked.text_features.half()
+            tensors["text_valid"] = stacked.text_valid
         _save(tensors, directory / f"draw_{draw:03d}.safetensors")
     bar.close()
     if image_levels and image_levels[0]:
@@ -190,6 +193,7 @@ class TargetCache:
             rows = stored["image_row"][index]
             levels = [self.features[f"fpn.{level}"][rows].float() for level in range(len(self.features))]
         encoder = stored.get("encoder_memory")
+        text = stored.get("text_features")
         return Targets(
             logits=stored["logits"][index],
             boxes_xyxy=stored["boxes_xyxy"][index],
@@ -200,4 +204,6 @@ class TargetCache:
             fpn_levels=levels,
             encoder_memory=None if encoder is None else encoder[index].float(),
             has_encoder=None if encoder is None else stored["has_encoder"][index],
+            text_features=None if text is None else text[index].float(),
+            text_valid=None if text is None else stored["text_valid"][index],
         )

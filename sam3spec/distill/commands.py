@@ -32,13 +32,19 @@ def resolve_stage(name: str, data: Path, schedule: str, changes: list[str]):
     if world and not name.endswith("-world") and f"{name}-world" in STAGES:
         name = f"{name}-world"
     stage = get_stage(name)
+    parsed = parse_overrides(changes)
+    return override(stage, parsed) if parsed else stage
+
+
+def parse_overrides(changes: list[str]) -> dict:
+    """``["a.b=1", ...]`` (``--set``) -> ``{"a.b": 1}``, values parsed as JSON when they are JSON."""
     parsed = {}
     for item in changes:
         key, _, value = item.partition("=")
         if not _:
             raise ValueError(f"--set expects key=value, got {item!r}")
         parsed[key] = _parse_value(value)
-    return override(stage, parsed) if parsed else stage
+    return parsed
 
 
 def default_init(stage, out: Path) -> Path | None:
@@ -98,7 +104,14 @@ def run_pipeline_command(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     from sam3spec.teacher.loading import TeacherLoadError
 
+    from sam3spec.config import override
+
     config = PipelineConfig(images=args.images, teacher=args.teacher, eval_limit=args.eval_limit)
+    try:
+        config = override(config, parse_overrides(args.set)) if args.set else config
+    except (KeyError, ValueError, TypeError) as error:
+        print(f"error: --set: {error}", file=sys.stderr)
+        return 2
     try:
         record = run_pipeline(args.out, config, progress=not args.quiet)
     except TeacherLoadError as error:
@@ -182,6 +195,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pipeline.add_argument("--eval-limit", type=int, default=None, help="first N held-out images only")
     pipeline.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     pipeline.add_argument("--quiet", action="store_true")
+    pipeline.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a pipeline field, e.g. phase1.epochs=3 or phase2.losses.presence=4 (a longer "
+        "schedule than the main job's)",
+    )
     pipeline.set_defaults(func=run_pipeline_command)
 
     compare = subparsers.add_parser("compare", help="student vs teacher on a concept world's held-out split")

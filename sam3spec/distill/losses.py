@@ -154,3 +154,18 @@ def feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
             f"feature shapes differ after adaptation: {tuple(student.shape)} vs {tuple(teacher.shape)}"
         )
     return ((student.float() - teacher.float()) ** 2).flatten(1).mean(1)
+
+
+def token_feature_loss(student: torch.Tensor, teacher: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the valid tokens of ``[B, L, C]`` sequences -> ``[B]``.
+
+    ``valid`` ``[B, L]`` bool; a sample without valid tokens contributes 0 (and no gradient).
+    """
+    if student.shape != teacher.shape or valid.shape != student.shape[:2]:
+        raise ValueError(
+            f"token shapes differ: student {tuple(student.shape)}, teacher {tuple(teacher.shape)}, "
+            f"valid {tuple(valid.shape)}"
+        )
+    weight = valid.float()
+    error = ((student.float() - teacher.float()) ** 2).mean(-1)
+    return (error * weight).sum(1) / weight.sum(1).clamp(min=1.0)

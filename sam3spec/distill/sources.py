@@ -64,7 +64,7 @@ def load_teacher_for(options: RunOptions, device: torch.device):
 
 
 def target_source(stage, options, geometry, dataset, processes, device, run_key):
-    """``(targets(batch, epoch) -> Targets, teacher widths ([fpn per level], encoder) or None)``.
+    """``(targets(batch, epoch) -> Targets, teacher widths ([fpn per level], encoder, text) or None)``.
 
     Teacher targets are cached once per run (rank 0 builds, the others wait) unless
     ``options.cache_targets`` is off; then the teacher runs on every batch (``dataset`` is given
@@ -99,6 +99,7 @@ def target_source(stage, options, geometry, dataset, processes, device, run_key)
             widths = (
                 [cache.features[f"fpn.{i}"].shape[1] for i in range(len(stage.fpn_levels))],
                 encoder.shape[1],
+                encoder.shape[1],  # SAM 3's text width is its encoder width
             )
         return (lambda batch, epoch: cache.lookup(batch, epoch)), widths
     teacher = load_teacher_for(options, device)
@@ -110,5 +111,5 @@ def target_source(stage, options, geometry, dataset, processes, device, run_key)
             teacher.preprocess(torch.zeros(1, 3, teacher.image_size, teacher.image_size, dtype=torch.uint8))
         )
         levels = [probe.fpn_levels[level].shape[1] for level in stage.fpn_levels]
-        widths = (levels, levels[-1])  # SAM 3's encoder width is its FPN width
+        widths = (levels, levels[-1], levels[-1])  # SAM 3's encoder and text widths are its FPN width
     return (lambda batch, epoch: builder(batch)), widths

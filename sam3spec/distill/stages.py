@@ -20,7 +20,7 @@ from sam3spec.config import SEED_PRESET, TINY_PRESET
 from sam3spec.data.prompts import PHASE1_PROMPTS, PHASE2_PROMPTS, PromptConfig
 from sam3spec.distill.matcher import MatchWeights
 
-FEATURE_LOSSES = ("fpn_feature", "encoder_feature")
+FEATURE_LOSSES = ("fpn_feature", "encoder_feature", "text_feature")
 OUTPUT_LOSSES = ("mask_bce", "mask_dice", "box_l1", "box_giou", "logit", "iou_token", "presence", "semantic")
 
 
@@ -39,6 +39,9 @@ class LossWeights:
         semantic: semantic (union) map.
         fpn_feature: FPN feature alignment (mean over the distilled levels).
         encoder_feature: DETR-encoder output alignment.
+        text_feature: text-token alignment (student prompt tokens vs the teacher's, per token). Off
+            in MISSION's stages (the student's MobileCLIP text tower is pretrained); on in the
+            concept world's Phase 1, whose student text tower starts from random weights.
     """
 
     mask_bce: float = 5.0
@@ -51,6 +54,7 @@ class LossWeights:
     semantic: float = 1.0
     fpn_feature: float = 1.0
     encoder_feature: float = 1.0
+    text_feature: float = 0.0
 
     def active(self) -> list[str]:
         return [name for name in OUTPUT_LOSSES + FEATURE_LOSSES if getattr(self, name) != 0]

@@ -24,6 +24,7 @@ from sam3spec.models.outputs import Sam3Outputs
 
 PAD_LOGIT = -20.0
 GROUND_TRUTH_LOGIT = 20.0
+TEXT_TOKENS = 32  # SAM 3's text context: teacher text targets are padded / cut to it
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Targets:
         fpn_levels: per distilled level ``[B, Ct, H_l, W_l]`` on the student's grids, or None.
         encoder_memory: ``[B, Ct, h_e, w_e]`` on the student's encoder grid, or None.
         has_encoder: ``[B]`` bool, samples whose prompt produced an encoder target (text / box).
+        text_features: ``[B, TEXT_TOKENS, Ct]`` the teacher's text tokens, or None.
+        text_valid: ``[B, TEXT_TOKENS]`` bool, real tokens of text prompts (False for the rows of
+            point / box prompts, whose teacher text is a placeholder).
     """
 
     logits: torch.Tensor
@@ -51,6 +55,8 @@ class Targets:
     fpn_levels: list[torch.Tensor] | None = None
     encoder_memory: torch.Tensor | None = None
     has_encoder: torch.Tensor | None = None
+    text_features: torch.Tensor | None = None
+    text_valid: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -111,6 +117,8 @@ def pad_queries(targets: Targets, queries: int) -> Targets:
         fpn_levels=targets.fpn_levels,
         encoder_memory=targets.encoder_memory,
         has_encoder=targets.has_encoder,
+        text_features=targets.text_features,
+        text_valid=targets.text_valid,
     )
 
 
@@ -120,6 +128,7 @@ def from_outputs(
     fpn_levels: list[torch.Tensor] | None = None,
     level_indices: tuple[int, ...] = (0, 1, 2, 3),
     best_candidate_only: bool = False,
+    text_prompt: bool = False,
 ) -> Targets:
     """Turn teacher outputs (any resolution) into :class:`Targets` on the student's grid.
 
@@ -129,6 +138,8 @@ def from_outputs(
         fpn_levels: the teacher's FPN levels for these samples, or None (no FPN target).
         level_indices: which levels are distilled (level ``l`` -> student level ``l``).
         best_candidate_only: keep only the highest-logit query (point-tracker candidates).
+        text_prompt: the samples are text prompts (their text tokens become a target; with
+            features on, other prompts get an all-invalid text row).
     """
     logits = outputs.pred_logits.float()
     valid = torch.ones_like(logits, dtype=torch.bool)
@@ -151,6 +162,14 @@ def from_outputs(
         has_encoder = torch.ones(logits.shape[0], dtype=torch.bool)
     elif fpn_levels is not None:  # features on, but this prompt (points) has no encoder target
         encoder = logits.new_zeros(logits.shape[0], fpn_levels[0].shape[1], *geometry.encoder_size)
+    text, text_valid = None, None
+    if fpn_levels is not None:  # SAM 3's text width is its FPN width
+        text = logits.new_zeros(logits.shape[0], TEXT_TOKENS, fpn_levels[0].shape[1])
+        text_valid = torch.zeros(logits.shape[0], TEXT_TOKENS, dtype=torch.bool, device=logits.device)
+        if text_prompt and intermediates is not None and intermediates.text_features is not None:
+            count = min(TEXT_TOKENS, intermediates.text_features.shape[1])
+            text[:, :count] = intermediates.text_features[:, :count].float()
+            text_valid[:, :count] = intermediates.text_valid[:, :count]
     return Targets(
         logits=logits,
         boxes_xyxy=outputs.pred_boxes.float(),
@@ -161,6 +180,8 @@ def from_outputs(
         fpn_levels=levels,
         encoder_memory=encoder,
         has_encoder=has_encoder.to(logits.device),
+        text_features=text,
+        text_valid=text_valid,
     )
 
 
@@ -229,8 +250,9 @@ class TeacherTargets:
                     group, text=[batch["text"][i] for i in members], return_intermediates=self.features
                 )
             targets = from_outputs(
-                outputs, self.geometry, features, self.level_indices, best_candidate_only=kind == "point"
-            ).to("cpu")
+                outputs, self.geometry, features, self.level_indices,
+                best_candidate_only=kind == "point", text_prompt=kind == "text",
+            ).to("cpu")  # fmt: skip
             for position, index in enumerate(members):
                 parts[index] = targets.select(torch.tensor([position]))
         return Targets.cat([parts[index] for index in range(len(parts))])

@@ -10,7 +10,8 @@ This is the one place where loss weights are applied (:func:`total_loss`). Per s
 3. **mask (Dice + BCE), box (L1 + GIoU), IoU token**: matched pairs whose teacher probability is
    at least ``foreground_threshold``, averaged over those pairs (0 when there are none);
 4. **presence, semantic**: per sample; **fpn / encoder feature**: per sample, after adaptation
-   (encoder only for text / box prompts).
+   (encoder only for text / box prompts); **text feature**: per sample over the real tokens of
+   text prompts (0 for other prompts).
 
 Each term is the mean over the batch of its per-sample values, so gradients of a DDP run equal a
 single-process run with the same global batch.
@@ -55,13 +56,20 @@ class DistillModel(nn.Module):
 
     def forward(
         self, inputs: dict[str, torch.Tensor]
-    ) -> tuple[Sam3Outputs, list[torch.Tensor] | None, torch.Tensor | None]:
+    ) -> tuple[
+        Sam3Outputs,
+        list[torch.Tensor] | None,
+        torch.Tensor | None,
+        tuple[torch.Tensor, torch.Tensor] | None,
+    ]:
         """Student forward on ``inputs`` (keys of :meth:`Student.forward`, plus an optional
         ``image_index`` ``[B]``: sample ``b`` uses image row ``image_index[b]`` of ``pixel_values``),
         plus adapted features.
 
         Returns:
-            ``(outputs, fpn levels [B, Ct, H, W] or None, encoder map [B, Ct, h, w] or None)``.
+            ``(outputs, fpn levels [B, Ct, H, W] or None, encoder map [B, Ct, h, w] or None,
+            text)``; ``text`` is ``(tokens [B, L, Ct], padding [B, L] bool)`` of the prompt's text
+            tokens when the adapters project text and the batch has ``input_ids``, else None.
         """
         inputs = dict(inputs)
         owner = inputs.pop("image_index", None)
@@ -76,11 +84,15 @@ class DistillModel(nn.Module):
             features, prompt, prompt_mask, return_intermediates=self.adapters is not None
         )
         if self.adapters is None:
-            return outputs, None, None
+            return outputs, None, None, None
         intermediates = outputs.intermediates
         levels = self.adapters.forward_levels([intermediates.fpn_levels[level] for level in self.fpn_levels])
         encoder = self.adapters.forward_encoder(intermediates.encoder_memory, self.geometry.encoder_size)
-        return outputs, levels, encoder
+        text = None
+        if self.adapters.text is not None and inputs.get("input_ids") is not None:
+            count = inputs["input_ids"].shape[1]  # the prompt holds the text tokens first
+            text = (self.adapters.forward_text(prompt[:, :count]), prompt_mask[:, :count])
+        return outputs, levels, encoder, text
 
 
 def match_sample(
@@ -116,6 +128,7 @@ def loss_terms(
     student_levels: list[torch.Tensor] | None = None,
     student_encoder: torch.Tensor | None = None,
     positive_weight: float = 1.0,
+    student_text: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every active loss term (unweighted), each a scalar mean over the batch.
 
@@ -129,6 +142,8 @@ def loss_terms(
         student_encoder: adapted student encoder map, or None.
         positive_weight: weight of the positive part of the logit loss (see
             :func:`~sam3spec.distill.losses.soft_target_bce`).
+        student_text: adapted student text tokens and their padding mask (``DistillModel``), or
+            None when the batch has no text prompt (the term is then 0).
     """
     batch = outputs.pred_logits.shape[0]
     device = outputs.pred_logits.device
@@ -186,6 +201,18 @@ def loss_terms(
         result["encoder_feature"] = (
             losses.feature_loss(student_encoder, targets.encoder_memory) * has
         ).mean()
+    if "text_feature" in active:
+        if targets.text_features is None:
+            raise ValueError("text_feature loss is on but the teacher text features are missing")
+        if student_text is None:
+            result["text_feature"] = zero
+        else:
+            tokens, padding = student_text
+            count = min(tokens.shape[1], targets.text_features.shape[1])
+            valid = targets.text_valid[:, :count].to(device) & ~padding[:, :count]
+            result["text_feature"] = losses.token_feature_loss(
+                tokens[:, :count], targets.text_features[:, :count].to(device), valid
+            ).mean()
     return {name: result[name] for name in OUTPUT_LOSSES + FEATURE_LOSSES if name in result}
 
 

@@ -156,8 +156,9 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
     adapters = None
     if widths is not None:
         fpn_dim = student.config.image.fpn_dim
+        text = (student.config.hidden, widths[2]) if stage.losses.text_feature else (None, None)
         adapters = FeatureAdapters(
-            [fpn_dim] * len(stage.fpn_levels), widths[0], student.config.hidden, widths[1]
+            [fpn_dim] * len(stage.fpn_levels), widths[0], student.config.hidden, widths[1], *text
         )
     model = DistillModel(student, adapters, geometry, stage.fpn_levels).to(device)
     wrapped = model
@@ -248,7 +249,7 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
                 if batch["batch_size"]:
                     targets = targets_for(batch, epoch).to(device)
                     with precision.autocast(device):
-                        outputs, levels, encoder = wrapped(student_inputs(batch, tokenizer, device))
+                        outputs, levels, encoder, text = wrapped(student_inputs(batch, tokenizer, device))
                     terms = loss_terms(
                         outputs,
                         targets,
@@ -258,6 +259,7 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
                         levels,
                         encoder,
                         stage.logit_positive_weight,
+                        text,
                     )
                     loss = total_loss(terms, stage.losses)
                 else:  # every sample of the micro-batch was bad data: a zero step keeps ranks in lock step

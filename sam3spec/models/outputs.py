@@ -21,6 +21,9 @@ class Intermediates:
         decoder_states: per decoder layer, query states ``[B, Q, C]`` (after the final norm).
         decoder_boxes: per decoder layer, boxes ``[B, Q, 4]`` normalised cxcywh.
         decoder_presence_logits: per decoder layer, ``[B, 1]``.
+        text_features: the prompt's text tokens as the DETR encoder reads them ``[B, L, C]``
+            (teacher adapter; the text-feature loss of a student without a pretrained text tower).
+        text_valid: ``[B, L]`` bool, True at real tokens (SOT, words, EOT).
     """
 
     fpn_levels: list[torch.Tensor] = field(default_factory=list)
@@ -28,6 +31,8 @@ class Intermediates:
     decoder_states: list[torch.Tensor] = field(default_factory=list)
     decoder_boxes: list[torch.Tensor] = field(default_factory=list)
     decoder_presence_logits: list[torch.Tensor] = field(default_factory=list)
+    text_features: torch.Tensor | None = None
+    text_valid: torch.Tensor | None = None
 
 
 @dataclass

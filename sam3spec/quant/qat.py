@@ -184,8 +184,8 @@ def train_qat(
     for step in range(1, options.steps + 1):
         inputs = student_inputs(next(batches), tokenizer, torch.device("cpu"))
         with torch.no_grad():
-            target_outputs, _, _ = teacher(inputs)
-        outputs, _, _ = model(inputs)
+            target_outputs, *_ = teacher(inputs)
+        outputs, *_ = model(inputs)
         loss, _ = objective(outputs, target_outputs)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -206,6 +206,9 @@ def detector_forward(
             decoder_states=list(states.unbind(0)),
             decoder_boxes=list(boxes_cxcywh_all.unbind(0)),
             decoder_presence_logits=list(decoder.presence_logits.unbind(0)),
+            # the encoder's prompt tokens are the text tokens, then any geometry tokens
+            text_features=tap.encoder.text_features[:, : input_ids.shape[1]],
+            text_valid=attention_mask.bool(),
         )
     return outputs, layers
 

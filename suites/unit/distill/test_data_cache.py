@@ -87,6 +87,9 @@ def test_cached_targets_equal_online_targets(distill_world, stand_in_teacher, tm
         assert torch.equal(cached.valid[:, :queries], online.valid)
         assert not cached.valid[:, queries:].any()
         assert torch.equal(cached.has_encoder, online.has_encoder)
+        assert torch.equal(cached.text_valid, online.text_valid)
+        is_text = torch.tensor([kind == "text" for kind in batch["prompt_type"]])
+        assert torch.equal(online.text_valid.any(1), is_text)  # only text prompts teach text
         # Float targets agree to batching rounding (the cache ran the teacher on other batches)
         # and float16 storage (masks, semantic map, features).
         for name, tolerance in (("logits", 1e-4), ("boxes_xyxy", 1e-4), ("presence_logits", 1e-4),
@@ -95,8 +98,8 @@ def test_cached_targets_equal_online_targets(distill_world, stand_in_teacher, tm
             value = value[:, :queries] if name in ("logits", "boxes_xyxy", "mask_probs") else value
             assert torch.allclose(value, getattr(online, name), atol=tolerance), name
         for stored, value in zip(
-            [*cached.fpn_levels, cached.encoder_memory],
-            [*online.fpn_levels, online.encoder_memory],
+            [*cached.fpn_levels, cached.encoder_memory, cached.text_features],
+            [*online.fpn_levels, online.encoder_memory, online.text_features],
             strict=True,
         ):
             assert torch.allclose(stored, value, atol=2e-3 * max(1.0, float(value.abs().max())))

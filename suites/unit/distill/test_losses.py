@@ -95,6 +95,17 @@ def test_feature_loss_zero_at_equality_and_by_hand():
         losses.feature_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 4, 4))
 
 
+def test_token_feature_loss_by_hand_over_valid_tokens():
+    student = torch.zeros(2, 3, 2)
+    teacher = torch.tensor([[[1.0, 3.0], [2.0, 2.0], [9.0, 9.0]], [[5.0, 5.0], [0.0, 0.0], [0.0, 0.0]]])
+    valid = torch.tensor([[True, True, False], [False, False, False]])
+    # sample 0: tokens (1+9)/2 = 5 and (4+4)/2 = 4 -> 4.5; sample 1 has no valid token -> 0
+    assert losses.token_feature_loss(student, teacher, valid).tolist() == pytest.approx([4.5, 0.0])
+    assert losses.token_feature_loss(teacher, teacher.clone(), ~valid).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="token shapes"):
+        losses.token_feature_loss(student, teacher, valid[:, :2])
+
+
 def test_losses_return_one_value_per_item():
     n = 5
     masks, probs, boxes = torch.randn(n, 6, 6), torch.rand(n, 6, 6), torch.rand(n, 4)

@@ -84,6 +84,8 @@ def test_stage_resolution_for_worlds_and_overrides(distill_world, tmp_path):
         main(["distill", "--stage", "phase7", "--data", str(distill_world), "--out", str(tmp_path / "x")])
         == 2
     )
+    assert main(["pipeline", "--out", str(tmp_path / "p"), "--set", "phase1.no_such=1"]) == 2
+    assert not (tmp_path / "p").exists()  # refused before any work
 
 
 def test_tiny_main_job_end_to_end(distill_world, stand_in_teacher_dir, tmp_path, capsys):

@@ -22,7 +22,9 @@ def test_phase1_is_the_mission_phase1():
     assert (PHASE1.epochs, PHASE1.learning_rate, PHASE1.warmup_steps) == (1, 1e-4, 500)
     assert (PHASE1.batch_size, PHASE1.grad_accum, PHASE1.resolution) == (4, 2, 504)
     assert PHASE1.prompts == PHASE1_PROMPTS
-    assert PHASE1.losses.active() == list(OUTPUT_LOSSES + FEATURE_LOSSES)  # all nine (mask = Dice + BCE)
+    # all nine (mask = Dice + BCE); the text-feature loss is for students without a pretrained text tower
+    assert PHASE1.losses.active() == list(OUTPUT_LOSSES + ("fpn_feature", "encoder_feature"))
+    assert "text_feature" in FEATURE_LOSSES and PHASE1.losses.text_feature == 0
 
 
 def test_phase2_is_the_mission_phase2():

@@ -75,6 +75,18 @@ def test_from_outputs_resizes_to_the_student_grid():
     assert [tuple(level.shape[-2:]) for level in targets.fpn_levels] == geometry.level_sizes
     assert targets.encoder_memory.shape == (2, 4, 2, 2) and targets.has_encoder.all()
     assert targets.valid.all()
+    assert targets.text_features.shape == (2, 32, 4) and not targets.text_valid.any()  # not a text prompt
+
+
+def test_text_prompts_teach_their_real_tokens():
+    outputs = fake_teacher_outputs()
+    outputs.intermediates.text_features = torch.randn(2, 5, 4)
+    outputs.intermediates.text_valid = torch.tensor([[True] * 3 + [False] * 2, [True] * 4 + [False]])
+    levels = [torch.randn(2, 4, side, side) for side in (16, 8, 4, 2)]
+    targets = from_outputs(outputs, StudentGeometry(32), levels, text_prompt=True)
+    assert targets.text_features.shape == (2, 32, 4)  # padded to SAM 3's 32-token context
+    assert torch.equal(targets.text_features[:, :5], outputs.intermediates.text_features)
+    assert targets.text_valid.sum(1).tolist() == [3, 4]
 
 
 def test_point_prompts_keep_only_the_best_candidate():

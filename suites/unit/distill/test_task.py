@@ -43,6 +43,8 @@ def random_targets(batch: int, geometry: StudentGeometry, queries: int = 8) -> T
         ],
         encoder_memory=torch.randn(batch, TEACHER_WIDTH, *geometry.encoder_size, generator=generator),
         has_encoder=torch.ones(batch, dtype=torch.bool),
+        text_features=torch.randn(batch, 32, TEACHER_WIDTH, generator=generator),
+        text_valid=torch.arange(32).expand(batch, 32) < 4,  # SOT, two words, EOT (as inputs())
     )
 
 
@@ -50,7 +52,8 @@ def random_targets(batch: int, geometry: StudentGeometry, queries: int = 8) -> T
 def model(tiny_student):
     geometry = StudentGeometry(RESOLUTION)
     config = tiny_student.config
-    adapters = FeatureAdapters([config.image.fpn_dim] * 4, [TEACHER_WIDTH] * 4, config.hidden, TEACHER_WIDTH)
+    adapters = FeatureAdapters([config.image.fpn_dim] * 4, [TEACHER_WIDTH] * 4, config.hidden, TEACHER_WIDTH,
+                               config.hidden, TEACHER_WIDTH)  # fmt: skip
     return DistillModel(tiny_student, adapters, geometry).train()
 
 
@@ -67,7 +70,9 @@ EXPECTED = {
     "iou_token": TRUNK | {"iou_head"},
     "fpn_feature": {"image_encoder", "adapters"},
     "encoder_feature": {"image_encoder", "text_encoder", "prompt_encoder", "detr_encoder", "adapters"},
+    "text_feature": {"text_encoder", "adapters"},
 }
+ALL_TERMS = LossWeights(text_feature=1.0)
 
 
 def reached(model: DistillModel) -> set[str]:
@@ -82,27 +87,46 @@ def reached(model: DistillModel) -> set[str]:
 
 @pytest.mark.parametrize("term", OUTPUT_LOSSES + FEATURE_LOSSES)
 def test_gradient_reaches_only_what_it_should(model, term):
-    outputs, levels, encoder = model(inputs())
+    outputs, levels, encoder, text = model(inputs())
     targets = random_targets(2, model.geometry)
-    terms = loss_terms(outputs, targets, LossWeights(), MatchWeights(), 0.5, levels, encoder)
+    terms = loss_terms(outputs, targets, ALL_TERMS, MatchWeights(), 0.5, levels, encoder, student_text=text)
     terms[term].backward()
     assert reached(model) == EXPECTED[term]
 
 
 def test_feature_losses_zero_when_features_equal(model):
     with torch.no_grad():
-        outputs, levels, encoder = model(inputs())
+        outputs, levels, encoder, text = model(inputs())
     targets = random_targets(2, model.geometry)
     targets.fpn_levels = [level.clone() for level in levels]
     targets.encoder_memory = encoder.clone()
-    terms = loss_terms(outputs, targets, LossWeights(), MatchWeights(), 0.5, levels, encoder)
+    targets.text_features = text[0].clone()
+    terms = loss_terms(outputs, targets, ALL_TERMS, MatchWeights(), 0.5, levels, encoder, student_text=text)
     assert terms["fpn_feature"].item() == 0.0
     assert terms["encoder_feature"].item() == 0.0
+    assert terms["text_feature"].item() == 0.0
+
+
+def test_text_feature_loss_reads_only_real_tokens_of_text_prompts(model):
+    with torch.no_grad():
+        outputs, levels, encoder, text = model(inputs())
+    targets = random_targets(2, model.geometry)
+    targets.text_features = text[0].clone()
+    targets.text_features[:, 4:] += 100.0  # padding tokens differ: ignored
+    targets.text_features[1] += 1.0  # sample 1 differs everywhere ...
+    targets.text_valid[1] = False  # ... but is not a text prompt: ignored
+    terms = loss_terms(outputs, targets, ALL_TERMS, MatchWeights(), 0.5, levels, encoder, student_text=text)
+    assert terms["text_feature"].item() == 0.0
+    targets.text_valid[1, :4] = True  # now sample 1 counts: mean over samples of its error 1.0
+    terms = loss_terms(outputs, targets, ALL_TERMS, MatchWeights(), 0.5, levels, encoder, student_text=text)
+    assert terms["text_feature"].item() == pytest.approx(0.5, rel=1e-5)
+    without = loss_terms(outputs, targets, ALL_TERMS, MatchWeights(), 0.5, levels, encoder)
+    assert without["text_feature"].item() == 0.0  # a batch without text prompts
 
 
 def test_box_losses_zero_when_student_equals_teacher(model):
     with torch.no_grad():
-        outputs, _, _ = model(inputs())
+        outputs, *_ = model(inputs())
     geometry = model.geometry
     targets = random_targets(2, geometry, queries=outputs.pred_logits.shape[1])
     targets.boxes_xyxy = outputs.pred_boxes.clone()
@@ -119,7 +143,7 @@ def test_box_losses_zero_when_student_equals_teacher(model):
 
 def test_teacher_queries_are_ranked_then_matched(model):
     with torch.no_grad():
-        outputs, _, _ = model(inputs(1))
+        outputs, *_ = model(inputs(1))
     student_queries = outputs.pred_logits.shape[1]
     targets = random_targets(1, model.geometry, queries=student_queries * 2)
     targets.logits[0] = torch.arange(student_queries * 2, dtype=torch.float32)  # the last half scores best
@@ -130,7 +154,7 @@ def test_teacher_queries_are_ranked_then_matched(model):
 
 
 def test_weights_are_applied_once_and_zero_weights_skip_terms(model):
-    outputs, levels, encoder = model(inputs())
+    outputs, levels, encoder, _ = model(inputs())
     targets = random_targets(2, model.geometry)
     weights = LossWeights(fpn_feature=0.0, encoder_feature=0.0, semantic=3.0)
     terms = loss_terms(outputs, targets, weights, MatchWeights(), 0.5, levels, encoder)
@@ -142,7 +166,7 @@ def test_weights_are_applied_once_and_zero_weights_skip_terms(model):
 def test_batch_loss_is_mean_of_per_sample_losses(model):
     model.eval()  # BatchNorm in eval: a sample's outputs do not depend on the rest of the batch
     with torch.no_grad():
-        outputs, levels, encoder = model(inputs(2))
+        outputs, levels, encoder, _ = model(inputs(2))
     targets = random_targets(2, model.geometry)
     both = loss_terms(outputs, targets, LossWeights(), MatchWeights(), 0.5, levels, encoder)
     singles = []
@@ -166,8 +190,8 @@ def test_shared_image_pass_equals_repeated_images(model):
         full, pixel_values=full["pixel_values"][torch.tensor([0, 2])], image_index=torch.tensor([0, 0, 1])
     )
     with torch.no_grad():
-        one, levels_one, encoder_one = model(full)
-        two, levels_two, encoder_two = model(shared)
+        one, levels_one, encoder_one, _ = model(full)
+        two, levels_two, encoder_two, _ = model(shared)
     for name in ("pred_logits", "pred_boxes", "pred_masks", "presence_logits", "semantic_seg", "iou_scores"):
         assert torch.allclose(getattr(one, name), getattr(two, name), atol=1e-5), name
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(levels_one, levels_two, strict=True))

@@ -76,6 +76,9 @@ def test_intermediates_have_the_documented_shapes(tiny_teacher, pixels) -> None:
         torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1), outputs.pred_boxes
     )
     assert torch.equal(inter.decoder_presence_logits[-1], outputs.presence_logits)
+    # text tokens as the encoder reads them: SOT, "red", "circle", EOT are real, the rest padding
+    assert inter.text_features.shape == (2, 32, TINY.hidden)
+    assert inter.text_valid.tolist() == [[True] * 4 + [False] * 28] * 2
 
 
 def test_cached_embeddings_equal_a_full_forward(tiny_teacher, pixels) -> None:

@@ -102,9 +102,8 @@ def run_pipeline_command(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from sam3spec.teacher.loading import TeacherLoadError
-
     from sam3spec.config import override
+    from sam3spec.teacher.loading import TeacherLoadError
 
     config = PipelineConfig(images=args.images, teacher=args.teacher, eval_limit=args.eval_limit)
     try:

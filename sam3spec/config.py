@@ -178,7 +178,9 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         default = getattr(cls(), name) if _has_defaults(cls) else None
-        if dataclasses.is_dataclass(default):
+        if value is None and "None" in str(fields[name].type):  # an optional section turned off
+            kwargs[name] = None
+        elif dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, f"{where}.{name}")
         elif isinstance(value, list):
             kwargs[name] = tuple(value)

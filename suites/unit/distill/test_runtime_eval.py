@@ -12,7 +12,7 @@ from sam3spec.cli import main
 from sam3spec.config import override
 from sam3spec.data.world import WorldConfig
 from sam3spec.distill import runtime
-from sam3spec.distill.commands import default_init, resolve_stage
+from sam3spec.distill.commands import default_init, parse_overrides, resolve_stage
 from sam3spec.distill.evaluate import StudentTeacherView, ratios
 from sam3spec.distill.pipeline import PipelineConfig, run_pipeline
 from sam3spec.distill.stages import PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD
@@ -86,6 +86,10 @@ def test_stage_resolution_for_worlds_and_overrides(distill_world, tmp_path):
     )
     assert main(["pipeline", "--out", str(tmp_path / "p"), "--set", "phase1.no_such=1"]) == 2
     assert not (tmp_path / "p").exists()  # refused before any work
+    longer = override(PipelineConfig(), parse_overrides(["stage3=null", "phase1.epochs=16"]))
+    assert longer.stage3 is None and longer.phase1.epochs == 16
+    with pytest.raises(TypeError, match="phase1"):  # only optional sections can be turned off
+        override(PipelineConfig(), {"phase1": None})
 
 
 def test_tiny_main_job_end_to_end(distill_world, stand_in_teacher_dir, tmp_path, capsys):

@@ -189,7 +189,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pipeline", help="concept world -> teacher -> phase1 -> phase2 -> student vs teacher"
     )
     pipeline.add_argument("--out", type=Path, default=Path("runs/concept-world"))
-    pipeline.add_argument("--images", type=int, default=200, help="concept-world images (20%% held out)")
+    pipeline.add_argument("--images", type=int, default=600, help="concept-world images (20%% held out)")
     pipeline.add_argument("--teacher", default=None, help="teacher folder (default: the shipped one)")
     pipeline.add_argument("--eval-limit", type=int, default=None, help="first N held-out images only")
     pipeline.add_argument("--threads", type=int, default=None, help="torch CPU threads")

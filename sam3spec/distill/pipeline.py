@@ -39,8 +39,7 @@ class PipelineConfig:
     """What the main job runs.
 
     Attributes:
-        images: concept-world images (20% held out for evaluation; 600: ~3,800 training pairs, the
-            most the 15-minute CPU budget trains on for a few epochs).
+        images: concept-world images (20% held out for evaluation; 600: 2,874 training pairs).
         seed: world seed.
         world: world generator config (160 px, the shipped teacher's size).
         phase1: Phase 1 stage.

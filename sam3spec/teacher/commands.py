@@ -136,7 +136,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     train = commands.add_parser("train-world", help="train the concept-world teacher (resumable)")
     train.add_argument("--out", required=True, type=Path, help="run folder (checkpoint, log, teacher/)")
-    train.add_argument("--steps", type=int, default=4000, help="default: the shipped teacher (4000)")
+    train.add_argument("--steps", type=int, default=7200, help="default: the shipped teacher (7200)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

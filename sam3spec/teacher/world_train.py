@@ -54,7 +54,7 @@ class WorldTrainConfig:
     """Everything a concept-world teacher run depends on (saved next to its weights)."""
 
     seed: int = 0
-    steps: int = 4000
+    steps: int = 7200
     images_per_step: int = 6
     phrases_per_image: int = 4
     clicks_per_image: int = 2

@@ -235,7 +235,7 @@ STAGE3 = StageConfig(
 # 1,000-image world: 0.62 vs 0.54 at 80% text, 0.55 vs 0.50 at 50%; docs/NOTES.md, session 4).
 PHASE1_WORLD = concept_world(
     PHASE1,
-    epochs=7,
+    epochs=5,
     losses=replace(PHASE1.losses, text_feature=1.0),
     prompts=replace(PHASE1_PROMPTS, text=0.8, point=0.1, box=0.1),
 )

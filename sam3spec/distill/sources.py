@@ -95,11 +95,11 @@ def target_source(stage, options, geometry, dataset, processes, device, run_key)
         cache = TargetCache(directory)
         widths = None
         if features:
-            encoder = cache.draw(0)["encoder_memory"]
+            stored = cache.draw(0)
             widths = (
                 [cache.features[f"fpn.{i}"].shape[1] for i in range(len(stage.fpn_levels))],
-                encoder.shape[1],
-                encoder.shape[1],  # SAM 3's text width is its encoder width
+                stored["encoder_memory"].shape[1],
+                stored["text_features"].shape[2] if "text_features" in stored else None,
             )
         return (lambda batch, epoch: cache.lookup(batch, epoch)), widths
     teacher = load_teacher_for(options, device)

@@ -21,10 +21,12 @@ import torch.nn.functional as F
 
 from sam3spec.distill.adapters import StudentGeometry, encoder_grid, resize_map, tokens_to_map
 from sam3spec.models.outputs import Sam3Outputs
+from sam3spec.teacher.tokenizer import CONTEXT_LENGTH as TEXT_TOKENS
+
+# Teacher text targets are padded / cut to SAM 3's text context (TEXT_TOKENS).
 
 PAD_LOGIT = -20.0
 GROUND_TRUTH_LOGIT = 20.0
-TEXT_TOKENS = 32  # SAM 3's text context: teacher text targets are padded / cut to it
 
 
 @dataclass

@@ -4,6 +4,15 @@ The student has fewer queries than the teacher, so each student query is paired 
 teacher query and the pairing is a one-to-one assignment minimising
 
     cost = mask * (1 - soft mask IoU) + box * L1(boxes xyxy) + logit * |sigmoid(s) - sigmoid(t)|
+           + anchor * sigmoid(t) * L1(student query anchor, teacher box centre)
+
+The anchor term makes the assignment of a teacher object follow where the student query *looks*
+(its reference box, which moves slowly) instead of what it currently predicts. Without it a
+student trained from scratch collapses: early predictions of all queries are alike, the object is
+matched to a different query every step, and the score head learns one constant (measured on the
+concept world: every query of an image had the same probability, ~0.15-0.2, after 9,000 steps;
+docs/NOTES.md, session 5). The issue-4 teacher needed the same anchors (``world_losses.hungarian``).
+It is weighted by the teacher's probability: background queries have no place to be.
 
 Two solvers: :func:`hungarian` (optimal, scipy's ``linear_sum_assignment`` on CPU) and
 :func:`greedy` (repeatedly take the cheapest remaining pair; what the seed ran on MPS, where a
@@ -28,15 +37,20 @@ class MatchWeights:
         mask: weight of ``1 - soft mask IoU``.
         box: weight of the L1 distance of normalised xyxy boxes (summed over the 4 coordinates).
         logit: weight of ``|sigmoid(student logit) - sigmoid(teacher logit)|``.
+        anchor: weight of ``sigmoid(teacher logit) x L1(student anchor centre, teacher box centre)``
+            (0: off; only used when the caller passes the student's anchors).
         solver: ``"hungarian"`` (optimal) or ``"greedy"``.
     """
 
     mask: float = 2.0
     box: float = 5.0
     logit: float = 2.0
+    anchor: float = 0.0
     solver: str = "hungarian"
 
     def __post_init__(self) -> None:
+        if self.anchor < 0:
+            raise ValueError(f"anchor weight must be >= 0, got {self.anchor}")
         if self.solver not in ("hungarian", "greedy"):
             raise ValueError(f"solver must be 'hungarian' or 'greedy', got {self.solver!r}")
 
@@ -65,6 +79,7 @@ def match_cost(
     teacher_boxes: torch.Tensor,
     teacher_logits: torch.Tensor,
     weights: MatchWeights = MatchWeights(),
+    anchors: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cost of pairing every student query with every teacher query of one image.
 
@@ -76,6 +91,8 @@ def match_cost(
         teacher_boxes: see ``student_boxes``.
         teacher_logits: see ``student_logits``.
         weights: cost weights.
+        anchors: ``[Qs, 2]`` normalised ``(cx, cy)`` of the student queries' reference boxes, or
+            None (no anchor term).
 
     Returns:
         ``[Qs, Qt]`` float32 cost (no gradient).
@@ -86,7 +103,13 @@ def match_cost(
         probability = (
             student_logits.float().sigmoid()[:, None] - teacher_logits.float().sigmoid()[None, :]
         ).abs()
-        return cost + weights.logit * probability
+        cost = cost + weights.logit * probability
+        if anchors is not None and weights.anchor:
+            boxes = teacher_boxes.float()
+            centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+            distance = torch.cdist(anchors.float().to(centres.device), centres, p=1)
+            cost = cost + weights.anchor * teacher_logits.float().sigmoid()[None, :] * distance
+        return cost
 
 
 def hungarian(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

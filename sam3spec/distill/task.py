@@ -95,8 +95,18 @@ class DistillModel(nn.Module):
         return outputs, levels, encoder, text
 
 
+def query_anchors(student: nn.Module) -> torch.Tensor:
+    """``[Q, 2]`` normalised centres of the student's (learned) query reference boxes, detached:
+    the matcher's anchors (:class:`~sam3spec.distill.matcher.MatchWeights` ``anchor``)."""
+    return student.detr_decoder.reference_boxes.detach().sigmoid()[:, :2]
+
+
 def match_sample(
-    outputs: Sam3Outputs, targets: Targets, index: int, weights: MatchWeights
+    outputs: Sam3Outputs,
+    targets: Targets,
+    index: int,
+    weights: MatchWeights,
+    anchors: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Matched ``(student queries, teacher queries)`` of sample ``index`` (teacher indices into all Q_t)."""
     valid = torch.nonzero(targets.valid[index]).flatten()
@@ -114,6 +124,7 @@ def match_sample(
         targets.boxes_xyxy[index, candidates],
         targets.logits[index, candidates],
         weights,
+        anchors,
     )
     rows, cols = assign(cost, weights.solver)
     return rows, candidates[cols]
@@ -129,6 +140,7 @@ def loss_terms(
     student_encoder: torch.Tensor | None = None,
     positive_weight: float = 1.0,
     student_text: tuple[torch.Tensor, torch.Tensor] | None = None,
+    anchors: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every active loss term (unweighted), each a scalar mean over the batch.
 
@@ -144,6 +156,8 @@ def loss_terms(
             :func:`~sam3spec.distill.losses.soft_target_bce`).
         student_text: adapted student text tokens and their padding mask (``DistillModel``), or
             None when the batch has no text prompt (the term is then 0).
+        anchors: the student's query anchors (:func:`query_anchors`) for the matcher's anchor
+            term, or None.
     """
     batch = outputs.pred_logits.shape[0]
     device = outputs.pred_logits.device
@@ -152,7 +166,7 @@ def loss_terms(
     per_sample: dict[str, list[torch.Tensor]] = {name: [] for name in matched_terms if name in active}
     zero = outputs.pred_logits.sum() * 0.0  # keeps the graph connected when a sample has no foreground
     for index in range(batch):
-        rows, cols = match_sample(outputs, targets, index, matcher)
+        rows, cols = match_sample(outputs, targets, index, matcher, anchors)
         if "logit" in active:
             wanted = torch.zeros_like(outputs.pred_logits[index], dtype=torch.float32)
             wanted[rows] = targets.logits[index, cols].float().sigmoid()

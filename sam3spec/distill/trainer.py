@@ -41,7 +41,7 @@ from sam3spec.distill.state import (
     save_checkpoint,
     unpack_training_state,
 )
-from sam3spec.distill.task import DistillModel, loss_terms, total_loss
+from sam3spec.distill.task import DistillModel, loss_terms, query_anchors, total_loss
 
 
 class NonFiniteLossError(RuntimeError):
@@ -260,6 +260,7 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
                         encoder,
                         stage.logit_positive_weight,
                         text,
+                        query_anchors(model.student),
                     )
                     loss = total_loss(terms, stage.losses)
                 else:  # every sample of the micro-batch was bad data: a zero step keeps ranks in lock step

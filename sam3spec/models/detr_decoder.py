@@ -56,18 +56,43 @@ def _log_scale(deltas: torch.Tensor) -> torch.Tensor:
     return torch.sign(deltas) * torch.log2(deltas.abs() + 1.0) / math.log2(8)
 
 
+# Why a local init: with Xavier-initialised MLPs the bias is ~0, every query's image attention is
+# the same global average, and post-norm layers squash the queries' differences away; a student
+# trained from scratch then settles on the shortcut "every query predicts the prompt's semantic
+# mask" with one shared score (measured on the concept world: decoder states identical across
+# queries to 0.2%, every query's probability equal; docs/NOTES.md, session 5). Two of each MLP's
+# hidden units start as "distance outside the box" on either side, weighted -LOCALITY_INIT into
+# every head: a grid cell 0.1 outside a box starts at bias ~-2.2, 0.3 outside at ~-4.7. Same
+# architecture and parameters as SAM 3's boxRPB; only the starting point differs.
+LOCALITY_INIT = 8.0
+
+
+def _init_local(mlp: MLP, strength: float) -> None:
+    first, last = mlp.layers[0], mlp.layers[-1]
+    with torch.no_grad():
+        first.weight[:2].zero_()
+        first.bias[:2].zero_()
+        first.weight[0, 0] = -1.0  # relu(-(cell - left edge)): the cell lies before the box
+        first.weight[1, 1] = 1.0  # relu(cell - right edge): the cell lies after the box
+        last.weight[:, :2] = -strength
+
+
 class BoxRelativePositionBias(nn.Module):
     """Per-head attention bias from query reference boxes to an image grid (boxRPB).
 
     Args:
         hidden: width of the two small MLPs.
         heads: attention heads (one bias per head).
+        locality: initial strength of the "stay inside your box" prior (0: plain Xavier init).
     """
 
-    def __init__(self, hidden: int, heads: int) -> None:
+    def __init__(self, hidden: int, heads: int, locality: float = LOCALITY_INIT) -> None:
         super().__init__()
         self.mlp_x = MLP(2, hidden, heads, 2)
         self.mlp_y = MLP(2, hidden, heads, 2)
+        if locality:
+            for mlp in (self.mlp_x, self.mlp_y):
+                _init_local(mlp, locality)
 
     def forward(self, boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Bias for attending from each box's query to each grid cell.

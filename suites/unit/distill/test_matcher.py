@@ -89,3 +89,45 @@ def test_match_cost_by_hand():
 def test_unknown_solver_rejected():
     with pytest.raises(ValueError, match="solver"):
         MatchWeights(solver="auction")
+
+
+def test_anchor_cost_by_hand():
+    # Same one-student / two-teacher case; the student's anchor sits at (0.25, 0.25).
+    teacher_probs = torch.zeros(2, 2, 2)
+    student_masks = torch.full((1, 2, 2), -30.0)
+    student_boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5]])
+    teacher_boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]])
+    student_logits = torch.tensor([0.0])
+    teacher_logits = torch.tensor([0.0, float(np.log(3.0))])  # 0.5 and 0.75
+    anchors = torch.tensor([[0.25, 0.25]])
+    base = MatchWeights(mask=0.0, box=0.0, logit=0.0)
+    args = (student_masks, student_boxes, student_logits, teacher_probs, teacher_boxes, teacher_logits)
+    cost = match_cost(*args, MatchWeights(mask=0.0, box=0.0, logit=0.0, anchor=4.0), anchors)
+    assert cost[0, 0] == pytest.approx(0.0, abs=1e-6)  # centre (0.25, 0.25) = anchor
+    # centre (0.75, 0.75): L1 1.0, weighted by the teacher's probability 0.75 and anchor 4
+    assert cost[0, 1] == pytest.approx(4.0 * 0.75 * 1.0, abs=1e-5)
+    # Off by weight or without anchors: the plain cost.
+    assert torch.equal(match_cost(*args, base, anchors), match_cost(*args, base))
+    assert torch.equal(match_cost(*args, MatchWeights(anchor=4.0)), match_cost(*args, MatchWeights()))
+
+
+def test_anchors_break_ties_between_identical_queries():
+    # Three student queries that predict the same thing (a collapsed start): without anchors the
+    # assignment of the one confident teacher object is arbitrary; with anchors it goes to the
+    # query whose reference box is centred on it, and a background teacher query (probability ~0)
+    # puts no pull on any anchor.
+    student_masks = torch.zeros(3, 4, 4)
+    student_boxes = torch.tensor([[0.4, 0.4, 0.6, 0.6]] * 3)
+    student_logits = torch.zeros(3)
+    teacher_probs = torch.zeros(2, 4, 4)
+    teacher_boxes = torch.tensor([[0.7, 0.7, 0.9, 0.9], [0.0, 0.0, 0.2, 0.2]])
+    teacher_logits = torch.tensor([8.0, -8.0])
+    anchors = torch.tensor([[0.1, 0.1], [0.5, 0.5], [0.8, 0.8]])
+    args = (student_masks, student_boxes, student_logits, teacher_probs, teacher_boxes, teacher_logits)
+    rows, cols = hungarian(match_cost(*args, MatchWeights(anchor=5.0), anchors))
+    assert dict(zip(cols.tolist(), rows.tolist()))[0] == 2
+
+
+def test_negative_anchor_weight_rejected():
+    with pytest.raises(ValueError, match="anchor"):
+        MatchWeights(anchor=-1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from sam3spec.models.boxes import boxes_cxcywh_to_xyxy, boxes_xyxy_to_cxcywh, inverse_sigmoid
@@ -39,6 +40,28 @@ def test_box_rpb_matches_loop() -> None:
                 bx = rpb.mlp_x(torch.tensor([scale(cx - x0), scale(cx - x1)]))
                 by = rpb.mlp_y(torch.tensor([scale(cy - y0), scale(cy - y1)]))
                 torch.testing.assert_close(got[0, :, q, i * width + j], bx + by, atol=1e-5, rtol=1e-5)
+
+
+def test_box_rpb_starts_local() -> None:
+    # At initialisation every head prefers the cells inside a query's box: the bias of the
+    # locality units alone is 0 inside and -strength * log-scaled distance outside (hand-computed),
+    # and with the random units added the inside cells still beat cells 0.3 or more outside.
+    torch.manual_seed(0)
+    strength, width = 8.0, 20
+    rpb = BoxRelativePositionBias(hidden=32, heads=4, locality=strength)
+    box = torch.tensor([[[0.5, 0.5, 0.2, 0.2]]])  # x and y in [0.4, 0.6]
+    bias = rpb(box, width, width).reshape(4, width, width)
+    xs = (torch.arange(width) + 0.5) / width
+    inside = (xs > 0.4) & (xs < 0.6)
+    far = (xs < 0.1) | (xs > 0.9)
+    assert (bias[:, inside][:, :, inside].amin(dim=(1, 2)) > bias[:, far][:, :, far].amax(dim=(1, 2))).all()
+    # The two locality units by hand, one cell 0.125 left of the box (x = 0.275).
+    scaled = torch.tensor([math.copysign(math.log2(abs(d * 8) + 1), d) / 3 for d in (0.275 - 0.4, 0.275 - 0.6)])
+    units = torch.relu(rpb.mlp_x.layers[0](scaled))[:2]
+    assert units[1] == 0 and float(units[0]) == pytest.approx(math.log2(0.125 * 8 + 1) / 3, rel=1e-5)
+    assert (rpb.mlp_x.layers[-1].weight[:, :2] == -strength).all()
+    plain = BoxRelativePositionBias(hidden=32, heads=4, locality=0.0)
+    assert not (plain.mlp_x.layers[-1].weight[:, :2] == -strength).any()
 
 
 def test_reference_boxes_tile_the_image() -> None:

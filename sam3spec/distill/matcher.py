@@ -38,14 +38,14 @@ class MatchWeights:
         box: weight of the L1 distance of normalised xyxy boxes (summed over the 4 coordinates).
         logit: weight of ``|sigmoid(student logit) - sigmoid(teacher logit)|``.
         anchor: weight of ``sigmoid(teacher logit) x L1(student anchor centre, teacher box centre)``
-            (0: off; only used when the caller passes the student's anchors).
+            (0: off; only used when the caller passes the student's anchors, as the trainer does).
         solver: ``"hungarian"`` (optimal) or ``"greedy"``.
     """
 
     mask: float = 2.0
     box: float = 5.0
     logit: float = 2.0
-    anchor: float = 0.0
+    anchor: float = 5.0
     solver: str = "hungarian"
 
     def __post_init__(self) -> None:

@@ -100,7 +100,7 @@ def test_anchor_cost_by_hand():
     student_logits = torch.tensor([0.0])
     teacher_logits = torch.tensor([0.0, float(np.log(3.0))])  # 0.5 and 0.75
     anchors = torch.tensor([[0.25, 0.25]])
-    base = MatchWeights(mask=0.0, box=0.0, logit=0.0)
+    base = MatchWeights(mask=0.0, box=0.0, logit=0.0, anchor=0.0)
     args = (student_masks, student_boxes, student_logits, teacher_probs, teacher_boxes, teacher_logits)
     cost = match_cost(*args, MatchWeights(mask=0.0, box=0.0, logit=0.0, anchor=4.0), anchors)
     assert cost[0, 0] == pytest.approx(0.0, abs=1e-6)  # centre (0.25, 0.25) = anchor

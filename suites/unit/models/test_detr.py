@@ -57,7 +57,7 @@ def test_box_rpb_starts_local() -> None:
     assert (bias[:, inside][:, :, inside].amin(dim=(1, 2)) > bias[:, far][:, :, far].amax(dim=(1, 2))).all()
     # The two locality units by hand, one cell 0.125 left of the box (x = 0.275).
     scaled = torch.tensor([math.copysign(math.log2(abs(d * 8) + 1), d) / 3 for d in (0.275 - 0.4, 0.275 - 0.6)])
-    units = torch.relu(rpb.mlp_x.layers[0](scaled))[:2]
+    units = torch.relu(rpb.mlp_x.layers[0](scaled))[:2].detach()
     assert units[1] == 0 and float(units[0]) == pytest.approx(math.log2(0.125 * 8 + 1) / 3, rel=1e-5)
     assert (rpb.mlp_x.layers[-1].weight[:, :2] == -strength).all()
     plain = BoxRelativePositionBias(hidden=32, heads=4, locality=0.0)

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from sam3spec.models.boxes import boxes_xyxy_to_cxcywh
+
 
 @dataclass(frozen=True)
 class MatchWeights:
@@ -105,8 +107,7 @@ def match_cost(
         ).abs()
         cost = cost + weights.logit * probability
         if anchors is not None and weights.anchor:
-            boxes = teacher_boxes.float()
-            centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+            centres = boxes_xyxy_to_cxcywh(teacher_boxes.float())[:, :2]
             distance = torch.cdist(anchors.float().to(centres.device), centres, p=1)
             cost = cost + weights.anchor * teacher_logits.float().sigmoid()[None, :] * distance
         return cost

@@ -79,6 +79,20 @@ class Gate:
             )
         return result
 
+    def check_each(self, *checks: tuple[str, float, dict[str, Any]]) -> list[Result]:
+        """Record every ``(spec_id, measured, context)``, then raise :class:`SpecFailure` naming
+        each miss: one expensive measurement that feeds several specs records them all."""
+        results = [self.record(spec_id, measured, **context) for spec_id, measured, context in checks]
+        missed = [
+            f"spec {r.id} ({self.specs[r.id].what}): measured {r.measured!r} does not meet "
+            f"{self.specs[r.id].target_text()} [{self.specs[r.id].file}]"
+            for r in results
+            if r.status == FAIL
+        ]
+        if missed:
+            raise SpecFailure("; ".join(missed))
+        return results
+
     def not_measured(self, spec_id: str, reason: str, **context: Any) -> Result:
         """Record that ``spec_id`` cannot be measured where this runs, and why."""
         result = not_measured(self.spec(spec_id), reason, {"test": self.nodeid, **context})

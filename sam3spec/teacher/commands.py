@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
@@ -67,10 +68,25 @@ def run_baseline_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_train_world(args: argparse.Namespace) -> int:
-    from sam3spec.teacher.world_train import WorldTrainConfig, train_world_teacher
+def train_config(args: argparse.Namespace):
+    """The :class:`~sam3spec.teacher.world_train.WorldTrainConfig` of ``train-world``'s flags
+    (flags left out keep the shipped recipe's values)."""
+    from sam3spec.teacher.world_train import WorldTrainConfig
 
     config = WorldTrainConfig(seed=args.seed, steps=args.steps, threads=args.threads)
+    overrides = {
+        "init_from": None if args.init_from is None else str(args.init_from),
+        "learning_rate": args.lr,
+        "warmup_steps": args.warmup_steps,
+        "phrases_per_image": args.phrases_per_image,
+    }
+    return replace(config, **{key: value for key, value in overrides.items() if value is not None})
+
+
+def run_train_world(args: argparse.Namespace) -> int:
+    from sam3spec.teacher.world_train import train_world_teacher
+
+    config = train_config(args)
     teacher = train_world_teacher(args.out, config, progress=not args.quiet)
     print(f"teacher written to {teacher}")
     if args.ship:
@@ -139,6 +155,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--steps", type=int, default=7200, help="default: the shipped teacher (7200)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    train.add_argument(
+        "--init-from", type=Path, default=None, help="fine-tune: start from this teacher folder's weights"
+    )
+    train.add_argument("--lr", type=float, default=None, help="peak learning rate (default 8e-4)")
+    train.add_argument("--warmup-steps", type=int, default=None, help="default 150")
+    train.add_argument("--phrases-per-image", type=int, default=None, help="default 4")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--ship", action="store_true", help="also copy it (fp16) to sam3spec/assets/teacher")
     train.set_defaults(func=run_train_world)

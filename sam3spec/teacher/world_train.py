@@ -69,6 +69,7 @@ class WorldTrainConfig:
     validate_every: int = 400
     validation_images: int = 24
     threads: int = 2
+    init_from: str | None = None
     weights: LossWeights = field(default_factory=lambda: LossWeights(semantic_dice=2.0, word_alignment=1.0))
     arch: TeacherArchitecture = WORLD
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -218,6 +219,25 @@ def trainable_parameters(detector, tracker) -> list[torch.nn.Parameter]:
     ]
 
 
+def start_from(detector, tracker, teacher_dir: str | Path) -> None:
+    """Copy a trained teacher's weights (sam3spec layout, e.g. the shipped one) into freshly built
+    models: a fine-tuning run starts from them instead of from ``initialise_for_training``.
+
+    Raises:
+        TeacherLoadError: the folder is not a teacher of this architecture (names the keys).
+    """
+    from sam3spec.teacher.loading import TeacherLoadError, load_teacher
+
+    source = load_teacher(teacher_dir, dtype=torch.float32)
+    for name, model, trained in (("detector", detector, source.detector), ("tracker", tracker, source.tracker)):
+        if trained is None:
+            raise TeacherLoadError(f"{teacher_dir} has no {name}; a world teacher run needs both")
+        try:
+            model.load_state_dict(trained.state_dict())
+        except RuntimeError as error:  # shape / key mismatch: another architecture
+            raise TeacherLoadError(f"{teacher_dir}/{name} does not fit the run's architecture: {error}") from error
+
+
 def _atomic_save(payload: dict, path: Path) -> None:
     temporary = path.with_suffix(".tmp")
     torch.save(payload, temporary)
@@ -258,6 +278,8 @@ def train_world_teacher(
     tokenizer = default_tokenizer()
     detector, tracker = build_models(config.arch, seed=config.seed)
     initialise_for_training(detector)
+    if config.init_from is not None:
+        start_from(detector, tracker, config.init_from)
     parameters = trainable_parameters(detector, tracker)
     aligner = WordAlignment() if config.weights.word_alignment else None
     if aligner is not None:

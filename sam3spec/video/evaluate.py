@@ -10,8 +10,12 @@ score: for a student whose query scores are not yet informative, this measures t
 memory's effect on them). Predictions go to ``<out>/<mode>/<video>/<object:03d>/<frame:05d>.png`` and are scored by
 :func:`j_and_f` (SA-V's evaluator semantics, ``sam3spec.eval.vos``).
 
-``after_reappearance`` also scores only the frames right after an object becomes visible again
-(the first annotated frame after an occlusion or exit), where memory should matter most.
+J is also reported per kind of frame (:func:`frame_categories`): the first annotated frame where an
+object is visible again after an occlusion or exit (``reappearance``; often a sliver of the object
+re-emerging), the ``REENTRY_WINDOW`` annotated frames after it (``after_reappearance``), the
+other frames showing the object (``visible``) and the frames without it (``absent``). Issue 7
+asks memory to help most after occlusion / re-entry: :attr:`VideoEvalResult.reentry_margin` is
+the J gain on the re-entry frames (the first two kinds) minus the J gain on ``visible`` frames.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from sam3spec.video.data import object_phrases
 from sam3spec.video.outputs import write_mask_png
 from sam3spec.video.predictor import VideoPredictor
 
+REENTRY_WINDOW = 3  # annotated frames after a re-appearance counted as "after re-entry" (0.5 s at 6 fps)
+CATEGORIES = ("reappearance", "after_reappearance", "visible", "absent")
+REENTRY = ("reappearance", "after_reappearance")
+
 
 def j_and_f(gt_root: Path, pred_root: Path) -> dict:
     """SA-V J&F (x100) of a prediction tree; delegates to ``sam3spec.eval.vos`` (kept as the one
@@ -38,24 +46,57 @@ def j_and_f(gt_root: Path, pred_root: Path) -> dict:
 
 @dataclass
 class VideoEvalResult:
-    """J&F with and without memory (x100) and the same on frames right after a re-appearance."""
+    """J&F with and without memory (x100), and J per kind of frame.
+
+    Attributes:
+        with_memory / without_memory: :func:`j_and_f` summaries.
+        by_category: ``{category: {"frames": n, "J_with": x, "J_without": y}}`` (J x100, mean
+            over the frames of that kind; categories of :func:`frame_categories`, absent kinds
+            left out).
+    """
 
     with_memory: dict
     without_memory: dict
-    reappearance_with: float
-    reappearance_without: float
-    reappearance_frames: int
+    by_category: dict
 
     @property
     def gain(self) -> float:
         return float(self.with_memory["J&F"] - self.without_memory["J&F"])
 
+    def _gain(self, categories: tuple[str, ...]) -> float:
+        rows = [self.by_category[c] for c in categories if c in self.by_category]
+        frames = sum(r["frames"] for r in rows)
+        if not frames:
+            return float("nan")
+        return sum(r["frames"] * (r["J_with"] - r["J_without"]) for r in rows) / frames
+
+    @property
+    def reentry_gain(self) -> float:
+        """J gain (x100) on the re-appearance frames and the ``REENTRY_WINDOW`` frames after them."""
+        return self._gain(REENTRY)
+
+    @property
+    def visible_gain(self) -> float:
+        """J gain (x100) on the other frames showing the object."""
+        return self._gain(("visible",))
+
+    @property
+    def reentry_margin(self) -> float:
+        """How much more memory helps after re-entry than elsewhere (> 0: most after re-entry)."""
+        return self.reentry_gain - self.visible_gain
+
     def as_dict(self) -> dict:
         keep = ("J", "F", "J&F", "num_objects")
         return {"with_memory": {k: self.with_memory[k] for k in keep},
                 "without_memory": {k: self.without_memory[k] for k in keep}, "jf_gain": self.gain,
-                "reappearance_J_with": self.reappearance_with, "reappearance_J_without": self.reappearance_without,
-                "reappearance_frames": self.reappearance_frames}  # fmt: skip
+                "J_by_frame": self.by_category, "reentry_window": REENTRY_WINDOW,
+                "reentry_J_gain": self.reentry_gain, "visible_J_gain": self.visible_gain,
+                "reentry_margin": self.reentry_margin}  # fmt: skip
+
+    def describe(self) -> str:
+        """One line per kind of frame, for gate notes and logs."""
+        return "; ".join(f"{c} {r['J_with']:.1f} vs {r['J_without']:.1f} ({r['frames']} frames)"
+                         for c, r in self.by_category.items())  # fmt: skip
 
 
 def predict_split(student, world: Path, out: Path, use_memory: bool, threshold: float = 0.5,
@@ -87,21 +128,35 @@ def predict_split(student, world: Path, out: Path, use_memory: bool, threshold: 
     return predictions
 
 
+def frame_categories(gt_root: Path, window: int = REENTRY_WINDOW) -> dict[tuple[str, str, str], str]:
+    """Kind of every annotated ``(video, object, frame)`` (see the module docstring): the first
+    frame where an object is visible again after at least one annotated frame without it is
+    ``reappearance``; the next ``window`` frames, while it stays visible, ``after_reappearance``."""
+    found = {}
+    for video_dir in sorted(p for p in gt_root.iterdir() if p.is_dir()):
+        for object_dir in sorted(p for p in video_dir.iterdir() if p.is_dir()):
+            seen, gone, since = False, False, None  # since: frames after the last re-appearance
+            for path in sorted(object_dir.glob("*.png")):
+                visible = bool((np.asarray(Image.open(path)) > 0).any())
+                if not visible:
+                    kind, since = "absent", None
+                    gone = gone or seen
+                elif seen and gone:
+                    kind, since = "reappearance", 0
+                elif since is not None and since < window:
+                    kind, since = "after_reappearance", since + 1
+                else:
+                    kind, since = "visible", None
+                if visible:
+                    seen, gone = True, False
+                found[(video_dir.name, object_dir.name, path.stem)] = kind
+    return found
+
+
 def reappearance_frames(gt_root: Path) -> list[tuple[str, str, str]]:
     """``(video, object, frame)`` of annotated frames where an object is visible again after at
     least one annotated frame without it."""
-    found = []
-    for video_dir in sorted(p for p in gt_root.iterdir() if p.is_dir()):
-        for object_dir in sorted(p for p in video_dir.iterdir() if p.is_dir()):
-            seen, gone = False, False
-            for path in sorted(object_dir.glob("*.png")):
-                visible = bool((np.asarray(Image.open(path)) > 0).any())
-                if visible and seen and gone:
-                    found.append((video_dir.name, object_dir.name, path.stem))
-                gone = gone or (seen and not visible)
-                if visible:
-                    seen, gone = True, False
-    return found
+    return [key for key, kind in frame_categories(gt_root).items() if kind == "reappearance"]
 
 
 def evaluate_memory(student, world: str | Path, out: str | Path, threshold: float = 0.5,
@@ -115,21 +170,27 @@ def evaluate_memory(student, world: str | Path, out: str | Path, threshold: floa
     if limit is not None:  # score only the videos predicted
         gt_root = _subset(gt_root, out / "gt_subset", sorted({v for v, _, _ in modes["with_memory"]}))
     scores = {name: j_and_f(gt_root, out / name) for name in modes}
-    frames = reappearance_frames(gt_root)
-
-    def mean_j(predictions) -> float:
-        values = []
-        for video, obj, frame in frames:
-            target = np.asarray(Image.open(gt_root / video / obj / f"{frame}.png")) > 0
-            prediction = predictions[(video, obj, frame)]
-            union = (target | prediction).sum()
-            values.append(1.0 if union == 0 else (target & prediction).sum() / union)
-        return 100.0 * float(np.mean(values)) if values else float("nan")
-
-    result = VideoEvalResult(scores["with_memory"], scores["without_memory"], mean_j(modes["with_memory"]),
-                             mean_j(modes["without_memory"]), len(frames))  # fmt: skip
+    kinds = frame_categories(gt_root)
+    by_category = {}
+    for category in CATEGORIES:
+        keys = [key for key in modes["with_memory"] if kinds.get(key) == category]
+        if keys:
+            by_category[category] = {"frames": len(keys), "J_with": _mean_j(gt_root, keys, modes["with_memory"]),
+                                     "J_without": _mean_j(gt_root, keys, modes["without_memory"])}  # fmt: skip
+    result = VideoEvalResult(scores["with_memory"], scores["without_memory"], by_category)
     (out / "video_eval.json").write_text(json.dumps(result.as_dict(), indent=1) + "\n", encoding="utf-8")
     return result
+
+
+def _mean_j(gt_root: Path, keys, predictions) -> float:
+    """Mean J (x100) over ``keys``; a frame where both masks are empty scores 1 (SA-V's rule)."""
+    values = []
+    for video, obj, frame in keys:
+        target = np.asarray(Image.open(gt_root / video / obj / f"{frame}.png")) > 0
+        prediction = predictions[(video, obj, frame)]
+        union = (target | prediction).sum()
+        values.append(1.0 if union == 0 else (target & prediction).sum() / union)
+    return 100.0 * float(np.mean(values))
 
 
 def _subset(gt_root: Path, target: Path, videos: list[str]) -> Path:

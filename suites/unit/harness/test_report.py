@@ -66,6 +66,18 @@ def test_failed_check_raises_naming_the_spec_and_is_recorded(specs):
     assert "**FAIL**" in render(specs, store, "demo")
 
 
+def test_check_each_records_every_spec_before_raising(specs):
+    from harness.plugin import SpecFailure
+
+    store = ResultStore()
+    with pytest.raises(SpecFailure, match="demo.size .*does not meet < 50 MB") as caught:
+        Gate(specs, store).check_each(("demo.size", 51.0, {}), ("demo.accuracy", 0.9, {"note": "n"}))
+    assert "demo.accuracy" not in str(caught.value)
+    assert store.results["demo.size"].status == "fail"
+    assert store.results["demo.accuracy"].status == "pass"
+    assert len(Gate(specs, ResultStore()).check_each(("demo.accuracy", 0.9, {}))) == 1
+
+
 def test_unknown_spec_id_is_an_error(specs):
     with pytest.raises(KeyError, match="unknown spec id 'demo.nope'"):
         Gate(specs, ResultStore()).check("demo.nope", 1.0)

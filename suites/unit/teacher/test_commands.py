@@ -21,6 +21,19 @@ def test_subcommands_are_registered() -> None:
         assert callable(args.func)
 
 
+def test_train_world_flags_override_the_recipe() -> None:
+    from sam3spec.teacher.commands import train_config
+    from sam3spec.teacher.world_train import WorldTrainConfig
+
+    parser = build_parser()
+    assert train_config(parser.parse_args(["teacher", "train-world", "--out", "o"])) == WorldTrainConfig()
+    tuned = train_config(parser.parse_args([
+        "teacher", "train-world", "--out", "o", "--init-from", "t", "--lr", "3e-4", "--warmup-steps", "50",
+        "--phrases-per-image", "8", "--steps", "2000", "--seed", "1", "--threads", "1"]))  # fmt: skip
+    assert (tuned.init_from, tuned.learning_rate, tuned.warmup_steps, tuned.phrases_per_image) == ("t", 3e-4, 50, 8)
+    assert (tuned.steps, tuned.seed, tuned.threads) == (2000, 1, 1)
+
+
 def test_run_writes_outputs_and_overlay(tiny_teacher_dir: Path, tmp_path: Path) -> None:
     image = tmp_path / "image.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(image)

@@ -123,3 +123,29 @@ def test_resume_refuses_another_length_after_the_decay_started(tmp_path) -> None
     train_world_teacher(tmp_path, short, progress=False)
     with pytest.raises(ValueError, match="decay start"):
         train_world_teacher(tmp_path, replace(short, steps=8), progress=False)
+
+
+def test_fine_tune_starts_from_a_trained_teacher(tmp_path) -> None:
+    from sam3spec.teacher.hf_adapter import build_models
+    from sam3spec.teacher.world_train import start_from
+
+    trained = train_world_teacher(tmp_path / "first", replace(TINY_RUN, steps=1), progress=False)
+    detector, tracker = build_models(TINY, seed=5)
+    start_from(detector, tracker, trained)
+    saved = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=True)["detector"]
+    assert all(torch.equal(value, detector.state_dict()[name]) for name, value in saved.items())
+    # a fine-tuning run records where it started (a resume from another start is refused)
+    train_world_teacher(tmp_path / "tuned", replace(TINY_RUN, steps=1, init_from=str(trained)), progress=False)
+    with pytest.raises(ValueError, match="different configuration"):
+        train_world_teacher(tmp_path / "tuned", replace(TINY_RUN, steps=2), progress=False)
+
+
+def test_fine_tune_refuses_another_architecture(tmp_path) -> None:
+    from sam3spec.teacher.hf_adapter import build_models
+    from sam3spec.teacher.loading import TeacherLoadError
+    from sam3spec.teacher.world_train import start_from
+
+    trained = train_world_teacher(tmp_path / "first", replace(TINY_RUN, steps=1), progress=False)
+    detector, tracker = build_models(replace(TINY, detr_decoder_layers=TINY.detr_decoder_layers + 1))
+    with pytest.raises(TeacherLoadError, match="does not fit"):
+        start_from(detector, tracker, trained)

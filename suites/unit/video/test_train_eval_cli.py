@@ -86,17 +86,46 @@ def test_track_command(video_world, tmp_path, capsys):
     assert "zero frames" in capsys.readouterr().err
 
 
-def test_reappearance_frames(tmp_path):
+def _masklet(root, visible):
     import numpy as np
     from PIL import Image
 
-    from sam3spec.video.evaluate import reappearance_frames
-
-    visible = [True, True, False, False, True, True, False, True]  # back at frames 4 and 7
-    folder = tmp_path / "sav_1" / "000"
+    folder = root / "sav_1" / "000"
     folder.mkdir(parents=True)
     for index, shown in enumerate(visible):
         mask = np.zeros((8, 8), np.uint8)
         mask[2:4, 2:4] = 255 if shown else 0
         Image.fromarray(mask).save(folder / f"{index * 4:05d}.png")
+
+
+def test_reappearance_frames(tmp_path):
+    from sam3spec.video.evaluate import reappearance_frames
+
+    _masklet(tmp_path, [True, True, False, False, True, True, False, True])  # back at frames 4 and 7
     assert reappearance_frames(tmp_path) == [("sav_1", "000", "00016"), ("sav_1", "000", "00028")]
+
+
+def test_frame_categories_window(tmp_path):
+    from sam3spec.video.evaluate import frame_categories
+
+    # hidden at 1, back at 2; the window (2 here) covers 3 and 4; hidden again at 6, back at 7
+    _masklet(tmp_path, [True, False, True, True, True, True, False, True, True])
+    kinds = [kind for _, kind in sorted(frame_categories(tmp_path, window=2).items())]
+    assert kinds == ["visible", "absent", "reappearance", "after_reappearance", "after_reappearance",
+                     "visible", "absent", "reappearance", "after_reappearance"]  # fmt: skip
+
+
+def test_reentry_margin_weighs_frames():
+    from sam3spec.video.evaluate import VideoEvalResult
+
+    summary = {"J": 0.0, "F": 0.0, "J&F": 0.0, "num_objects": 1}
+    result = VideoEvalResult(summary, summary, {
+        "reappearance": {"frames": 1, "J_with": 10.0, "J_without": 0.0},
+        "after_reappearance": {"frames": 3, "J_with": 50.0, "J_without": 30.0},
+        "visible": {"frames": 10, "J_with": 60.0, "J_without": 45.0},
+        "absent": {"frames": 2, "J_with": 0.0, "J_without": 100.0},
+    })  # fmt: skip
+    assert result.reentry_gain == pytest.approx((10.0 + 3 * 20.0) / 4)
+    assert result.visible_gain == pytest.approx(15.0)
+    assert result.reentry_margin == pytest.approx(17.5 - 15.0)
+    assert "reappearance 10.0 vs 0.0 (1 frames)" in result.describe()

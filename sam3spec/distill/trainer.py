@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from sam3spec.checkpoint import load_weights, save_pretrained
-from sam3spec.config import config_to_dict, get_preset, override
+from sam3spec.config import config_to_dict
 from sam3spec.data.loader import collate_samples
 from sam3spec.distill import runtime
 from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
@@ -134,7 +134,7 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
 
     torch.manual_seed(stage.seed)
     student = build_student(
-        override(get_preset(stage.student), {"image_size": stage.resolution}),
+        stage.student_config(),
         options.pretrained_backbone,
         options.pretrained_text,
     )

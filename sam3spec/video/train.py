@@ -79,13 +79,12 @@ def frozen_digest(student: torch.nn.Module, trainable: set[str]) -> str:
 
 def build_video_student(vstage: VideoStage, init: Path | None):
     from sam3spec.checkpoint import load_student
-    from sam3spec.config import get_preset, override
     from sam3spec.models.student import build_student
 
     if init is not None:
         return load_student(init)
     torch.manual_seed(vstage.stage.seed)
-    return build_student(override(get_preset(vstage.stage.student), {"image_size": vstage.stage.resolution}))
+    return build_student(vstage.stage.student_config())
 
 
 def check_context_options(vstage: VideoStage, options: VideoRunOptions) -> None:

@@ -125,7 +125,7 @@ def test_anchors_break_ties_between_identical_queries():
     anchors = torch.tensor([[0.1, 0.1], [0.5, 0.5], [0.8, 0.8]])
     args = (student_masks, student_boxes, student_logits, teacher_probs, teacher_boxes, teacher_logits)
     rows, cols = hungarian(match_cost(*args, MatchWeights(anchor=5.0), anchors))
-    assert dict(zip(cols.tolist(), rows.tolist()))[0] == 2
+    assert dict(zip(cols.tolist(), rows.tolist(), strict=True))[0] == 2
 
 
 def test_negative_anchor_weight_rejected():

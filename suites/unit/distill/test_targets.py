@@ -17,7 +17,7 @@ from sam3spec.models.outputs import Intermediates, Sam3Outputs
 
 
 def test_geometry_matches_the_student(tiny_student):
-    geometry = StudentGeometry(64)
+    geometry = StudentGeometry(64, tiny_student.config.detr.encoder_level)
     with torch.no_grad():
         ids = torch.tensor([[49406, 320, 49407] + [0] * 29])
         outputs = tiny_student.eval()(torch.randn(1, 3, 64, 64), input_ids=ids, return_intermediates=True)

@@ -50,7 +50,7 @@ def random_targets(batch: int, geometry: StudentGeometry, queries: int = 8) -> T
 
 @pytest.fixture
 def model(tiny_student):
-    geometry = StudentGeometry(RESOLUTION)
+    geometry = StudentGeometry(RESOLUTION, tiny_student.config.detr.encoder_level)
     config = tiny_student.config
     adapters = FeatureAdapters([config.image.fpn_dim] * 4, [TEACHER_WIDTH] * 4, config.hidden, TEACHER_WIDTH,
                                config.hidden, TEACHER_WIDTH)  # fmt: skip

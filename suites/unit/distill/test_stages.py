@@ -94,3 +94,16 @@ def test_stage3_is_end_to_end_pcs_on_labels_from_phase2():
     assert STAGE3.trainable == ("*",) and STAGE3.losses.presence > PHASE2.losses.presence
     assert (STAGE3.prompts.text, STAGE3.prompts.point, STAGE3.prompts.box) == (1.0, 0.0, 0.0)
     assert not STAGE3.losses.uses_features
+
+
+def test_world_stages_read_the_stride_8_level():
+    from sam3spec.config import TINY_PRESET, get_preset
+    from sam3spec.distill.stages import get_stage
+
+    for name in ("phase1-world", "phase2-world", "stage3-world"):
+        config = get_stage(name).student_config()
+        assert (config.detr.encoder_level, config.image_size) == (1, 160)
+    assert get_preset(TINY_PRESET).detr.encoder_level == 2  # the preset itself is unchanged
+    assert get_stage("phase1").student_config().detr.encoder_level == 2  # MISSION's stages keep the preset's
+    with pytest.raises(ValueError, match="encoder_level must be 0..3"):
+        replace(get_stage("phase1"), encoder_level=4)

@@ -70,14 +70,7 @@ class Gate:
 
     def check(self, spec_id: str, measured: float, **context: Any) -> Result:
         """Record, then assert that ``measured`` meets the spec (AssertionError naming it)."""
-        result = self.record(spec_id, measured, **context)
-        spec = self.specs[spec_id]
-        if result.status == FAIL:
-            raise SpecFailure(
-                f"spec {spec_id} ({spec.what}): measured {measured!r} does not meet {spec.target_text()} "
-                f"[{spec.file}]"
-            )
-        return result
+        return self.check_each((spec_id, measured, context))[0]
 
     def check_each(self, *checks: tuple[str, float, dict[str, Any]]) -> list[Result]:
         """Record every ``(spec_id, measured, context)``, then raise :class:`SpecFailure` naming

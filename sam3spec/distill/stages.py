@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from torch import nn
 
-from sam3spec.config import SEED_PRESET, TINY_PRESET, get_preset, override
+from sam3spec.config import SEED_PRESET, TINY_PRESET, StudentConfig, get_preset, override
 from sam3spec.data.prompts import PHASE1_PROMPTS, PHASE2_PROMPTS, PromptConfig
 from sam3spec.distill.matcher import MatchWeights
 
@@ -154,7 +154,7 @@ class StageConfig:
     seed: int = 0
     num_workers: int = 0
 
-    def student_config(self):
+    def student_config(self) -> StudentConfig:
         """The :class:`~sam3spec.config.StudentConfig` a fresh student of this stage is built from:
         the ``student`` preset at ``resolution`` (and ``encoder_level`` when set)."""
         changes: dict = {"image_size": self.resolution}

@@ -170,27 +170,23 @@ def evaluate_memory(student, world: str | Path, out: str | Path, threshold: floa
     if limit is not None:  # score only the videos predicted
         gt_root = _subset(gt_root, out / "gt_subset", sorted({v for v, _, _ in modes["with_memory"]}))
     scores = {name: j_and_f(gt_root, out / name) for name in modes}
+    from sam3spec.eval.vos import region_similarity  # J of one frame, as j_and_f computes it
+
     kinds = frame_categories(gt_root)
+    per_kind: dict[str, list[list[float]]] = {}  # kind -> per frame [J with, J without]
+    for key in modes["with_memory"]:
+        video, obj, frame = key
+        target = np.asarray(Image.open(gt_root / video / obj / f"{frame}.png")) > 0
+        per_kind.setdefault(kinds[key], []).append([region_similarity(modes[m][key], target) for m in modes])
     by_category = {}
     for category in CATEGORIES:
-        keys = [key for key in modes["with_memory"] if kinds.get(key) == category]
-        if keys:
-            by_category[category] = {"frames": len(keys), "J_with": _mean_j(gt_root, keys, modes["with_memory"]),
-                                     "J_without": _mean_j(gt_root, keys, modes["without_memory"])}  # fmt: skip
+        if category in per_kind:
+            j_with, j_without = 100.0 * np.mean(per_kind[category], axis=0)
+            by_category[category] = {"frames": len(per_kind[category]), "J_with": float(j_with),
+                                     "J_without": float(j_without)}  # fmt: skip
     result = VideoEvalResult(scores["with_memory"], scores["without_memory"], by_category)
     (out / "video_eval.json").write_text(json.dumps(result.as_dict(), indent=1) + "\n", encoding="utf-8")
     return result
-
-
-def _mean_j(gt_root: Path, keys, predictions) -> float:
-    """Mean J (x100) over ``keys``; a frame where both masks are empty scores 1 (SA-V's rule)."""
-    values = []
-    for video, obj, frame in keys:
-        target = np.asarray(Image.open(gt_root / video / obj / f"{frame}.png")) > 0
-        prediction = predictions[(video, obj, frame)]
-        union = (target | prediction).sum()
-        values.append(1.0 if union == 0 else (target & prediction).sum() / union)
-    return 100.0 * float(np.mean(values))
 
 
 def _subset(gt_root: Path, target: Path, videos: list[str]) -> Path:

@@ -45,15 +45,30 @@ class StudentGeometry:
         resolution: square input side.
         encoder_level: FPN level the DETR encoder reads (student config ``detr.encoder_level``).
         num_levels: FPN levels.
+        mask_scale: mask and semantic targets are kept at ``mask_scale x`` the student's mask
+            grid (:attr:`mask_target_size`; see ``StageConfig.mask_target_scale``).
     """
 
     resolution: int
     encoder_level: int = 2
     num_levels: int = 4
+    mask_scale: int = 1
+
+    @classmethod
+    def of(cls, config, resolution: int | None = None, mask_scale: int = 1) -> StudentGeometry:
+        """The geometry of a student built from ``config`` (a ``StudentConfig``) at ``resolution``
+        (default: the config's ``image_size``)."""
+        return cls(
+            config.image_size if resolution is None else resolution,
+            config.detr.encoder_level,
+            mask_scale=mask_scale,
+        )
 
     def __post_init__(self) -> None:
         if self.resolution < 32:
             raise ValueError(f"student resolution must be >= 32, got {self.resolution}")
+        if self.mask_scale < 1:
+            raise ValueError(f"mask_scale must be >= 1, got {self.mask_scale}")
 
     @property
     def level_sizes(self) -> list[tuple[int, int]]:
@@ -68,6 +83,12 @@ class StudentGeometry:
     def mask_size(self) -> tuple[int, int]:
         """Mask logits side (the stride-4 level)."""
         return self.level_sizes[0]
+
+    @property
+    def mask_target_size(self) -> tuple[int, int]:
+        """Side of the mask / semantic targets: :attr:`mask_size` times ``mask_scale``."""
+        height, width = self.mask_size
+        return height * self.mask_scale, width * self.mask_scale
 
     @property
     def encoder_size(self) -> tuple[int, int]:

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_trainable(student, PHASE1)
     config = student.config
     width = args.teacher_width or config.image.fpn_dim
-    geometry = StudentGeometry(args.resolution, config.detr.encoder_level)
+    geometry = StudentGeometry.of(config, args.resolution)
     adapters = FeatureAdapters([config.image.fpn_dim] * 4, [width] * 4, config.hidden, width)
     model = DistillModel(student, adapters, geometry).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, foreach=True)

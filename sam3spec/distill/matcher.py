@@ -89,7 +89,7 @@ def match_cost(
         student_masks: ``[Qs, h, w]`` mask logits.
         student_boxes: ``[Qs, 4]`` normalised xyxy; teacher_boxes ``[Qt, 4]``.
         student_logits: ``[Qs]`` query logits; teacher_logits ``[Qt]``.
-        teacher_mask_probs: ``[Qt, h, w]`` mask probabilities at the student's mask size.
+        teacher_mask_probs: ``[Qt, h, w]`` mask probabilities at the size of ``student_masks``.
         teacher_boxes: see ``student_boxes``.
         teacher_logits: see ``student_logits``.
         weights: cost weights.

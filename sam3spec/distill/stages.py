@@ -82,6 +82,11 @@ class StageConfig:
         resolution: student input side (pixels).
         encoder_level: FPN level the student's DETR encoder reads, overriding the preset's
             (None keeps it; see :meth:`student_config`).
+        mask_target_scale: mask and semantic targets are kept at this multiple of the student's
+            mask grid and the student's logits upsampled bilinearly to them in the loss (1: the
+            student's grid). The concept-world stages use 2, the world teacher's 80 x 80 masks:
+            the 40 x 40 student then learns logits whose upsampled threshold follows the finer mask
+            (see ``distill/task.py``).
         epochs: passes over the data.
         batch_size: samples per micro-batch per process (a multiple of ``prompts_per_image``).
         prompts_per_image: samples (prompts) of one image placed together in a micro-batch; they
@@ -131,6 +136,7 @@ class StageConfig:
     init_from: str | None = None
     resolution: int = 504
     encoder_level: int | None = None
+    mask_target_scale: int = 1
     epochs: int = 1
     batch_size: int = 4
     prompts_per_image: int = 1
@@ -172,6 +178,8 @@ class StageConfig:
             problems.append(f"resolution must be >= 32, got {self.resolution}")
         if self.encoder_level is not None and not 0 <= self.encoder_level <= 3:
             problems.append(f"encoder_level must be 0..3 (stride 4 .. 32) or None, got {self.encoder_level}")
+        if self.mask_target_scale not in (1, 2, 4):
+            problems.append(f"mask_target_scale must be 1, 2 or 4, got {self.mask_target_scale}")
         for name in (
             "epochs",
             "batch_size",
@@ -215,6 +223,7 @@ def concept_world(stage: StageConfig, **changes) -> StageConfig:
         # sub-token: held-out mIoU / presence F1 0.323 / 0.819 there vs 0.430 / 0.879 at stride 8,
         # same schedule and teacher (docs/NOTES.md, session 6).
         encoder_level=1,
+        mask_target_scale=2,
         batch_size=12,
         prompts_per_image=4,
         grad_accum=1,

@@ -2,7 +2,9 @@
 
 :class:`Targets` holds, per sample of a batch, the teacher's queries (score logits, boxes, mask
 probabilities, a validity mask), presence, semantic map and, for feature alignment, its FPN levels
-and DETR-encoder output, all already resized to the student's grid (:mod:`sam3spec.distill.adapters`).
+and DETR-encoder output, all already resized to the student's grid (:mod:`sam3spec.distill.adapters`);
+masks and the semantic map at the geometry's ``mask_target_size`` (the student's mask grid, or a
+multiple of it: the student's logits are then upsampled in the loss, see ``distill/task.py``).
 :class:`TeacherTargets` computes them from any :class:`~sam3spec.teacher.protocol.Teacher`;
 :func:`ground_truth_targets` builds the same structure from labels (probabilities 0 / 1), so one
 objective serves distillation and label-trained stages.
@@ -31,7 +33,8 @@ GROUND_TRUTH_LOGIT = 20.0
 
 @dataclass
 class Targets:
-    """Distillation targets of ``B`` samples (``Q`` teacher queries, masks at the student's size).
+    """Distillation targets of ``B`` samples (``Q`` teacher queries, masks at the geometry's
+    ``mask_target_size``).
 
     Attributes:
         logits: ``[B, Q]`` query score logits.
@@ -148,8 +151,8 @@ def from_outputs(
     if best_candidate_only:
         valid = F.one_hot(logits.argmax(1), logits.shape[1]).bool()
         logits = torch.where(valid, logits, torch.full_like(logits, PAD_LOGIT))
-    masks = resize_map(outputs.pred_masks.float().sigmoid(), geometry.mask_size)
-    semantic = resize_map(outputs.semantic_seg.float().sigmoid(), geometry.mask_size)
+    masks = resize_map(outputs.pred_masks.float().sigmoid(), geometry.mask_target_size)
+    semantic = resize_map(outputs.semantic_seg.float().sigmoid(), geometry.mask_target_size)
     levels = None
     if fpn_levels is not None:
         sizes = geometry.level_sizes
@@ -275,7 +278,7 @@ def ground_truth_targets(batch: dict, geometry: StudentGeometry) -> Targets:
     1 when the sample has a target. No feature targets.
     """
     count = max(1, max(len(masks) for masks in batch["target_masks"]))
-    height, width = geometry.mask_size
+    height, width = geometry.mask_target_size
     rows = []
     for masks, boxes in zip(batch["target_masks"], batch["target_boxes_xyxy"], strict=True):
         number = len(masks)

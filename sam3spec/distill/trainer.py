@@ -148,7 +148,7 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
             atomic_write_json({"from": str(options.init), "summary": report.summary(), "missing": report.missing,
                                "unexpected": report.unexpected, "mismatched": report.mismatched}, out / "init_report.json")  # fmt: skip
     trainable = set_trainable(student, stage)
-    geometry = StudentGeometry(stage.resolution, student.config.detr.encoder_level)
+    geometry = StudentGeometry.of(student.config, stage.resolution, mask_scale=stage.mask_target_scale)
     dataset = training_dataset(
         options.data, stage.resolution, stage.prompts, None, stage.seed, limit=options.limit
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -61,3 +62,15 @@ class Sam3Outputs:
     def scores(self) -> torch.Tensor:
         """Final detection scores ``[B, Q]`` = sigmoid(query logit) x sigmoid(presence)."""
         return self.pred_logits.sigmoid() * self.presence_logits.sigmoid()
+
+
+def resize_mask_logits(logits: torch.Tensor, size: tuple[int, ...] | torch.Size) -> torch.Tensor:
+    """Mask logits ``[..., h, w]`` resized to the last two entries of ``size``: bilinear with
+    ``align_corners=False``, the upsampling the evaluation applies before thresholding at 0, so a
+    loss on the resized logits trains the masks as they are scored. Identity when sizes match."""
+    size = tuple(int(side) for side in size[-2:])
+    if tuple(logits.shape[-2:]) == size:
+        return logits
+    flat = logits.reshape(-1, 1, *logits.shape[-2:])
+    resized = F.interpolate(flat.float(), size=size, mode="bilinear", align_corners=False)
+    return resized.reshape(*logits.shape[:-2], *size)

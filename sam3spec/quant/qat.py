@@ -84,18 +84,17 @@ def fake_quantized_count(model: nn.Module) -> int:
     return sum(1 for module in model.modules() if hasattr(module, "weight_fake_quantizer"))
 
 
-def phase2_objective(resolution: int, encoder_level: int) -> Callable[[Any, Any], tuple[torch.Tensor, dict]]:
+def phase2_objective(geometry) -> Callable[[Any, Any], tuple[torch.Tensor, dict]]:
     """``(student outputs, reference outputs) -> (loss, terms)``: the engine's Phase 2 loss.
 
-    The reference outputs become :class:`~sam3spec.distill.targets.Targets` on the student's grid.
+    The reference outputs become :class:`~sam3spec.distill.targets.Targets` on the student's grid
+    (``geometry``, a :class:`~sam3spec.distill.adapters.StudentGeometry`).
     """
-    from sam3spec.distill.adapters import StudentGeometry
     from sam3spec.distill.stages import get_stage
     from sam3spec.distill.targets import from_outputs
     from sam3spec.distill.task import loss_terms, total_loss
 
     stage = get_stage("phase2")
-    geometry = StudentGeometry(resolution, encoder_level)
 
     def objective(outputs, reference) -> tuple[torch.Tensor, dict]:
         targets = from_outputs(reference, geometry)
@@ -170,9 +169,9 @@ def train_qat(
     fake = fake_quantized_count(student)
     from sam3spec.distill.adapters import StudentGeometry
 
-    geometry = StudentGeometry(config.image_size, config.detr.encoder_level)
+    geometry = StudentGeometry.of(config)
     model, teacher = DistillModel(student, None, geometry), DistillModel(reference, None, geometry)
-    objective = phase2_objective(config.image_size, config.detr.encoder_level)
+    objective = phase2_objective(geometry)
     tokenizer = Tokenizer(config.text)
     optimizer = torch.optim.AdamW(
         [p for p in student.parameters() if p.requires_grad], lr=options.learning_rate

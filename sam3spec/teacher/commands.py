@@ -79,6 +79,7 @@ def train_config(args: argparse.Namespace):
         "learning_rate": args.lr,
         "warmup_steps": args.warmup_steps,
         "phrases_per_image": args.phrases_per_image,
+        "mask_target_scale": args.mask_target_scale,
     }
     return replace(config, **{key: value for key, value in overrides.items() if value is not None})
 
@@ -161,6 +162,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=float, default=None, help="peak learning rate (default 8e-4)")
     train.add_argument("--warmup-steps", type=int, default=None, help="default 150")
     train.add_argument("--phrases-per-image", type=int, default=None, help="default 4")
+    train.add_argument(
+        "--mask-target-scale", type=int, default=None,
+        help="detector mask targets at this multiple of the mask grid (default 1; 2: the image's pixels)",
+    )  # fmt: skip
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--ship", action="store_true", help="also copy it (fp16) to sam3spec/assets/teacher")
     train.set_defaults(func=run_train_world)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from sam3spec.models.outputs import resize_mask_logits
 from sam3spec.teacher.world_data import IGNORE
 
 
@@ -105,9 +106,10 @@ def hungarian(
     cost = cost + weights.box_l1 * torch.cdist(boxes, target_boxes, p=1)
     cost = cost - weights.box_giou * generalized_iou(boxes, target_boxes)
     if masks is not None and target_masks is not None:
-        small = F.adaptive_avg_pool2d(masks[None], 32)[0] if masks.shape[-1] > 32 else masks
+        side = min(32, masks.shape[-1])  # both at most 32 x 32 (targets may be finer than the masks)
+        small = F.adaptive_avg_pool2d(masks[None], side)[0] if masks.shape[-1] > side else masks
         small_targets = (
-            F.adaptive_avg_pool2d(target_masks[None], 32)[0] if target_masks.shape[-1] > 32 else target_masks
+            F.adaptive_avg_pool2d(target_masks[None], side)[0] if target_masks.shape[-1] > side else target_masks
         )
         cost = cost + weights.mask_dice * pairwise_dice_cost(small, small_targets)
     rows, cols = linear_sum_assignment(cost.float().numpy())
@@ -156,7 +158,8 @@ def detector_loss(
         outputs: :class:`~sam3spec.models.outputs.Sam3Outputs` (``pred_masks`` ``[B, Q, h, w]``).
         layers: per-layer ``logits`` / ``boxes_xyxy`` / ``presence`` (last layer included).
         target_boxes: per pair ``[n, 4]`` normalised xyxy.
-        target_masks: per pair ``[n, h, w]`` soft masks at the mask resolution.
+        target_masks: per pair ``[n, H, W]`` soft masks at the mask resolution or a multiple of it
+            (the predicted mask and semantic logits are then upsampled bilinearly to ``H x W``).
         weights: loss weights.
         anchors: ``[Q, 2]`` anchor centres for the matching (see :func:`hungarian`), or None.
 
@@ -185,16 +188,18 @@ def detector_loss(
     matched_masks = [outputs.pred_masks[pair, rows] for pair, (rows, _) in enumerate(matches)]
     wanted_masks = [target_masks[pair][cols] for pair, (_, cols) in enumerate(matches)]
     if sum(len(m) for m in matched_masks):
-        predicted, wanted = torch.cat(matched_masks).float(), torch.cat(wanted_masks)
+        wanted = torch.cat(wanted_masks)
+        predicted = resize_mask_logits(torch.cat(matched_masks).float(), wanted.shape)
         parts["mask_bce"] = F.binary_cross_entropy_with_logits(predicted, wanted)
         parts["mask_dice"] = dice_loss(predicted, wanted).mean()
-    size = outputs.semantic_seg.shape[-2:]
+    size = target_masks[0].shape[-2:]
     union = torch.stack([m.amax(0) if len(m) else torch.zeros(size) for m in target_masks])
-    parts["semantic"] = F.binary_cross_entropy_with_logits(outputs.semantic_seg[:, 0].float(), union)
+    semantic = resize_mask_logits(outputs.semantic_seg[:, 0].float(), size)
+    parts["semantic"] = F.binary_cross_entropy_with_logits(semantic, union)
     if weights.semantic_dice:
         # Dice is blind to the ~90 % background that dominates the BCE: it is the dense,
         # balanced "which pixels does this phrase name" signal that teaches text-image binding.
-        parts["semantic_dice"] = dice_loss(outputs.semantic_seg[:, 0].float(), union).mean()
+        parts["semantic_dice"] = dice_loss(semantic, union).mean()
     total = sum(getattr(weights, name) * value for name, value in parts.items())
     logged = {name: float(value.detach()) for name, value in parts.items()}
     for layer in range(layers["logits"].shape[0] - 1):  # auxiliary: earlier layers, matched on their own

@@ -70,9 +70,16 @@ class WorldTrainConfig:
     validation_images: int = 24
     threads: int = 2
     init_from: str | None = None
+    # Detector mask / semantic targets at this multiple of the mask resolution (the logits are
+    # upsampled bilinearly, as the evaluation does, before the loss); 1 = the shipped 7,200-step recipe.
+    mask_target_scale: int = 1
     weights: LossWeights = field(default_factory=lambda: LossWeights(semantic_dice=2.0, word_alignment=1.0))
     arch: TeacherArchitecture = WORLD
     world: WorldConfig = field(default_factory=WorldConfig)
+
+    def __post_init__(self) -> None:
+        if self.mask_target_scale not in (1, 2, 4):
+            raise ValueError(f"mask_target_scale must be 1, 2 or 4, got {self.mask_target_scale}")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -149,7 +156,7 @@ def train_step(
             target_boxes.append(
                 boxes_xyxy(torch.from_numpy(instances)) if len(instances) else torch.zeros(0, 4)
             )
-            target_masks.append(mask_targets(instances, arch.mask_size))
+            target_masks.append(mask_targets(instances, arch.mask_size * config.mask_target_scale))
     tokens = tokenizer(texts)
     outputs, layers = detector_forward(
         detector,

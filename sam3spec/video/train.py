@@ -123,7 +123,7 @@ def distill_video(vstage: VideoStage, options: VideoRunOptions) -> dict:
         context.update(attach_teacher_context(bank, options.teacher_cache, level, student.config.hidden, vstage.name))
     feature_seconds = time.perf_counter() - started
     tokenizer = Tokenizer(student.config.text)
-    geometry = StudentGeometry(student.config.image_size, student.config.detr.encoder_level)
+    geometry = StudentGeometry.of(student.config)
     parameters = [p for p in student.parameters() if p.requires_grad]
     decay = [p for p in parameters if p.dim() >= 2]
     plain = [p for p in parameters if p.dim() < 2]

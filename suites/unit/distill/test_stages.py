@@ -107,3 +107,13 @@ def test_world_stages_read_the_stride_8_level():
     assert get_stage("phase1").student_config().detr.encoder_level == 2  # MISSION's stages keep the preset's
     with pytest.raises(ValueError, match="encoder_level must be 0..3"):
         replace(get_stage("phase1"), encoder_level=4)
+
+
+def test_world_stages_train_masks_against_the_teachers_resolution():
+    from sam3spec.distill.stages import get_stage
+
+    for name in ("phase1-world", "phase2-world", "stage3-world"):
+        assert get_stage(name).mask_target_scale == 2  # 80 x 80 targets for 40 x 40 student masks
+    assert get_stage("phase1").mask_target_scale == 1
+    with pytest.raises(ValueError, match="mask_target_scale must be 1, 2 or 4"):
+        replace(get_stage("phase1"), mask_target_scale=3)

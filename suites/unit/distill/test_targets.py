@@ -119,3 +119,17 @@ def test_ground_truth_targets():
     assert targets.presence_logits[:, 0].sign().tolist() == [1.0, -1.0]
     assert targets.mask_probs[0, 0, :4, :4].min() == 1.0 and targets.mask_probs[0, 0, 4:, 4:].max() == 0.0
     assert torch.equal(targets.semantic_probs[0, 0], targets.mask_probs[0].amax(0))
+
+
+def test_mask_targets_at_a_multiple_of_the_student_grid():
+    geometry = StudentGeometry(32, mask_scale=2)  # student masks 8x8, targets 16x16
+    assert geometry.mask_size == (8, 8) and geometry.mask_target_size == (16, 16)
+    targets = from_outputs(fake_teacher_outputs(), geometry)  # the teacher's masks are 16x16
+    assert targets.mask_probs.shape[-2:] == (16, 16) and targets.semantic_probs.shape[-2:] == (16, 16)
+    masks = torch.zeros(1, 32, 32, dtype=torch.bool)
+    masks[0, :3, :3] = True  # a 3-px square: 9/16 of a 4-px student cell; 2-px target cells see 1, 1/2, 1/4
+    batch = {"target_masks": [masks], "target_boxes_xyxy": [torch.tensor([[0, 0, 3 / 32, 3 / 32]])]}
+    assert ground_truth_targets(batch, geometry).mask_probs[0, 0, 1, 1] == pytest.approx(0.25)
+    assert ground_truth_targets(batch, StudentGeometry(32)).mask_probs[0, 0, 0, 0] == pytest.approx(9 / 16)
+    with pytest.raises(ValueError, match="mask_scale must be >= 1"):
+        StudentGeometry(32, mask_scale=0)

@@ -34,10 +34,10 @@ def random_targets(batch: int, geometry: StudentGeometry, queries: int = 8) -> T
     return Targets(
         logits=logits,
         boxes_xyxy=torch.cat([corners, corners + sizes], -1),
-        mask_probs=torch.rand(batch, queries, *geometry.mask_size, generator=generator),
+        mask_probs=torch.rand(batch, queries, *geometry.mask_target_size, generator=generator),
         valid=torch.ones(batch, queries, dtype=torch.bool),
         presence_logits=torch.tensor([[3.0]] * batch),
-        semantic_probs=torch.rand(batch, 1, *geometry.mask_size, generator=generator),
+        semantic_probs=torch.rand(batch, 1, *geometry.mask_target_size, generator=generator),
         fpn_levels=[
             torch.randn(batch, TEACHER_WIDTH, *size, generator=generator) for size in geometry.level_sizes
         ],
@@ -196,3 +196,29 @@ def test_shared_image_pass_equals_repeated_images(model):
         assert torch.allclose(getattr(one, name), getattr(two, name), atol=1e-5), name
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(levels_one, levels_two, strict=True))
     assert torch.allclose(encoder_one, encoder_two, atol=1e-5)
+
+
+def test_finer_mask_targets_train_the_upsampled_logits(model):
+    """Targets at 2x the student's mask grid: the mask, IoU-token and semantic losses compare the
+    student's logits upsampled as the evaluation upsamples them (bilinear, align_corners=False)."""
+    with torch.no_grad():
+        outputs, *_ = model(inputs())
+    queries = outputs.pred_logits.shape[1]
+    fine = StudentGeometry(RESOLUTION, model.geometry.encoder_level, mask_scale=2)
+    assert fine.mask_target_size == tuple(2 * side for side in model.geometry.mask_size)
+    targets = random_targets(2, fine, queries=queries)
+    upsampled = torch.nn.functional.interpolate(
+        outputs.pred_masks, size=fine.mask_target_size, mode="bilinear", align_corners=False
+    )
+    targets.mask_probs = (upsampled > 0).float()  # the teacher's masks are the student's own, upsampled
+    targets.boxes_xyxy = outputs.pred_boxes.clone()
+    weights = LossWeights(fpn_feature=0, encoder_feature=0)
+    terms = loss_terms(outputs, targets, weights, MatchWeights(mask=0, logit=0, box=1), 0.5)
+    assert terms["iou_token"].item() == pytest.approx(
+        ((outputs.iou_scores[:, :3].sigmoid() - 1) ** 2).mean().item(), rel=1e-4
+    )  # the upsampled student mask is the target exactly: true IoU 1 for the 3 foreground queries
+    semantic = torch.nn.functional.interpolate(
+        outputs.semantic_seg, size=fine.mask_target_size, mode="bilinear", align_corners=False
+    )
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(semantic, targets.semantic_probs)
+    assert terms["semantic"].item() == pytest.approx(expected.item(), rel=1e-5)

@@ -149,3 +149,30 @@ def test_fine_tune_refuses_another_architecture(tmp_path) -> None:
     detector, tracker = build_models(replace(TINY, detr_decoder_layers=TINY.detr_decoder_layers + 1))
     with pytest.raises(TeacherLoadError, match="does not fit"):
         start_from(detector, tracker, trained)
+
+
+def test_detector_loss_compares_upsampled_logits_with_finer_targets() -> None:
+    from sam3spec.models.outputs import Sam3Outputs
+    from sam3spec.teacher.world_losses import detector_loss
+
+    generator = torch.Generator().manual_seed(0)
+    queries, side = 3, 8
+    outputs = Sam3Outputs(
+        pred_logits=torch.randn(1, queries, generator=generator),
+        pred_boxes=torch.tensor([[[0.1, 0.1, 0.5, 0.5], [0.4, 0.4, 0.9, 0.9], [0.0, 0.0, 1.0, 1.0]]]),
+        pred_masks=torch.randn(1, queries, side, side, generator=generator),
+        presence_logits=torch.zeros(1, 1),
+        semantic_seg=torch.randn(1, 1, side, side, generator=generator),
+    )
+    layers = {"logits": outputs.pred_logits[None], "boxes_xyxy": outputs.pred_boxes[None],
+              "presence": outputs.presence_logits[None]}  # fmt: skip
+    boxes = [outputs.pred_boxes[0, :1].clone()]
+    upsampled = torch.nn.functional.interpolate(outputs.pred_masks, size=16, mode="bilinear", align_corners=False)
+    fine = [(upsampled[0, :1] > 0).float()]  # 16 x 16 targets: query 0's own mask, upsampled
+    _, parts = detector_loss(outputs, layers, boxes, fine, LossWeights())
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(upsampled[0, :1], fine[0])
+    assert parts["mask_bce"] == pytest.approx(float(expected), rel=1e-5)
+    _, coarse = detector_loss(outputs, layers, boxes, [mask_targets(fine[0].bool().numpy(), side)], LossWeights())
+    assert coarse["mask_bce"] != pytest.approx(parts["mask_bce"])
+    with pytest.raises(ValueError, match="mask_target_scale"):
+        WorldTrainConfig(mask_target_scale=3)

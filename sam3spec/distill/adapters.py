@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sam3spec.config import StudentConfig
+
 
 @dataclass(frozen=True)
 class StudentGeometry:
@@ -55,9 +57,9 @@ class StudentGeometry:
     mask_scale: int = 1
 
     @classmethod
-    def of(cls, config, resolution: int | None = None, mask_scale: int = 1) -> StudentGeometry:
-        """The geometry of a student built from ``config`` (a ``StudentConfig``) at ``resolution``
-        (default: the config's ``image_size``)."""
+    def of(cls, config: StudentConfig, resolution: int | None = None, mask_scale: int = 1) -> StudentGeometry:
+        """The geometry of a student built from ``config`` at ``resolution`` (default: the
+        config's ``image_size``)."""
         return cls(
             config.image_size if resolution is None else resolution,
             config.detr.encoder_level,

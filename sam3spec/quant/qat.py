@@ -25,13 +25,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from sam3spec.quant.recipes import QuantRecipe, get_recipe, packed_bytes, quantize_modules
 from sam3spec.quant.sensitivity import LinearPlan, sensitive_modules
+
+if TYPE_CHECKING:
+    from sam3spec.distill.adapters import StudentGeometry
 
 
 @dataclass
@@ -84,7 +87,7 @@ def fake_quantized_count(model: nn.Module) -> int:
     return sum(1 for module in model.modules() if hasattr(module, "weight_fake_quantizer"))
 
 
-def phase2_objective(geometry) -> Callable[[Any, Any], tuple[torch.Tensor, dict]]:
+def phase2_objective(geometry: StudentGeometry) -> Callable[[Any, Any], tuple[torch.Tensor, dict]]:
     """``(student outputs, reference outputs) -> (loss, terms)``: the engine's Phase 2 loss.
 
     The reference outputs become :class:`~sam3spec.distill.targets.Targets` on the student's grid

@@ -164,7 +164,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--phrases-per-image", type=int, default=None, help="default 4")
     train.add_argument(
         "--mask-target-scale", type=int, default=None,
-        help="detector mask targets at this multiple of the mask grid (default 1; 2: the image's pixels)",
+        help="detector mask / semantic targets at this multiple of the mask grid (default 1; 2 = the "
+        "world's image pixels, what the shipped teacher's last fine-tune used)",
     )  # fmt: skip
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--ship", action="store_true", help="also copy it (fp16) to sam3spec/assets/teacher")

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from pycocotools import mask as mask_utils
 
 from sam3spec.eval.saco_files import evaluate_saco, load_ground_truth
+from sam3spec.models.outputs import resize_mask_logits
 
 
 @dataclass
@@ -85,9 +85,7 @@ def predict_phrases(model, image: np.ndarray, texts: list[str]) -> list[PhrasePr
     pixels = model.preprocess(torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None])
     embeddings = model.encode_image(pixels).select(torch.zeros(len(texts), dtype=torch.long))
     outputs = model.predict(embeddings, text=list(texts))
-    logits = F.interpolate(
-        outputs.pred_masks.float(), size=(height, width), mode="bilinear", align_corners=False
-    )
+    logits = resize_mask_logits(outputs.pred_masks.float(), (height, width))
     masks = (logits > 0).cpu().numpy()
     boxes = outputs.pred_boxes.float().clamp(0, 1).cpu().numpy() * np.array([width, height, width, height])
     boxes_xywh = np.concatenate([boxes[..., :2], boxes[..., 2:] - boxes[..., :2]], axis=-1).clip(min=0)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sam3spec.eval.metrics import PairResult, evaluate_pair, summarize
+from sam3spec.models.outputs import resize_mask_logits
 from sam3spec.teacher.protocol import Teacher
 
 
@@ -41,9 +41,7 @@ def predict_image(
     embeddings = teacher.encode_image(pixels)
     embeddings = embeddings.select(torch.zeros(len(texts), dtype=torch.long))
     outputs = teacher.predict(embeddings, text=list(texts))
-    logits = F.interpolate(
-        outputs.pred_masks.float(), size=(height, width), mode="bilinear", align_corners=False
-    )
+    logits = resize_mask_logits(outputs.pred_masks.float(), (height, width))
     masks = (logits > 0).cpu().numpy()
     scores = outputs.scores().float().cpu().numpy()
     presence = outputs.presence_logits.float().sigmoid()[:, 0].cpu().numpy()

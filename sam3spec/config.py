@@ -107,6 +107,8 @@ class StudentConfig:
         hidden: model width shared by every head (256 in SAM 3).
         scoring_ffn_dim: width of the dot-product scoring prompt MLP.
         mask_dim: mask embedding width.
+        mask_box_prior: mask-logit penalty per unit of normalised distance outside the query's own
+            predicted box (:class:`~sam3spec.models.mask_decoder.MaskDecoder`; 0: off).
         image: image encoder config.
         text: text encoder config.
         detr: DETR config.
@@ -118,6 +120,7 @@ class StudentConfig:
     hidden: int = 256
     scoring_ffn_dim: int = 1024
     mask_dim: int = 256
+    mask_box_prior: float = 0.0
     image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     detr: DetrConfig = field(default_factory=DetrConfig)

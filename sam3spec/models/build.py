@@ -67,7 +67,9 @@ def build_detr_decoder(config: StudentConfig) -> DetrDecoder:
 
 def build_mask_decoder(config: StudentConfig) -> MaskDecoder:
     """Pixel decoder over the FPN levels finer than the encoder level."""
-    return MaskDecoder(config.hidden, config.mask_dim, num_skip_levels=config.detr.encoder_level)
+    return MaskDecoder(
+        config.hidden, config.mask_dim, num_skip_levels=config.detr.encoder_level, box_prior=config.mask_box_prior
+    )
 
 
 def build_iou_head(config: StudentConfig) -> nn.Module:

@@ -238,7 +238,8 @@ class Student(nn.Module):
         decoded = self.detr_decoder(prompt, prompt_mask, fused, token_pos, (height, width))
         states = decoded.states[-1]
         memory_map = fused.transpose(1, 2).reshape(batch, channels, height, width)
-        masks, semantic = self.mask_decoder(states, memory_map, features[:level][::-1])
+        boxes = boxes_cxcywh_to_xyxy(decoded.boxes[-1])
+        masks, semantic = self.mask_decoder(states, memory_map, features[:level][::-1], boxes)
         intermediates = None
         if return_intermediates:
             intermediates = Intermediates(
@@ -250,7 +251,7 @@ class Student(nn.Module):
             )
         return Sam3Outputs(
             pred_logits=self.scoring(states, prompt, prompt_mask),
-            pred_boxes=boxes_cxcywh_to_xyxy(decoded.boxes[-1]),
+            pred_boxes=boxes,
             pred_masks=masks,
             presence_logits=decoded.presence_logits[-1],
             semantic_seg=semantic,

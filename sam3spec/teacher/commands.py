@@ -1,4 +1,4 @@
-"""CLI: ``sam3spec teacher cache | run | train-world | eval-world`` (registered by ``sam3spec.cli``).
+"""CLI: ``sam3spec teacher cache | run | train-world | eval-world | calibrate-world`` (registered by ``sam3spec.cli``).
 
 Each subcommand parses, then calls a library function; transformers is imported only inside them.
 """
@@ -108,6 +108,36 @@ def run_eval_world(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_calibrate_world(args: argparse.Namespace) -> int:
+    from sam3spec.teacher.calibration import DEFAULT_OFFSETS, calibrate
+    from sam3spec.teacher.loading import TEACHER_META, default_teacher_path, update_teacher_meta
+    from sam3spec.teacher.world_eval import world_eval_samples
+
+    folder = Path(args.teacher) if args.teacher is not None else default_teacher_path()
+    meta_path = folder / TEACHER_META
+    if args.write and not meta_path.is_file():
+        print(f"error: --write needs {meta_path} (a sam3spec-layout teacher folder)", file=sys.stderr)
+        return 2
+    samples = world_eval_samples(args.world, args.images, split="train")
+    calibration = calibrate(_teacher(args), samples, args.offsets or DEFAULT_OFFSETS)
+    for row in calibration.table:
+        print(
+            " ".join(
+                f"{key} {value:.4f}" if key != "offset" else f"offset {value:+.2f}"
+                for key, value in row.items()
+            )
+        )
+    print(
+        f"best cgF1 at offset {calibration.offset:+.2f} ({calibration.pairs} training pairs of {args.world})"
+    )
+    if args.write:
+        source = f"{args.world} (training split, first {args.images} images)"
+        changes = {"score_offset": calibration.offset, "calibration": calibration.as_meta(source)}
+        update_teacher_meta(folder, changes)
+        print(f"score_offset {calibration.offset:+.2f} written to {meta_path}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``teacher`` command and its subcommands."""
     teacher = subparsers.add_parser(
@@ -179,3 +209,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=Path, default=None, help="also write the metrics here")
     _add_teacher_options(evaluate)
     evaluate.set_defaults(func=run_eval_world)
+
+    calibrate = commands.add_parser(
+        "calibrate-world",
+        help="fit the teacher's score offset (best cgF1) on a world's training split",
+    )
+    calibrate.add_argument("--world", required=True, type=Path, help="a generated concept world")
+    calibrate.add_argument("--images", type=int, default=200, help="training images to fit on (default 200)")
+    calibrate.add_argument(
+        "--offsets",
+        type=float,
+        nargs="+",
+        default=None,
+        help="logit offsets to try (default -1 .. 3 by 0.25)",
+    )
+    calibrate.add_argument(
+        "--write", action="store_true", help="store the best offset in the teacher folder's teacher.json"
+    )
+    _add_teacher_options(calibrate)
+    calibrate.set_defaults(func=run_calibrate_world)

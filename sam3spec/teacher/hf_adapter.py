@@ -254,6 +254,9 @@ class HFTeacher:
         image_mean: per-channel normalisation mean (SAM 3: 0.5).
         image_std: per-channel normalisation std (SAM 3: 0.5).
         shared_backbone: the tracker's ViT has the detector's weights, so one ViT pass serves both.
+        score_offset: added to the detector's query logits (``pred_logits``) of every text / box
+            prediction: a score calibration fitted on training images
+            (:mod:`sam3spec.teacher.calibration`; ``score_offset`` in ``teacher.json``). 0 for SAM 3.
     """
 
     def __init__(
@@ -264,8 +267,10 @@ class HFTeacher:
         image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
         image_std: tuple[float, float, float] = (0.5, 0.5, 0.5),
         shared_backbone: bool = True,
+        score_offset: float = 0.0,
     ) -> None:
         self.detector = detector
+        self.score_offset = float(score_offset)
         self.tracker = tracker
         self.tokenizer = tokenizer
         self.image_mean = torch.tensor(image_mean).view(1, 3, 1, 1)
@@ -363,6 +368,8 @@ class HFTeacher:
             labels,
             return_intermediates=return_intermediates,
         )
+        if self.score_offset:
+            outputs.pred_logits = outputs.pred_logits + self.score_offset
         return outputs
 
     def _predict_points(self, embeddings, points, point_labels, boxes, return_intermediates) -> Sam3Outputs:

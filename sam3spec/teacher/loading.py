@@ -18,6 +18,8 @@ No path means the shipped concept-world teacher in ``sam3spec/assets/teacher``.
 from __future__ import annotations
 
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,9 @@ def load_teacher(
         allow_hub: permit a download when ``path`` is not a local folder.
         with_tracker: also load the point tracker when the folder has one.
 
+    The ``score_offset`` of a ``teacher.json`` (a score calibration, :mod:`sam3spec.teacher.calibration`)
+    is applied to the detector's query logits.
+
     Raises:
         TeacherLoadError: missing files, or weights that do not match the config (names them).
     """
@@ -139,13 +144,18 @@ def load_teacher(
     meta_path = local / TEACHER_META
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     shipped = shipped or meta.get("kind") == "concept-world"
-    return hf_adapter.load_local(
+    teacher = hf_adapter.load_local(
         layout,
         device=device,
         dtype=dtype or default_dtype(device, shipped),
         resolution=resolution,
         with_tracker=with_tracker,
     )
+    offset = meta.get("score_offset", 0.0)
+    if not isinstance(offset, (int, float)) or isinstance(offset, bool) or not math.isfinite(offset):
+        raise TeacherLoadError(f"teacher: {meta_path} has score_offset {offset!r}; expected a finite number")
+    teacher.score_offset = float(offset)
+    return teacher
 
 
 def save_teacher(directory: str | Path, detector, tracker, meta: dict[str, Any]) -> Path:
@@ -157,6 +167,24 @@ def save_teacher(directory: str | Path, detector, tracker, meta: dict[str, Any])
         tracker.save_pretrained(directory / "tracker")
     (directory / TEACHER_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return directory
+
+
+def update_teacher_meta(directory: str | Path, changes: dict[str, Any]) -> Path:
+    """Merge ``changes`` into ``directory/teacher.json`` atomically (temporary file + rename), in
+    :func:`save_teacher`'s format.
+
+    Raises:
+        TeacherLoadError: the folder has no ``teacher.json`` (not a sam3spec-layout teacher).
+    """
+    path = Path(directory) / TEACHER_META
+    if not path.is_file():
+        raise TeacherLoadError(f"teacher: {path} not found (only sam3spec-layout teacher folders have one)")
+    meta = json.loads(path.read_text())
+    meta.update(changes)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    return path
 
 
 def ship_teacher(

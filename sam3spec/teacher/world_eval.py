@@ -20,6 +20,31 @@ from sam3spec.teacher.protocol import Teacher
 
 
 @torch.no_grad()
+def image_outputs(
+    teacher: Teacher, image: np.ndarray, texts: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw per-phrase outputs of one image: what :func:`predict_image` scores and what the score
+    calibration (:mod:`sam3spec.teacher.calibration`) refits.
+
+    Args:
+        teacher: the teacher.
+        image: ``[H, W, 3]`` uint8 RGB.
+        texts: ``P`` phrases (at least one).
+
+    Returns:
+        ``(masks [P, Q, H, W] bool`` (logits upsampled bilinearly to the image size, > 0),
+        ``query logits [P, Q]``, ``presence probabilities [P])``.
+    """
+    height, width = image.shape[:2]
+    pixels = teacher.preprocess(torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None])
+    embeddings = teacher.encode_image(pixels)
+    embeddings = embeddings.select(torch.zeros(len(texts), dtype=torch.long))
+    outputs = teacher.predict(embeddings, text=list(texts))
+    logits = resize_mask_logits(outputs.pred_masks.float(), (height, width))
+    presence = outputs.presence_logits.float().sigmoid()[:, 0]
+    return (logits > 0).cpu().numpy(), outputs.pred_logits.float().cpu().numpy(), presence.cpu().numpy()
+
+
 def predict_image(
     teacher: Teacher, image: np.ndarray, texts: Sequence[str]
 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -36,16 +61,14 @@ def predict_image(
     """
     if not texts:
         return []
-    height, width = image.shape[:2]
-    pixels = teacher.preprocess(torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None])
-    embeddings = teacher.encode_image(pixels)
-    embeddings = embeddings.select(torch.zeros(len(texts), dtype=torch.long))
-    outputs = teacher.predict(embeddings, text=list(texts))
-    logits = resize_mask_logits(outputs.pred_masks.float(), (height, width))
-    masks = (logits > 0).cpu().numpy()
-    scores = outputs.scores().float().cpu().numpy()
-    presence = outputs.presence_logits.float().sigmoid()[:, 0].cpu().numpy()
+    masks, logits, presence = image_outputs(teacher, image, texts)
+    scores = detection_scores(logits, presence)
     return [(masks[index], scores[index], float(presence[index])) for index in range(len(texts))]
+
+
+def detection_scores(logits: np.ndarray, presence: np.ndarray) -> np.ndarray:
+    """``sigmoid(query logit) x presence probability`` (:meth:`Sam3Outputs.scores`), ``[P, Q]``."""
+    return presence[:, None] / (1.0 + np.exp(-logits))
 
 
 def score_pairs(
@@ -65,22 +88,27 @@ def score_pairs(
     return summarize(results), results
 
 
-def world_eval_samples(world_dir: str | Path, limit: int | None = None):
-    """Yield ``(image, phrases, instances)`` per image of a concept world's held-out eval split.
+def world_eval_samples(world_dir: str | Path, limit: int | None = None, split: str = "eval"):
+    """Yield ``(image, phrases, instances)`` per image of a split of a generated concept world.
 
-    Reads the SA-Co Gold file of annotator ``a`` (the world writes three identical copies) with
-    the data layer's :class:`~sam3spec.data.saco.SACoDataset`; pairs of one image are consecutive.
+    ``split="eval"`` (the held-out split every figure is reported on) reads the SA-Co Gold file of
+    annotator ``a`` (the world writes three identical copies); ``split="train"`` the training
+    split's SA-Co Silver file (used to fit, never to report). Read with the data layer's
+    :class:`~sam3spec.data.saco.SACoDataset`; pairs of one image are consecutive.
     """
     from sam3spec.data.faults import Skipped
     from sam3spec.data.saco import SACoDataset
     from sam3spec.data.world import WorldPaths
 
+    if split not in ("eval", "train"):
+        raise ValueError(f"split must be 'eval' or 'train', got {split!r}")
     paths = WorldPaths.of(world_dir)
-    if not paths.saco_eval[0].is_file():
+    annotations = list(paths.saco_eval) if split == "eval" else [paths.saco_train]
+    if not annotations[0].is_file():
         raise FileNotFoundError(
-            f"{paths.saco_eval[0]} not found: generate a world first (sam3spec world generate --out {world_dir} ...)"
+            f"{annotations[0]} not found: generate a world first (sam3spec world generate --out {world_dir} ...)"
         )
-    dataset = SACoDataset(list(paths.saco_eval), paths.sa1b_eval)
+    dataset = SACoDataset(annotations, paths.sa1b_eval if split == "eval" else paths.sa1b_train)
     current, image, texts, instances, count = None, None, [], [], 0
     for index in range(len(dataset)):
         sample = dataset[index]

@@ -85,3 +85,27 @@ def test_wrappers_hold_only_their_parts(modules):
     counts = {name: sum(p.numel() for p in getattr(modules, name).parameters()) for name in METHODS}
     text = sum(p.numel() for p in modules.student.text_encoder.parameters())
     assert counts["decode"] < text and counts["track"] < counts["decode"] + text
+
+
+def test_box_prior_student_exports_decode(tiny_student):
+    """The mask box prior (the concept-world stages' students) traces into ``decode``: the
+    exported program equals the eager student."""
+    from sam3spec.config import override
+    from sam3spec.export.lowering import export_methods
+    from sam3spec.export.wrappers import export_modules
+    from sam3spec.models.student import build_student
+
+    student = build_student(override(tiny_student.config, {"mask_box_prior": 30.0})).eval()
+    student.load_state_dict(tiny_student.state_dict())  # the prior has no parameters
+    modules = export_modules(student)
+    (pixels,), (ids,) = example_inputs(modules, "encode_image"), example_inputs(modules, "encode_text")
+    prompt = padded_prompt(modules.shapes, points=POINT, boxes=BOX)
+    with torch.no_grad():
+        levels, text = modules.encode_image(pixels), modules.encode_text(ids)
+        program = export_methods(modules, ["decode"])["decode"].module()
+        exported = program(*levels, *text, *prompt)
+    expected = student_outputs(student, pixels, ids)
+    assert_close(exported, expected)
+    plain = student_outputs(tiny_student, pixels, ids)
+    masks = OUTPUT_NAMES.index("pred_masks")
+    assert not torch.allclose(expected[masks], plain[masks])  # the prior did change the masks

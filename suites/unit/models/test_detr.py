@@ -9,7 +9,7 @@ import torch
 
 from sam3spec.models.boxes import boxes_cxcywh_to_xyxy, boxes_xyxy_to_cxcywh, inverse_sigmoid
 from sam3spec.models.detr_decoder import BoxRelativePositionBias, DetrDecoder, grid_reference_boxes
-from sam3spec.models.mask_decoder import MaskDecoder
+from sam3spec.models.mask_decoder import MaskDecoder, outside_box_distance
 from sam3spec.models.scoring import DotProductScoring
 
 
@@ -105,3 +105,40 @@ def test_mask_decoder_odd_sizes() -> None:
     # 504 px: stride 16 -> 32, stride 8 -> 63, stride 4 -> 126 (not a plain x2 chain).
     masks, semantic = decoder(torch.randn(1, 5, 16), torch.randn(1, 16, 8, 8), [torch.randn(1, 16, 15, 15), torch.randn(1, 16, 30, 30)])
     assert masks.shape == (1, 5, 30, 30) and semantic.shape == (1, 1, 30, 30)
+
+
+def test_outside_box_distance_hand_computed() -> None:
+    # 4 x 2 grid (h = 4, w = 2): cell centres x 0.25 / 0.75, y 0.125 / 0.375 / 0.625 / 0.875.
+    boxes = torch.tensor([[[0.5, 0.3, 1.0, 0.5]]])
+    expected = torch.tensor(
+        [
+            [0.25 + 0.175, 0.175],  # y 0.125 is 0.175 above the box
+            [0.25, 0.0],  # y 0.375 inside; x 0.25 is 0.25 left of it
+            [0.25 + 0.125, 0.125],  # y 0.625 is 0.125 below
+            [0.25 + 0.375, 0.375],
+        ]
+    )
+    torch.testing.assert_close(outside_box_distance(boxes, (4, 2))[0, 0], expected)
+
+
+def test_mask_decoder_box_prior_lowers_logits_outside_the_detached_box() -> None:
+    torch.manual_seed(0)
+    plain = MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=1).eval()
+    prior = MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=1, box_prior=50.0).eval()
+    prior.load_state_dict(plain.state_dict())  # the prior adds no parameters
+    states, memory, skips = torch.randn(2, 3, 16), torch.randn(2, 16, 4, 4), [torch.randn(2, 16, 8, 8)]
+    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 1.0, 0.75], [0.1, 0.6, 0.2, 0.9]]).expand(2, 3, 4)
+    boxes = boxes.clone().requires_grad_(True)
+    base, _ = plain(states, memory, skips)
+    masks, _ = prior(states, memory, skips, boxes)
+    torch.testing.assert_close(masks, base - 50.0 * outside_box_distance(boxes.detach(), (8, 8)))
+    inside = outside_box_distance(boxes.detach(), (8, 8)) == 0
+    assert inside.any() and (~inside).any()
+    torch.testing.assert_close(masks[inside], base[inside])
+    assert (masks[~inside] < base[~inside]).all()
+    masks.sum().backward()
+    assert boxes.grad is None  # the box losses alone train the boxes
+    with pytest.raises(ValueError, match="needs the queries' boxes"):
+        prior(states, memory, skips)
+    with pytest.raises(ValueError, match="box_prior must be >= 0"):
+        MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=1, box_prior=-1.0)

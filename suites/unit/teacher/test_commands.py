@@ -13,10 +13,10 @@ from sam3spec.cli import build_parser, main
 
 def test_subcommands_are_registered() -> None:
     parser = build_parser()
-    for command in ("cache", "run", "train-world", "eval-world"):
+    for command in ("cache", "run", "train-world", "eval-world", "calibrate-world"):
         args = parser.parse_args(["teacher", command, *{
             "cache": ["--data", "d", "--out", "o"], "run": ["image.png", "--prompt", "x", "--out", "o"],
-            "train-world": ["--out", "o"], "eval-world": ["--world", "w"],
+            "train-world": ["--out", "o"], "eval-world": ["--world", "w"], "calibrate-world": ["--world", "w"],
         }[command]])  # fmt: skip
         assert callable(args.func)
 

@@ -22,6 +22,9 @@ from sam3spec.distill.matcher import MatchWeights
 
 FEATURE_LOSSES = ("fpn_feature", "encoder_feature", "text_feature")
 OUTPUT_LOSSES = ("mask_bce", "mask_dice", "box_l1", "box_giou", "logit", "iou_token", "presence", "semantic")
+# Terms computed on every earlier decoder layer by the ``auxiliary`` loss.
+AUX_LOSSES = ("mask_bce", "mask_dice", "box_l1", "box_giou", "logit", "iou_token", "presence")
+ALL_LOSSES = OUTPUT_LOSSES + FEATURE_LOSSES + ("auxiliary",)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class LossWeights:
         text_feature: text-token alignment (student prompt tokens vs the teacher's, per token). Off
             in MISSION's stages (the student's MobileCLIP text tower is pretrained); on in the
             concept world's Phase 1, whose student text tower starts from random weights.
+        auxiliary: DETR's auxiliary losses: the matched output terms (logit, mask, box, IoU token)
+            and presence on every earlier decoder layer's predictions, each layer matched on its own
+            and weighted with this config's weights, summed over the layers (0: off).
     """
 
     mask_bce: float = 5.0
@@ -55,9 +61,10 @@ class LossWeights:
     fpn_feature: float = 1.0
     encoder_feature: float = 1.0
     text_feature: float = 0.0
+    auxiliary: float = 0.0
 
     def active(self) -> list[str]:
-        return [name for name in OUTPUT_LOSSES + FEATURE_LOSSES if getattr(self, name) != 0]
+        return [name for name in ALL_LOSSES if getattr(self, name) != 0]
 
     @property
     def uses_features(self) -> bool:

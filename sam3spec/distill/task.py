@@ -11,7 +11,11 @@ This is the one place where loss weights are applied (:func:`total_loss`). Per s
    at least ``foreground_threshold``, averaged over those pairs (0 when there are none);
 4. **presence, semantic**: per sample; **fpn / encoder feature**: per sample, after adaptation
    (encoder only for text / box prompts); **text feature**: per sample over the real tokens of
-   text prompts (0 for other prompts).
+   text prompts (0 for other prompts);
+5. **auxiliary** (DETR's): steps 1-3 and presence again on each earlier decoder layer's
+   predictions (``Sam3Outputs.aux_outputs``), matched on their own, weighted with the stage's
+   weights and summed over the layers: the earlier layers get a direct signal instead of one
+   passed back through the later layers.
 
 **Mask resolution.** Targets may be finer than the student's mask logits (``mask_target_scale``
 of the stage: the concept-world teacher's masks are 80 x 80, the tiny student's 40 x 40 at 160 px).
@@ -28,13 +32,15 @@ single-process run with the same global batch.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from sam3spec.distill import losses
 from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
 from sam3spec.distill.matcher import MatchWeights, assign, match_cost
-from sam3spec.distill.stages import FEATURE_LOSSES, OUTPUT_LOSSES, LossWeights
+from sam3spec.distill.stages import ALL_LOSSES, AUX_LOSSES, LossWeights
 from sam3spec.distill.targets import Targets
 from sam3spec.models.image_encoder import ImageFeatures
 from sam3spec.models.outputs import Sam3Outputs, resize_mask_logits
@@ -48,6 +54,8 @@ class DistillModel(nn.Module):
         adapters: feature adapters, or None when no feature loss is on.
         geometry: the student's grid sizes.
         fpn_levels: distilled FPN levels.
+        aux: also predict from every earlier decoder layer (``Sam3Outputs.aux_outputs``; the
+            ``auxiliary`` loss).
     """
 
     def __init__(
@@ -56,8 +64,10 @@ class DistillModel(nn.Module):
         adapters: FeatureAdapters | None,
         geometry: StudentGeometry,
         fpn_levels: tuple[int, ...] = (0, 1, 2, 3),
+        aux: bool = False,
     ) -> None:
         super().__init__()
+        self.aux = aux
         self.student = student
         self.adapters = adapters
         self.geometry = geometry
@@ -90,7 +100,7 @@ class DistillModel(nn.Module):
             )
         prompt, prompt_mask = self.student.encode_prompt(image_features=features, **inputs)
         outputs = self.student.decode(
-            features, prompt, prompt_mask, return_intermediates=self.adapters is not None
+            features, prompt, prompt_mask, return_intermediates=self.adapters is not None, return_aux=self.aux
         )
         if self.adapters is None:
             return outputs, None, None, None
@@ -240,7 +250,22 @@ def loss_terms(
             result["text_feature"] = losses.token_feature_loss(
                 tokens[:, :count], targets.text_features[:, :count].to(device), valid
             ).mean()
-    return {name: result[name] for name in OUTPUT_LOSSES + FEATURE_LOSSES if name in result}
+    if "auxiliary" in active:
+        if not outputs.aux_outputs:
+            raise ValueError(
+                "auxiliary loss is on but the outputs have no earlier decoder layers' predictions "
+                "(build the DistillModel with aux=True; a 1-layer decoder has none)"
+            )
+        per_layer = replace(weights, **{name: 0.0 for name in ALL_LOSSES if name not in AUX_LOSSES})
+        result["auxiliary"] = sum((
+            total_loss(
+                loss_terms(layer, targets, per_layer, matcher, foreground_threshold,
+                           positive_weight=positive_weight, anchors=anchors),
+                per_layer,
+            )
+            for layer in outputs.aux_outputs
+        ), zero)  # fmt: skip
+    return {name: result[name] for name in ALL_LOSSES if name in result}
 
 
 def total_loss(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:

@@ -160,7 +160,8 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
         adapters = FeatureAdapters(
             [fpn_dim] * len(stage.fpn_levels), widths[0], student.config.hidden, widths[1], *text
         )
-    model = DistillModel(student, adapters, geometry, stage.fpn_levels).to(device)
+    aux = stage.losses.auxiliary != 0  # earlier decoder layers predict too (the auxiliary loss)
+    model = DistillModel(student, adapters, geometry, stage.fpn_levels, aux=aux).to(device)
     wrapped = model
     if processes.world_size > 1:
         runtime.synchronise_batch_norm(model, device)

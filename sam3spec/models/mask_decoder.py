@@ -98,6 +98,14 @@ class MaskDecoder(nn.Module):
             ``(pred_masks [B, Q, H_f, W_f], semantic_seg [B, 1, H_f, W_f])`` logits.
         """
         pixels = self.pixel_embedding(memory_map, skips)
+        return self.instance_masks(query_states, pixels, boxes), self.semantic_head(pixels)
+
+    def instance_masks(
+        self, query_states: torch.Tensor, pixels: torch.Tensor, boxes: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Per-query mask logits ``[B, Q, H_f, W_f]`` from states ``[B, Q, C]`` and the pixel
+        embedding ``[B, C, H_f, W_f]`` (:meth:`pixel_embedding`; computed once, shared by the final
+        and the auxiliary decoder layers), with the box prior when on."""
         instance = self.instance_proj(pixels)
         mask_embed = self.mask_embedder(query_states)
         masks = torch.einsum("bqc,bchw->bqhw", mask_embed, instance)
@@ -105,7 +113,7 @@ class MaskDecoder(nn.Module):
             if boxes is None:
                 raise ValueError("the mask decoder's box prior needs the queries' boxes")
             masks = masks - self.box_prior * outside_box_distance(boxes.detach(), masks.shape[-2:])
-        return masks, self.semantic_head(pixels)
+        return masks
 
 
 def outside_box_distance(boxes: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:

@@ -49,6 +49,8 @@ class Sam3Outputs:
         semantic_seg: semantic (union) mask logits ``[B, 1, h, w]``.
         iou_scores: predicted mask IoU per query ``[B, Q]`` (logits; sigmoid for [0, 1]).
         intermediates: distillation targets, or None when not requested.
+        aux_outputs: the same predictions from each earlier decoder layer (first layer first;
+            ``semantic_seg`` is the final one's), or None when not requested (auxiliary losses).
     """
 
     pred_logits: torch.Tensor
@@ -58,6 +60,7 @@ class Sam3Outputs:
     semantic_seg: torch.Tensor
     iou_scores: torch.Tensor | None = None
     intermediates: Intermediates | None = None
+    aux_outputs: list[Sam3Outputs] | None = None
 
     def scores(self) -> torch.Tensor:
         """Final detection scores ``[B, Q]`` = sigmoid(query logit) x sigmoid(presence)."""

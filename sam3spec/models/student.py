@@ -209,6 +209,7 @@ class Student(nn.Module):
         prompt_mask: torch.Tensor,
         memory: torch.Tensor | None = None,
         return_intermediates: bool = False,
+        return_aux: bool = False,
     ) -> Sam3Outputs:
         """Prompted detection and segmentation from encoded image and prompt.
 
@@ -219,6 +220,8 @@ class Student(nn.Module):
             memory: ``[B, K, C]`` video memory or None.
             return_intermediates: also return FPN levels, the DETR encoder output (before memory
                 fusion) and per-layer decoder states / boxes (cxcywh) / presence logits.
+            return_aux: also return every earlier decoder layer's predictions
+                (``aux_outputs``; the auxiliary distillation loss).
 
         Returns:
             :class:`Sam3Outputs`.
@@ -239,7 +242,9 @@ class Student(nn.Module):
         states = decoded.states[-1]
         memory_map = fused.transpose(1, 2).reshape(batch, channels, height, width)
         boxes = boxes_cxcywh_to_xyxy(decoded.boxes[-1])
-        masks, semantic = self.mask_decoder(states, memory_map, features[:level][::-1], boxes)
+        pixels = self.mask_decoder.pixel_embedding(memory_map, features[:level][::-1])
+        masks = self.mask_decoder.instance_masks(states, pixels, boxes)
+        semantic = self.mask_decoder.semantic_head(pixels)
         intermediates = None
         if return_intermediates:
             intermediates = Intermediates(
@@ -257,7 +262,28 @@ class Student(nn.Module):
             semantic_seg=semantic,
             iou_scores=self.iou_head(states).squeeze(-1),
             intermediates=intermediates,
+            aux_outputs=self._aux_outputs(decoded, pixels, semantic, prompt, prompt_mask) if return_aux else None,
         )
+
+    def _aux_outputs(self, decoded, pixels, semantic, prompt, prompt_mask) -> list[Sam3Outputs]:
+        """The heads applied to every decoder layer but the last (they share the final layer's heads
+        and pixel embedding, as DETR's auxiliary predictions do)."""
+        outputs = []
+        for states, boxes_cxcywh, presence in zip(
+            decoded.states[:-1], decoded.boxes[:-1], decoded.presence_logits[:-1], strict=True
+        ):
+            boxes = boxes_cxcywh_to_xyxy(boxes_cxcywh)
+            outputs.append(
+                Sam3Outputs(
+                    pred_logits=self.scoring(states, prompt, prompt_mask),
+                    pred_boxes=boxes,
+                    pred_masks=self.mask_decoder.instance_masks(states, pixels, boxes),
+                    presence_logits=presence,
+                    semantic_seg=semantic,
+                    iou_scores=self.iou_head(states).squeeze(-1),
+                )
+            )
+        return outputs
 
     def forward_video(
         self,

@@ -222,3 +222,52 @@ def test_finer_mask_targets_train_the_upsampled_logits(model):
     )
     expected = torch.nn.functional.binary_cross_entropy_with_logits(semantic, targets.semantic_probs)
     assert terms["semantic"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_auxiliary_loss_is_the_weighted_output_losses_of_the_earlier_layers(tiny_student):
+    from dataclasses import replace
+
+    from sam3spec.distill.stages import AUX_LOSSES
+
+    geometry = StudentGeometry(RESOLUTION, tiny_student.config.detr.encoder_level)
+    model = DistillModel(tiny_student, None, geometry, aux=True).eval()
+    with torch.no_grad():
+        outputs, *_ = model(inputs())
+    layers = tiny_student.config.detr.decoder_layers
+    assert layers >= 2 and len(outputs.aux_outputs) == layers - 1
+    with torch.no_grad():
+        plain, *_ = DistillModel(tiny_student, None, geometry).eval()(inputs())
+    assert plain.aux_outputs is None
+    torch.testing.assert_close(plain.pred_masks, outputs.pred_masks)  # the final layer is unchanged
+    targets = random_targets(2, geometry)
+    weights = LossWeights(fpn_feature=0.0, encoder_feature=0.0, auxiliary=0.5, mask_dice=3.0)
+    terms = loss_terms(outputs, targets, weights, MatchWeights(), 0.5)
+    per_layer = replace(weights, semantic=0.0, auxiliary=0.0)
+    assert set(per_layer.active()) == set(AUX_LOSSES)
+    expected = sum(
+        total_loss(loss_terms(layer, targets, per_layer, MatchWeights(), 0.5), per_layer)
+        for layer in outputs.aux_outputs
+    )
+    assert terms["auxiliary"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert set(terms) == set(OUTPUT_LOSSES) | {"auxiliary"}
+    total = sum(getattr(weights, name) * value for name, value in terms.items() if name != "auxiliary")
+    assert total_loss(terms, weights).item() == pytest.approx((total + 0.5 * expected).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="auxiliary loss is on but"):
+        loss_terms(plain, targets, weights, MatchWeights(), 0.5)
+
+
+def test_auxiliary_loss_trains_the_first_decoder_layer_directly(tiny_student):
+    """The auxiliary term alone reaches the first decoder layer and the shared heads, not the last
+    layer (whose predictions it does not read)."""
+    geometry = StudentGeometry(RESOLUTION, tiny_student.config.detr.encoder_level)
+    model = DistillModel(tiny_student, None, geometry, aux=True).train()
+    outputs, *_ = model(inputs())
+    weights = LossWeights(fpn_feature=0.0, encoder_feature=0.0, auxiliary=1.0)
+    model.zero_grad(set_to_none=True)
+    loss_terms(outputs, random_targets(2, geometry), weights, MatchWeights(), 0.5)["auxiliary"].backward()
+    last = tiny_student.detr_decoder.layers[-1]
+    first = tiny_student.detr_decoder.layers[0]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in first.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in last.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tiny_student.mask_decoder.parameters())
+    model.zero_grad(set_to_none=True)

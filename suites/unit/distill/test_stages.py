@@ -39,9 +39,11 @@ def test_phase2_is_the_mission_phase2():
 def test_world_stages_follow_their_mission_stage():
     world1, world2 = get_stage("phase1-world"), get_stage("phase2-world")
     # the world's phases add the text-feature loss and lean on text prompts (random text tower,
-    # text-prompted held-out metric); Phase 1 weighs the encoder memory x5
-    assert world1.losses == replace(PHASE1.losses, text_feature=1.0, encoder_feature=5.0)
-    assert world2.losses == replace(PHASE2.losses, text_feature=1.0)
+    # text-prompted held-out metric); Phase 1 weighs the encoder memory x5; both add DETR's
+    # auxiliary losses at half weight
+    assert world1.losses == replace(PHASE1.losses, text_feature=1.0, encoder_feature=5.0, auxiliary=0.5)
+    assert world2.losses == replace(PHASE2.losses, text_feature=1.0, auxiliary=0.5)
+    assert PHASE1.losses.auxiliary == PHASE2.losses.auxiliary == 0.0
     for world in (world1, world2):
         assert (world.prompts.text, world.prompts.point, world.prompts.box) == (0.8, 0.1, 0.1)
     assert world2.init_from == "phase1-world"

@@ -27,7 +27,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,11 @@ class CacheOptions:
         limit: cache only the first ``limit`` images and videos (smoke runs).
         seed: prompt selection seed.
         resolution: teacher input size (None: the teacher's own).
+        teacher: which teacher (its folder, or ``concept-world`` for the shipped one).
+        data: the dataset folder.
+        score_offset: the teacher's calibrated query-logit offset (``teacher.json``), filled in by
+            :func:`build_cache` from the teacher: part of what was cached, so a cache resumed after
+            a recalibration is refused, not mixed.
     """
 
     levels: tuple[int, ...] = (2,)
@@ -66,6 +71,7 @@ class CacheOptions:
     resolution: int | None = None
     teacher: str = "concept-world"
     data: str = ""
+    score_offset: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,6 +259,7 @@ def build_cache(
     """
     out = Path(out)
     (out / "shards").mkdir(parents=True, exist_ok=True)
+    options = replace(options, score_offset=float(getattr(teacher, "score_offset", 0.0)))
     meta = {"format": FORMAT, "version": VERSION, "options": options.to_dict()}
     meta_path = out / "cache.json"
     if meta_path.is_file():

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import expit
 from tqdm.auto import tqdm
 
 from sam3spec.eval.metrics import PairResult, evaluate_pair, summarize
@@ -83,7 +84,7 @@ def collect_outputs(
         masks, logits, presence = image_outputs(teacher, image, texts)
         logits = logits - current
         for index, targets in enumerate(instances):
-            best_case = presence[index] / (1.0 + np.exp(-(logits[index] + max_offset)))
+            best_case = presence[index] * expit(logits[index] + max_offset)
             can_pass = best_case >= 0.5
             kept.append(
                 PairOutputs(masks[index][can_pass], logits[index][can_pass], float(presence[index]), targets)
@@ -95,7 +96,7 @@ def score_at(outputs: Sequence[PairOutputs], offset: float) -> dict[str, float]:
     """:func:`~sam3spec.eval.metrics.summarize` of the pairs with ``offset`` added to every logit."""
     results: list[PairResult] = []
     for pair in outputs:
-        scores = pair.presence / (1.0 + np.exp(-(pair.logits + offset)))
+        scores = pair.presence * expit(pair.logits + offset)
         results.append(evaluate_pair(pair.masks, scores, pair.targets, pair.presence))
     return summarize(results)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from sam3spec.eval.metrics import PairResult, evaluate_pair, summarize
 from sam3spec.models.outputs import resize_mask_logits
@@ -67,8 +68,9 @@ def predict_image(
 
 
 def detection_scores(logits: np.ndarray, presence: np.ndarray) -> np.ndarray:
-    """``sigmoid(query logit) x presence probability`` (:meth:`Sam3Outputs.scores`), ``[P, Q]``."""
-    return presence[:, None] / (1.0 + np.exp(-logits))
+    """``sigmoid(query logit) x presence probability`` (:meth:`Sam3Outputs.scores`), ``[P, Q]``
+    (scipy's ``expit``: no overflow for very negative logits)."""
+    return presence[:, None] * expit(logits)
 
 
 def score_pairs(

@@ -79,6 +79,17 @@ def test_other_options_are_refused(reference: Path, tiny_teacher, tiny_world) ->
         build_cache(tiny_teacher, tiny_world, reference, CacheOptions(shard_size=3), progress=False)
 
 
+def test_a_recalibrated_teacher_is_refused(reference: Path, tiny_teacher, tiny_world) -> None:
+    """The teacher's score offset is part of what a cache holds: resuming with another one
+    (``calibrate-world --write`` in between) would mix two operating points."""
+    tiny_teacher.score_offset = 1.0
+    try:
+        with pytest.raises(ValueError, match="other options"):
+            build_cache(tiny_teacher, tiny_world, reference, OPTIONS, progress=False)
+    finally:
+        tiny_teacher.score_offset = 0.0
+
+
 def test_torn_shard_is_recomputed(reference: Path, tiny_teacher, tiny_world, tmp_path: Path) -> None:
     out = tmp_path / "torn"
     build_cache(tiny_teacher, tiny_world, out, OPTIONS, progress=False)

@@ -35,11 +35,12 @@ TRAINING_TENSORS = "training.safetensors"
 TRAINING_JSON = "training.json"
 
 
-def atomic_write_json(data: Any, path: Path) -> None:
-    """Write JSON to a temporary file, then rename it over ``path``."""
+def atomic_write_json(data: Any, path: Path, indent: int = 1, sort_keys: bool = True) -> None:
+    """Write JSON to a temporary file, then rename it over ``path`` (``indent`` / ``sort_keys`` as
+    ``json.dumps``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    temporary.write_text(json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n", encoding="utf-8")
     os.replace(temporary, path)
 
 

@@ -21,11 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit
 from tqdm.auto import tqdm
 
 from sam3spec.eval.metrics import PairResult, evaluate_pair, summarize
-from sam3spec.teacher.world_eval import image_outputs
+from sam3spec.teacher.world_eval import detection_scores, image_outputs
 
 DEFAULT_OFFSETS: tuple[float, ...] = tuple(round(-1.0 + 0.25 * step, 2) for step in range(17))  # -1 .. 3
 OBJECTIVE = "cgF1"
@@ -84,8 +83,7 @@ def collect_outputs(
         masks, logits, presence = image_outputs(teacher, image, texts)
         logits = logits - current
         for index, targets in enumerate(instances):
-            best_case = presence[index] * expit(logits[index] + max_offset)
-            can_pass = best_case >= 0.5
+            can_pass = detection_scores(logits[index] + max_offset, presence[index]) >= 0.5
             kept.append(
                 PairOutputs(masks[index][can_pass], logits[index][can_pass], float(presence[index]), targets)
             )
@@ -96,7 +94,7 @@ def score_at(outputs: Sequence[PairOutputs], offset: float) -> dict[str, float]:
     """:func:`~sam3spec.eval.metrics.summarize` of the pairs with ``offset`` added to every logit."""
     results: list[PairResult] = []
     for pair in outputs:
-        scores = pair.presence * expit(pair.logits + offset)
+        scores = detection_scores(pair.logits + offset, pair.presence)
         results.append(evaluate_pair(pair.masks, scores, pair.targets, pair.presence))
     return summarize(results)
 

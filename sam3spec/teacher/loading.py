@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -179,11 +178,11 @@ def update_teacher_meta(directory: str | Path, changes: dict[str, Any]) -> Path:
     path = Path(directory) / TEACHER_META
     if not path.is_file():
         raise TeacherLoadError(f"teacher: {path} not found (only sam3spec-layout teacher folders have one)")
+    from sam3spec.distill.state import atomic_write_json
+
     meta = json.loads(path.read_text())
     meta.update(changes)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    atomic_write_json(meta, path, indent=2, sort_keys=False)  # save_teacher's layout
     return path
 
 

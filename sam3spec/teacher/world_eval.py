@@ -67,10 +67,11 @@ def predict_image(
     return [(masks[index], scores[index], float(presence[index])) for index in range(len(texts))]
 
 
-def detection_scores(logits: np.ndarray, presence: np.ndarray) -> np.ndarray:
-    """``sigmoid(query logit) x presence probability`` (:meth:`Sam3Outputs.scores`), ``[P, Q]``
-    (scipy's ``expit``: no overflow for very negative logits)."""
-    return presence[:, None] * expit(logits)
+def detection_scores(logits: np.ndarray, presence: np.ndarray | float) -> np.ndarray:
+    """``sigmoid(query logit) x presence probability`` (:meth:`Sam3Outputs.scores`): logits
+    ``[..., Q]`` with presence ``[...]`` (e.g. ``[P, Q]`` and ``[P]``, or ``[Q]`` and a float);
+    scipy's ``expit``: no overflow for very negative logits."""
+    return np.expand_dims(presence, -1) * expit(logits)
 
 
 def score_pairs(

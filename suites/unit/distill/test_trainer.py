@@ -95,6 +95,10 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(distill_world, stand_in_
                                           resume=True, progress=False, tensorboard=False))  # fmt: skip
     assert resumed["steps"] == 16
     assert read_log(run) == read_log(tmp_path / "reference")  # every loss term, lr and grad norm, bit for bit
+    # The world stages' final weights are the weights' moving average: resumed with them, bit for bit.
+    assert stage().ema_decay > 0
+    final, expected = load_student(run / "final").state_dict(), load_student(tmp_path / "reference" / "final").state_dict()
+    assert all(torch.equal(final[name], expected[name]) for name in expected)
 
 
 def test_nan_loss_stops_naming_the_term_and_keeps_the_last_checkpoint(

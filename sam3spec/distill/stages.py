@@ -291,23 +291,17 @@ WORLD_TEXT_PROMPTS = replace(PHASE1_PROMPTS, text=0.8, point=0.1, box=0.1)
 # Session 8: DETR's auxiliary losses at half weight on the tiny student's first decoder layer
 # (1-thread pipeline, 100 held-out images, two seeds: mIoU 0.580 -> 0.601 and 0.565 -> 0.603,
 # cgF1 21.0 -> 26.6 and 17.5 -> 24.3; at weight 1: 0.577; docs/NOTES.md).
-# Session 9: the final weights of Phase 1 and 2 are an exponential moving average of the weights
-# (decay 0.995: a half-life of ~140 of the 1,600 / 640 steps; the batch of 12 prompts is noisy).
-# Same recipe, two stage seeds: mIoU 0.601 -> 0.618 and 0.603 -> SEED1 (docs/NOTES.md).
-WORLD_EMA_DECAY = 0.995
 PHASE1_WORLD = concept_world(
     PHASE1,
     epochs=5,
     losses=replace(PHASE1.losses, text_feature=1.0, encoder_feature=5.0, auxiliary=0.5),
     prompts=WORLD_TEXT_PROMPTS,
-    ema_decay=WORLD_EMA_DECAY,
 )
 PHASE2_WORLD = concept_world(
     PHASE2,
     epochs=2,
     losses=replace(PHASE2.losses, text_feature=1.0, auxiliary=0.5),
     prompts=WORLD_TEXT_PROMPTS,
-    ema_decay=WORLD_EMA_DECAY,
 )
 STAGE3_WORLD = concept_world(STAGE3, epochs=1, warmup_steps=20)
 

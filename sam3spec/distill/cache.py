@@ -32,8 +32,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from sam3spec.atomic import atomic_write_json
 from sam3spec.data.loader import collate_samples
-from sam3spec.distill.state import atomic_write_json
 from sam3spec.distill.targets import Targets, TeacherTargets, image_key, pad_queries
 
 META = "cache.json"

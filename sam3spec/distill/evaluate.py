@@ -93,7 +93,7 @@ def ratios(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
 def write_metrics(metrics: dict[str, dict[str, float]], path: str | Path) -> Path:
     """``metrics.json`` = ``{"teacher": {...}, "student": {...}}`` (+ ``stage3`` and ``by_kind``
     when the pipeline ran Stage 3; atomic)."""
-    from sam3spec.distill.state import atomic_write_json
+    from sam3spec.atomic import atomic_write_json
 
     path = Path(path)
     atomic_write_json(

@@ -95,8 +95,8 @@ def _run_stage(
 ) -> dict:
     """Reuse a finished stage with the same key and code, resume an unfinished one with the same
     key, else start afresh (the pipeline owns ``run``)."""
+    from sam3spec.atomic import atomic_write_json
     from sam3spec.distill.sources import stage_hash, teacher_path
-    from sam3spec.distill.state import atomic_write_json
     from sam3spec.distill.trainer import RunOptions, distill
 
     options = RunOptions(data=world, out=run, teacher=teacher, init=init, progress=progress)
@@ -140,10 +140,10 @@ def run_pipeline(
     out: str | Path = DEFAULT_RUN_DIR, config: PipelineConfig = PipelineConfig(), progress: bool = True
 ) -> dict:
     """Run (or reuse) the main job in ``out``; returns ``pipeline.json``'s content."""
+    from sam3spec.atomic import atomic_write_json
     from sam3spec.checkpoint import load_student
     from sam3spec.data.world import generate_world
     from sam3spec.distill.evaluate import StudentTeacherView, evaluate_models, ratios, write_metrics
-    from sam3spec.distill.state import atomic_write_json
     from sam3spec.teacher.loading import load_teacher
 
     out = Path(out)

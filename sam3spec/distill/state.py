@@ -27,21 +27,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from sam3spec.atomic import atomic_write_json
 from sam3spec.checkpoint import CONFIG_NAME, FORMAT, VERSION, WEIGHTS_NAME
 from sam3spec.config import config_to_dict
 
 LATEST = "latest.json"
 TRAINING_TENSORS = "training.safetensors"
 TRAINING_JSON = "training.json"
-
-
-def atomic_write_json(data: Any, path: Path, indent: int = 1, sort_keys: bool = True) -> None:
-    """Write JSON to a temporary file, then rename it over ``path`` (``indent`` / ``sort_keys`` as
-    ``json.dumps``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def _owned(tensor: torch.Tensor) -> torch.Tensor:

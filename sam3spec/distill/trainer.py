@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from sam3spec.atomic import atomic_write_json
 from sam3spec.checkpoint import load_weights, save_pretrained
 from sam3spec.config import config_to_dict
 from sam3spec.data.loader import collate_samples
@@ -33,7 +34,6 @@ from sam3spec.distill.data import epoch_units, image_groups, rank_batches, stude
 from sam3spec.distill.sources import stage_hash, target_source, teacher_path
 from sam3spec.distill.stages import StageConfig, learning_rate_factor, set_trainable
 from sam3spec.distill.state import (
-    atomic_write_json,
     latest_checkpoint,
     pack_training_state,
     read_checkpoint,

@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from sam3spec.atomic import atomic_write_json
 from sam3spec.eval.saco_files import evaluate_saco, load_ground_truth
 from sam3spec.models.outputs import resize_mask_logits
 
@@ -111,13 +112,6 @@ def coco_results(pair_id: int, prediction: PhrasePrediction, min_score: float) -
     return out
 
 
-def _atomic_json(data: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data))
-    temporary.replace(path)
-
-
 def predict_split(
     model, gt_path: Path, image_root: Path, out: Path, min_score: float = 0.05, limit: int | None = None,
     progress: bool = False,
@@ -149,8 +143,8 @@ def predict_split(
             results.extend(coco_results(pair["id"], prediction, min_score))
             presence[str(pair["id"])] = prediction.presence
     pred_path, presence_path = out / "predictions_segm.json", out / "presence.json"
-    _atomic_json(results, pred_path)
-    _atomic_json(presence, presence_path)
+    atomic_write_json(results, pred_path, indent=None, sort_keys=False)
+    atomic_write_json(presence, presence_path, indent=None, sort_keys=False)
     return pred_path, presence_path
 
 
@@ -242,5 +236,5 @@ def evaluate_model_on_world(
         "segm": segm, "bbox": bbox,
     })  # fmt: skip
     metrics["by_kind"] = kind_breakdown(gts, pred_path, presence, paths.manifest)
-    _atomic_json(metrics, out / "metrics.json")
+    atomic_write_json(metrics, out / "metrics.json", indent=None, sort_keys=False)
     return metrics

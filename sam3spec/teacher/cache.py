@@ -36,6 +36,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from sam3spec.atomic import atomic_write_json
+
 FORMAT, VERSION = "sam3spec-teacher-cache", 1
 
 
@@ -182,12 +184,6 @@ def cache_video(
     return {f"fpn.{options.video_level}": torch.cat(features).contiguous()}, indices
 
 
-def _atomic_write_json(data: Any, path: Path) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def _shard_done(directory: Path, shard: int, keys: list[str]) -> bool:
     sidecar = directory / "shards" / f"shard_{shard:05d}.json"
     tensors = directory / "shards" / f"shard_{shard:05d}.safetensors"
@@ -267,7 +263,7 @@ def build_cache(
         if existing != meta:
             raise ValueError(f"{out} holds a cache made with other options ({meta_path}); use another --out")
     elif rank == 0:
-        _atomic_write_json(meta, meta_path)
+        atomic_write_json(meta, meta_path)
     for stale in (out / "shards").glob("*.tmp*"):
         stale.unlink(missing_ok=True)
     items = list_items(Path(data), options.limit)
@@ -286,7 +282,7 @@ def build_cache(
         temporary = stem.with_name(stem.name + ".safetensors.tmp")
         save_file(tensors, str(temporary), metadata={"format": FORMAT})
         os.replace(temporary, stem.with_suffix(".safetensors"))
-        _atomic_write_json({"shard": index, "items": described}, stem.with_suffix(".json"))
+        atomic_write_json({"shard": index, "items": described}, stem.with_suffix(".json"))
         bar.update()
         if pause:
             time.sleep(pause)
@@ -312,7 +308,7 @@ def write_index(out: Path, shards: list[list[WorkItem]]) -> None:
         sidecar = json.loads((out / "shards" / f"shard_{index:05d}.json").read_text())
         for item in sidecar["items"]:
             entries[item["key"]] = {"shard": f"shards/shard_{index:05d}.safetensors", **item}
-    _atomic_write_json(
+    atomic_write_json(
         {"format": FORMAT, "version": VERSION, "num_shards": len(shards), "items": entries},
         out / "index.json",
     )

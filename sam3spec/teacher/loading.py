@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from sam3spec.atomic import atomic_write_json
+
 ASSET_TEACHER = Path(__file__).resolve().parent.parent / "assets" / "teacher"
 TEACHER_META = "teacher.json"
 
@@ -178,8 +180,6 @@ def update_teacher_meta(directory: str | Path, changes: dict[str, Any]) -> Path:
     path = Path(directory) / TEACHER_META
     if not path.is_file():
         raise TeacherLoadError(f"teacher: {path} not found (only sam3spec-layout teacher folders have one)")
-    from sam3spec.distill.state import atomic_write_json
-
     meta = json.loads(path.read_text())
     meta.update(changes)
     atomic_write_json(meta, path, indent=2, sort_keys=False)  # save_teacher's layout

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
+from sam3spec.atomic import atomic_write_json
 from sam3spec.distill.adapters import StudentGeometry
 from sam3spec.distill.stages import learning_rate_factor, set_trainable
-from sam3spec.distill.state import atomic_write_json
 from sam3spec.distill.targets import ground_truth_targets
 from sam3spec.distill.task import loss_terms, total_loss
 from sam3spec.models.image_encoder import ImageFeatures

@@ -72,10 +72,20 @@ def test_phase2_starts_from_phase1_and_reports(distill_world, stand_in_teacher_d
     assert "fpn_feature" not in read_log(tmp_path / "phase2")[0]
 
 
+def run_cli(args: list[str]) -> None:
+    """One distillation run in a fresh process. The runs this file compares bit for bit each get
+    their own process: in the pytest process, after the export gates (``suites/gates/test_export.py``)
+    have run, the same step's gradient norm differed in the 7th digit from a fresh process's
+    (session 10, ``.ci/run`` on a fresh clone; not when the file ran alone)."""
+    result = subprocess.run([sys.executable, "-m", "sam3spec.cli", *args], env=subprocess_env(),
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_kill_9_then_resume_equals_an_uninterrupted_run(distill_world, stand_in_teacher_dir, tmp_path):
     # With a moving average of the weights (its shadow is training state too).
-    reference = distill(stage(ema_decay=0.9), RunOptions(data=distill_world, out=tmp_path / "reference", teacher=str(stand_in_teacher_dir),
-                                            limit=LIMIT, progress=False, tensorboard=False))  # fmt: skip
+    run_cli(cli_args(distill_world, stand_in_teacher_dir, tmp_path / "reference", ema_decay=0.9))
+    reference = json.loads((tmp_path / "reference" / "summary.json").read_text())
     assert reference["steps"] == 16
     run = tmp_path / "interrupted"
     process = subprocess.Popen([sys.executable, "-m", "sam3spec.cli", *cli_args(distill_world, stand_in_teacher_dir, run, ema_decay=0.9), "--pause", "0.4"],
@@ -92,8 +102,8 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(distill_world, stand_in_
     assert not (run / "summary.json").exists(), "the run finished before it was killed"
     killed_at = json.loads((run / "checkpoints" / "latest.json").read_text())["step"]
     assert 4 <= killed_at < 16
-    resumed = distill(stage(ema_decay=0.9), RunOptions(data=distill_world, out=run, teacher=str(stand_in_teacher_dir), limit=LIMIT,
-                                          resume=True, progress=False, tensorboard=False))  # fmt: skip
+    run_cli([*cli_args(distill_world, stand_in_teacher_dir, run, ema_decay=0.9), "--resume"])
+    resumed = json.loads((run / "summary.json").read_text())
     assert resumed["steps"] == 16
     assert read_log(run) == read_log(tmp_path / "reference")  # every loss term, lr and grad norm, bit for bit
     # The final weights are the moving average: the resumed run ends on the same ones, bit for bit.
@@ -136,8 +146,8 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(
     distill_world, stand_in_teacher_dir, tmp_path
 ):
     changes = {"epochs": 1}
-    single = distill(stage(batch_size=4, **changes), RunOptions(data=distill_world, out=tmp_path / "single",
-                     teacher=str(stand_in_teacher_dir), limit=LIMIT, progress=False, tensorboard=False))  # fmt: skip
+    run_cli(cli_args(distill_world, stand_in_teacher_dir, tmp_path / "single", batch_size=4, **changes))
+    single = json.loads((tmp_path / "single" / "summary.json").read_text())
     run = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
                "-m", "sam3spec.cli", *cli_args(distill_world, stand_in_teacher_dir, run, batch_size=2, **changes)]  # fmt: skip

@@ -72,14 +72,15 @@ def test_phase2_starts_from_phase1_and_reports(distill_world, stand_in_teacher_d
     assert "fpn_feature" not in read_log(tmp_path / "phase2")[0]
 
 
-def run_cli(args: list[str]) -> None:
+def run_cli(args: list[str]) -> str:
     """One distillation run in a fresh process. The runs this file compares bit for bit each get
     their own process: in the pytest process, after the export gates (``suites/gates/test_export.py``)
     have run, the same step's gradient norm differed in the 7th digit from a fresh process's
-    (session 10, ``.ci/run`` on a fresh clone; not when the file ran alone)."""
+    (session 10, ``.ci/run`` on a fresh clone; not when the file ran alone). Returns its stdout."""
     result = subprocess.run([sys.executable, "-m", "sam3spec.cli", *args], env=subprocess_env(),
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
 
 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(distill_world, stand_in_teacher_dir, tmp_path):
@@ -102,7 +103,8 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(distill_world, stand_in_
     assert not (run / "summary.json").exists(), "the run finished before it was killed"
     killed_at = json.loads((run / "checkpoints" / "latest.json").read_text())["step"]
     assert 4 <= killed_at < 16
-    run_cli([*cli_args(distill_world, stand_in_teacher_dir, run, ema_decay=0.9), "--resume"])
+    output = run_cli([*cli_args(distill_world, stand_in_teacher_dir, run, ema_decay=0.9), "--resume"])
+    assert f"resumed from {run / 'checkpoints' / f'step_{killed_at:06d}'} (step {killed_at}," in output
     resumed = json.loads((run / "summary.json").read_text())
     assert resumed["steps"] == 16
     assert read_log(run) == read_log(tmp_path / "reference")  # every loss term, lr and grad norm, bit for bit

@@ -109,6 +109,10 @@ class StudentConfig:
         mask_dim: mask embedding width.
         mask_box_prior: mask-logit penalty per unit of normalised distance outside the query's own
             predicted box (:class:`~sam3spec.models.mask_decoder.MaskDecoder`; 0: off).
+        mask_upsample: the mask and semantic logits are upsampled bilinearly by this factor
+            inside the model (1: the stride-4 grid). A student trained against finer targets
+            (``StageConfig.mask_target_scale``) gets the same factor, so that what is scored,
+            predicted and exported is the grid its masks were fitted on.
         image: image encoder config.
         text: text encoder config.
         detr: DETR config.
@@ -121,6 +125,7 @@ class StudentConfig:
     scoring_ffn_dim: int = 1024
     mask_dim: int = 256
     mask_box_prior: float = 0.0
+    mask_upsample: int = 1
     image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     detr: DetrConfig = field(default_factory=DetrConfig)

@@ -94,10 +94,12 @@ class StageConfig:
             overriding the preset's (None keeps it). The concept-world stages use 30 (see
             :meth:`student_config`).
         mask_target_scale: mask and semantic targets are kept at this multiple of the student's
-            mask grid and the student's logits upsampled bilinearly to them in the loss (1: the
-            student's grid). The concept-world stages use 2, the world teacher's 80 x 80 masks:
-            the 40 x 40 student then learns logits whose upsampled threshold follows the finer mask
-            (see ``distill/task.py``).
+            stride-4 grid, and the student's logits are upsampled bilinearly to them by the model
+            itself (``StudentConfig.mask_upsample``, set to this by :meth:`student_config`), so the
+            masks that are scored, predicted and exported are the ones trained (1: the stride-4
+            grid). The concept-world stages use 2, the world teacher's 80 x 80 masks: the 40 x 40
+            logits then learn an upsampling whose threshold follows the finer mask (see
+            ``distill/task.py``).
         epochs: passes over the data.
         batch_size: samples per micro-batch per process (a multiple of ``prompts_per_image``).
         prompts_per_image: samples (prompts) of one image placed together in a micro-batch; they
@@ -174,8 +176,9 @@ class StageConfig:
 
     def student_config(self) -> StudentConfig:
         """The :class:`~sam3spec.config.StudentConfig` a fresh student of this stage is built from:
-        the ``student`` preset at ``resolution`` (and ``encoder_level`` / ``mask_box_prior`` when set)."""
-        changes: dict = {"image_size": self.resolution}
+        the ``student`` preset at ``resolution`` (and ``encoder_level`` / ``mask_box_prior`` when set),
+        its masks upsampled in the model to the ``mask_target_scale`` grid they are trained on."""
+        changes: dict = {"image_size": self.resolution, "mask_upsample": self.mask_target_scale}
         if self.encoder_level is not None:
             changes["detr.encoder_level"] = self.encoder_level
         if self.mask_box_prior is not None:

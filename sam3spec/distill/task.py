@@ -17,11 +17,13 @@ This is the one place where loss weights are applied (:func:`total_loss`). Per s
    weights and summed over the layers: the earlier layers get a direct signal instead of one
    passed back through the later layers.
 
-**Mask resolution.** Targets may be finer than the student's mask logits (``mask_target_scale``
-of the stage: the concept-world teacher's masks are 80 x 80, the tiny student's 40 x 40 at 160 px).
-The student's logits are then upsampled bilinearly (``align_corners=False``, exactly as the
-evaluation upsamples them before thresholding at 0) for the matcher's mask cost and the mask,
-IoU-token and semantic losses. Trained against the area-averaged 40 x 40 target, a logit learns
+**Mask resolution.** Targets may be finer than the student's stride-4 grid (``mask_target_scale``
+of the stage: the concept-world teacher's masks are 80 x 80, the tiny student's grid 40 x 40 at
+160 px). The stage's student then upsamples its logits bilinearly to the target grid inside the
+model (``StudentConfig.mask_upsample``), so the matcher's mask cost, the mask, IoU-token and
+semantic losses, the evaluation, the predictor and the export all see the same masks; logits
+coarser than the targets (a checkpoint built without that factor) are upsampled here the same
+way (``align_corners=False``). Trained against the area-averaged 40 x 40 target, a logit learns
 the covered fraction and an object thinner than half a cell vanishes after thresholding: on the
 held-out concept world, the best 40 x 40 masks reach a mean IoU of 0.707 that way, and 0.847 when
 their upsampled logits are fitted to 80 x 80 masks (docs/DISTILL.md).

@@ -68,7 +68,11 @@ def build_detr_decoder(config: StudentConfig) -> DetrDecoder:
 def build_mask_decoder(config: StudentConfig) -> MaskDecoder:
     """Pixel decoder over the FPN levels finer than the encoder level."""
     return MaskDecoder(
-        config.hidden, config.mask_dim, num_skip_levels=config.detr.encoder_level, box_prior=config.mask_box_prior
+        config.hidden,
+        config.mask_dim,
+        num_skip_levels=config.detr.encoder_level,
+        box_prior=config.mask_box_prior,
+        upsample=config.mask_upsample,
     )
 
 

@@ -244,7 +244,7 @@ class Student(nn.Module):
         boxes = boxes_cxcywh_to_xyxy(decoded.boxes[-1])
         pixels = self.mask_decoder.pixel_embedding(memory_map, features[:level][::-1])
         masks = self.mask_decoder.instance_masks(states, pixels, boxes)
-        semantic = self.mask_decoder.semantic_head(pixels)
+        semantic = self.mask_decoder.semantic(pixels)
         intermediates = None
         if return_intermediates:
             intermediates = Intermediates(

@@ -121,14 +121,17 @@ def test_world_stages_train_masks_against_the_teachers_resolution():
         replace(get_stage("phase1"), mask_target_scale=3)
 
 
-def test_world_stages_build_students_with_the_mask_box_prior():
+def test_world_stages_build_students_with_the_mask_box_prior_and_masks_at_the_target_grid():
     from sam3spec.distill.stages import get_stage
     from sam3spec.models.student import build_student
 
     for name in ("phase1-world", "phase2-world", "stage3-world"):
         config = get_stage(name).student_config()
         assert config.mask_box_prior == 30.0 and config.detr.encoder_level == 1
-    assert get_stage("phase1").student_config().mask_box_prior == 0.0  # the seed preset keeps its own
+        assert config.mask_upsample == get_stage(name).mask_target_scale == 2
+    seed = get_stage("phase1").student_config()
+    assert seed.mask_box_prior == 0.0 and seed.mask_upsample == 1  # the seed preset keeps its own
     assert build_student(get_stage("phase2-world").student_config()).mask_decoder.box_prior == 30.0
+    assert build_student(get_stage("phase2-world").student_config()).mask_decoder.upsample == 2
     with pytest.raises(ValueError, match="mask_box_prior must be >= 0"):
         replace(get_stage("phase1"), mask_box_prior=-1.0)

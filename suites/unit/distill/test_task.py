@@ -10,6 +10,7 @@ from sam3spec.distill.matcher import MatchWeights
 from sam3spec.distill.stages import FEATURE_LOSSES, OUTPUT_LOSSES, LossWeights
 from sam3spec.distill.targets import Targets
 from sam3spec.distill.task import DistillModel, loss_terms, match_sample, total_loss
+from sam3spec.models.outputs import resize_mask_logits
 
 RESOLUTION = 64
 TEACHER_WIDTH = 32
@@ -222,6 +223,37 @@ def test_finer_mask_targets_train_the_upsampled_logits(model):
     )
     expected = torch.nn.functional.binary_cross_entropy_with_logits(semantic, targets.semantic_probs)
     assert terms["semantic"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_a_student_that_upsamples_its_masks_trains_exactly_as_one_upsampled_in_the_loss(model):
+    """``StudentConfig.mask_upsample=2`` (the world stages' students) moves the bilinear x2 from the
+    loss into the model: every loss term, the auxiliary layers' included, is unchanged, and the
+    masks it outputs are the upsampled logits the loss saw."""
+    from dataclasses import replace
+
+    from sam3spec.models.student import build_student
+
+    student = model.student
+    upsampling = build_student(replace(student.config, mask_upsample=2))
+    upsampling.load_state_dict(student.state_dict())
+    fine = StudentGeometry(RESOLUTION, model.geometry.encoder_level, mask_scale=2)
+    twin = DistillModel(upsampling, model.adapters, fine, aux=True).train()
+    model = DistillModel(student, model.adapters, fine, aux=True).train()
+    targets = random_targets(2, fine, queries=student.config.detr.num_queries)
+    weights = LossWeights(auxiliary=0.5)
+    with torch.no_grad():
+        coarse, levels, encoder, text = model(inputs())
+        upsampled, *_ = twin(inputs())
+    assert tuple(coarse.pred_masks.shape[-2:]) == fine.mask_size
+    assert tuple(upsampled.pred_masks.shape[-2:]) == fine.mask_target_size
+    for name in ("pred_masks", "semantic_seg"):  # the loss's own resize, bit for bit
+        expected = resize_mask_logits(getattr(coarse, name), fine.mask_target_size)
+        assert torch.equal(getattr(upsampled, name), expected), name
+    terms = loss_terms(coarse, targets, weights, MatchWeights(), 0.5, levels, encoder, student_text=text)
+    twin_terms = loss_terms(upsampled, targets, weights, MatchWeights(), 0.5, levels, encoder, student_text=text)
+    assert terms.keys() == twin_terms.keys() and "auxiliary" in terms
+    for name, value in terms.items():
+        assert twin_terms[name].item() == pytest.approx(value.item(), rel=1e-6, abs=1e-7), name
 
 
 def test_auxiliary_loss_is_the_weighted_output_losses_of_the_earlier_layers(tiny_student):

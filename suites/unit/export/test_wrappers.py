@@ -87,16 +87,16 @@ def test_wrappers_hold_only_their_parts(modules):
     assert counts["decode"] < text and counts["track"] < counts["decode"] + text
 
 
-def test_box_prior_student_exports_decode(tiny_student):
-    """The mask box prior (the concept-world stages' students) traces into ``decode``: the
-    exported program equals the eager student."""
+def test_world_student_exports_decode(tiny_student):
+    """The mask box prior and the x2 mask upsampling (the concept-world stages' students) trace
+    into ``decode``: the exported program equals the eager student, masks at twice the grid."""
     from sam3spec.config import override
     from sam3spec.export.lowering import export_methods
     from sam3spec.export.wrappers import export_modules
     from sam3spec.models.student import build_student
 
-    student = build_student(override(tiny_student.config, {"mask_box_prior": 30.0})).eval()
-    student.load_state_dict(tiny_student.state_dict())  # the prior has no parameters
+    student = build_student(override(tiny_student.config, {"mask_box_prior": 30.0, "mask_upsample": 2})).eval()
+    student.load_state_dict(tiny_student.state_dict())  # neither adds parameters
     modules = export_modules(student)
     (pixels,), (ids,) = example_inputs(modules, "encode_image"), example_inputs(modules, "encode_text")
     prompt = padded_prompt(modules.shapes, points=POINT, boxes=BOX)
@@ -108,4 +108,6 @@ def test_box_prior_student_exports_decode(tiny_student):
     assert_close(exported, expected)
     plain = student_outputs(tiny_student, pixels, ids)
     masks = OUTPUT_NAMES.index("pred_masks")
-    assert not torch.allclose(expected[masks], plain[masks])  # the prior did change the masks
+    assert expected[masks].shape[-2:] == tuple(2 * side for side in plain[masks].shape[-2:])
+    upsampled = torch.nn.functional.interpolate(plain[masks], scale_factor=2, mode="bilinear", align_corners=False)
+    assert not torch.allclose(expected[masks], upsampled)  # the prior did change the masks

@@ -10,6 +10,7 @@ import torch
 from sam3spec.models.boxes import boxes_cxcywh_to_xyxy, boxes_xyxy_to_cxcywh, inverse_sigmoid
 from sam3spec.models.detr_decoder import BoxRelativePositionBias, DetrDecoder, grid_reference_boxes
 from sam3spec.models.mask_decoder import MaskDecoder, outside_box_distance
+from sam3spec.models.outputs import resize_mask_logits
 from sam3spec.models.scoring import DotProductScoring
 
 
@@ -142,3 +143,25 @@ def test_mask_decoder_box_prior_lowers_logits_outside_the_detached_box() -> None
         prior(states, memory, skips)
     with pytest.raises(ValueError, match="box_prior must be >= 0"):
         MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=1, box_prior=-1.0)
+
+
+def test_mask_decoder_upsamples_after_the_box_prior() -> None:
+    """``upsample=2``: the box-prior logits on the stride-4 grid, then bilinear x2 (no parameters);
+    an odd grid (504 px: 126) doubles exactly."""
+    torch.manual_seed(0)
+    coarse = MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=1, box_prior=50.0).eval()
+    fine = MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=1, box_prior=50.0, upsample=2).eval()
+    fine.load_state_dict(coarse.state_dict())
+    states, memory, skips = torch.randn(2, 3, 16), torch.randn(2, 16, 4, 7), [torch.randn(2, 16, 7, 13)]
+    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 1.0, 0.75], [0.1, 0.6, 0.2, 0.9]]).expand(2, 3, 4)
+    with torch.no_grad():
+        base_masks, base_semantic = coarse(states, memory, skips, boxes)
+        masks, semantic = fine(states, memory, skips, boxes)
+    assert masks.shape == (2, 3, 14, 26) and semantic.shape == (2, 1, 14, 26)
+    for got, low in ((masks, base_masks), (semantic, base_semantic)):
+        assert torch.equal(got, resize_mask_logits(low, (14, 26)))
+        expected = torch.nn.functional.interpolate(low, size=(14, 26), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="upsample must be a positive integer"):
+            MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=1, upsample=bad)

@@ -44,7 +44,8 @@ class Sam3Outputs:
         pred_logits: per-query match logits ``[B, Q]``.
         pred_boxes: boxes ``[B, Q, 4]``, **normalised xyxy** in [0, 1] (as transformers' Sam3;
             like it, not clamped, so corners of a box at the border may fall slightly outside).
-        pred_masks: mask logits ``[B, Q, h, w]`` (student: h = H/4; SAM 3: 288 at 1008 px).
+        pred_masks: mask logits ``[B, Q, h, w]`` (student: h = H/4 x ``StudentConfig.mask_upsample``;
+            SAM 3: 288 at 1008 px).
         presence_logits: whole-image concept presence logit ``[B, 1]``.
         semantic_seg: semantic (union) mask logits ``[B, 1, h, w]``.
         iou_scores: predicted mask IoU per query ``[B, Q]`` (logits; sigmoid for [0, 1]).

@@ -127,7 +127,7 @@ class Student(nn.Module):
             return_intermediates: also return distillation targets.
 
         Returns:
-            :class:`Sam3Outputs` (masks at H/4 x W/4, boxes normalised xyxy).
+            :class:`Sam3Outputs` (masks at ``mask_upsample`` x H/4, boxes normalised xyxy).
         """
         image_features = self.encode_image(pixel_values)
         prompt, prompt_mask = self.encode_prompt(input_ids, boxes, box_labels, points, point_labels, image_features)

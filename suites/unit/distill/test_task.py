@@ -250,7 +250,9 @@ def test_a_student_that_upsamples_its_masks_trains_exactly_as_one_upsampled_in_t
         expected = resize_mask_logits(getattr(coarse, name), fine.mask_target_size)
         assert torch.equal(getattr(upsampled, name), expected), name
     terms = loss_terms(coarse, targets, weights, MatchWeights(), 0.5, levels, encoder, student_text=text)
-    twin_terms = loss_terms(upsampled, targets, weights, MatchWeights(), 0.5, levels, encoder, student_text=text)
+    twin_terms = loss_terms(
+        upsampled, targets, weights, MatchWeights(), 0.5, levels, encoder, student_text=text
+    )
     assert terms.keys() == twin_terms.keys() and "auxiliary" in terms
     for name, value in terms.items():
         assert twin_terms[name].item() == pytest.approx(value.item(), rel=1e-6, abs=1e-7), name

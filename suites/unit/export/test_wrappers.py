@@ -95,7 +95,9 @@ def test_world_student_exports_decode(tiny_student):
     from sam3spec.export.wrappers import export_modules
     from sam3spec.models.student import build_student
 
-    student = build_student(override(tiny_student.config, {"mask_box_prior": 30.0, "mask_upsample": 2})).eval()
+    student = build_student(
+        override(tiny_student.config, {"mask_box_prior": 30.0, "mask_upsample": 2})
+    ).eval()
     student.load_state_dict(tiny_student.state_dict())  # neither adds parameters
     modules = export_modules(student)
     (pixels,), (ids,) = example_inputs(modules, "encode_image"), example_inputs(modules, "encode_text")
@@ -109,5 +111,7 @@ def test_world_student_exports_decode(tiny_student):
     plain = student_outputs(tiny_student, pixels, ids)
     masks = OUTPUT_NAMES.index("pred_masks")
     assert expected[masks].shape[-2:] == tuple(2 * side for side in plain[masks].shape[-2:])
-    upsampled = torch.nn.functional.interpolate(plain[masks], scale_factor=2, mode="bilinear", align_corners=False)
+    upsampled = torch.nn.functional.interpolate(
+        plain[masks], scale_factor=2, mode="bilinear", align_corners=False
+    )
     assert not torch.allclose(expected[masks], upsampled)  # the prior did change the masks

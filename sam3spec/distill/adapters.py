@@ -16,6 +16,10 @@ linear projection where widths differ). MISSION's student inherits MobileCLIP's 
 tower and does not need this loss; the concept-world student's text tower starts from random
 weights, and without it the colour words' features stay alike (see ``stages.py``).
 
+**Queries.** The query-feature loss compares the last decoder layer's states of the query pairs
+the matcher paired (student 100 vs SAM 3's 200 queries; the concept world 16 vs 16): each query
+is one token, so only the channels need adapting.
+
 **Channels.** Resizing never mixes channels; when the widths differ (the tiny student's 64 vs the
 concept-world teacher's 48) a learned 1x1 projection *on the student side* maps student channels
 to the teacher's (FitNets' regressor). It trains with the student during Phase 1 and is dropped
@@ -142,6 +146,10 @@ class FeatureAdapters(nn.Module):
         teacher_encoder: teacher DETR-encoder width.
         student_text: student prompt-token width, or None when the text-feature loss is off.
         teacher_text: teacher text-token width (with ``student_text``).
+        student_query: student decoder width, or None when the query-feature loss is off.
+        teacher_query: teacher decoder width (with ``student_query``).
+        student_pixel: student pixel-embedding width, or None when the pixel-feature loss is off.
+        teacher_pixel: teacher pixel-embedding width (with ``student_pixel``).
     """
 
     def __init__(
@@ -152,6 +160,10 @@ class FeatureAdapters(nn.Module):
         teacher_encoder: int,
         student_text: int | None = None,
         teacher_text: int | None = None,
+        student_query: int | None = None,
+        teacher_query: int | None = None,
+        student_pixel: int | None = None,
+        teacher_pixel: int | None = None,
     ) -> None:
         super().__init__()
         if len(student_channels) != len(teacher_channels):
@@ -172,6 +184,20 @@ class FeatureAdapters(nn.Module):
             if teacher_text is None:
                 raise ValueError("student_text needs teacher_text")
             self.text = nn.Identity() if student_text == teacher_text else nn.Linear(student_text, teacher_text)
+        self.query: nn.Module | None = None
+        if student_query is not None:
+            if teacher_query is None:
+                raise ValueError("student_query needs teacher_query")
+            self.query = (
+                nn.Identity() if student_query == teacher_query else nn.Linear(student_query, teacher_query)
+            )
+        self.pixel: nn.Module | None = None
+        if student_pixel is not None:
+            if teacher_pixel is None:
+                raise ValueError("student_pixel needs teacher_pixel")
+            self.pixel = (
+                nn.Identity() if student_pixel == teacher_pixel else nn.Conv2d(student_pixel, teacher_pixel, 1)
+            )
 
     def forward_levels(self, levels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Project ``[B, Cs, H, W]`` student levels to the teacher's widths."""
@@ -186,3 +212,15 @@ class FeatureAdapters(nn.Module):
         if self.text is None:
             raise ValueError("these adapters have no text projection (built without student_text)")
         return self.text(tokens)
+
+    def forward_query(self, states: torch.Tensor) -> torch.Tensor:
+        """Student decoder query states ``[B, Q, Cs]`` -> ``[B, Q, Ct]``."""
+        if self.query is None:
+            raise ValueError("these adapters have no query projection (built without student_query)")
+        return self.query(states)
+
+    def forward_pixel(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Student pixel embedding ``[B, Cs, h, w]`` -> ``[B, Ct, h, w]``."""
+        if self.pixel is None:
+            raise ValueError("these adapters have no pixel projection (built without student_pixel)")
+        return self.pixel(pixels)

@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline = current_rss_mb()
 
     def step() -> None:
-        outputs, levels, encoder, _ = model(inputs)
+        outputs, levels, encoder, *_ = model(inputs)
         terms = loss_terms(
             outputs,
             targets,

@@ -20,7 +20,7 @@ from sam3spec.config import SEED_PRESET, TINY_PRESET, StudentConfig, get_preset,
 from sam3spec.data.prompts import PHASE1_PROMPTS, PHASE2_PROMPTS, PromptConfig
 from sam3spec.distill.matcher import MatchWeights
 
-FEATURE_LOSSES = ("fpn_feature", "encoder_feature", "text_feature")
+FEATURE_LOSSES = ("fpn_feature", "encoder_feature", "text_feature", "query_feature", "pixel_feature")
 OUTPUT_LOSSES = ("mask_bce", "mask_dice", "box_l1", "box_giou", "logit", "iou_token", "presence", "semantic")
 # Terms computed on every earlier decoder layer by the ``auxiliary`` loss.
 AUX_LOSSES = ("mask_bce", "mask_dice", "box_l1", "box_giou", "logit", "iou_token", "presence")
@@ -45,6 +45,13 @@ class LossWeights:
         text_feature: text-token alignment (student prompt tokens vs the teacher's, per token). Off
             in MISSION's stages (the student's MobileCLIP text tower is pretrained); on in the
             concept world's Phase 1, whose student text tower starts from random weights.
+        query_feature: decoder query-state alignment: each matched student query's last-layer
+            state (projected to the teacher's width) vs its teacher query's, for text / box prompts
+            (the samples that go through the teacher's detector).
+        pixel_feature: mask-decoder pixel-embedding alignment (projected to the teacher's width,
+            the teacher's resized to the student's mask grid), text / box prompts. Both are off in
+            every registered stage: on the concept world's Phase 1 neither cleared the
+            seed-to-seed spread of the held-out mIoU (docs/NOTES.md, session 12).
         auxiliary: DETR's auxiliary losses: the matched output terms (logit, mask, box, IoU token)
             and presence on every earlier decoder layer's predictions, each layer matched on its own
             and weighted with this config's weights, summed over the layers (0: off).
@@ -61,6 +68,8 @@ class LossWeights:
     fpn_feature: float = 1.0
     encoder_feature: float = 1.0
     text_feature: float = 0.0
+    query_feature: float = 0.0
+    pixel_feature: float = 0.0
     auxiliary: float = 0.0
 
     def active(self) -> list[str]:

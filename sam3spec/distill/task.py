@@ -11,7 +11,9 @@ This is the one place where loss weights are applied (:func:`total_loss`). Per s
    at least ``foreground_threshold``, averaged over those pairs (0 when there are none);
 4. **presence, semantic**: per sample; **fpn / encoder feature**: per sample, after adaptation
    (encoder only for text / box prompts); **text feature**: per sample over the real tokens of
-   text prompts (0 for other prompts);
+   text prompts (0 for other prompts); **query feature**: per text / box sample, the mean over
+   the matched pairs of step 1 (foreground or not) of the squared error between the adapted
+   student state and the teacher's;
 5. **auxiliary** (DETR's): steps 1-3 and presence again on each earlier decoder layer's
    predictions (``Sam3Outputs.aux_outputs``), matched on their own, weighted with the stage's
    weights and summed over the layers: the earlier layers get a direct signal instead of one
@@ -35,6 +37,7 @@ single-process run with the same global batch.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -46,6 +49,27 @@ from sam3spec.distill.stages import ALL_LOSSES, AUX_LOSSES, LossWeights
 from sam3spec.distill.targets import Targets
 from sam3spec.models.image_encoder import ImageFeatures
 from sam3spec.models.outputs import Sam3Outputs, resize_mask_logits
+
+
+class StudentPass(NamedTuple):
+    """What :class:`DistillModel` returns: the outputs and the adapted features (None when off).
+
+    Attributes:
+        outputs: the student's :class:`Sam3Outputs`.
+        levels: adapted FPN levels ``[B, Ct, H, W]`` each.
+        encoder: adapted encoder map ``[B, Ct, h, w]``.
+        text: ``(tokens [B, L, Ct], padding [B, L] bool)`` of the prompt's text tokens (only when
+            the adapters project text and the batch has ``input_ids``).
+        queries: the last decoder layer's adapted query states ``[B, Q, Ct]``.
+        pixels: the adapted mask-decoder pixel embedding ``[B, Ct, h, w]``.
+    """
+
+    outputs: Sam3Outputs
+    levels: list[torch.Tensor] | None = None
+    encoder: torch.Tensor | None = None
+    text: tuple[torch.Tensor, torch.Tensor] | None = None
+    queries: torch.Tensor | None = None
+    pixels: torch.Tensor | None = None
 
 
 class DistillModel(nn.Module):
@@ -75,23 +99,10 @@ class DistillModel(nn.Module):
         self.geometry = geometry
         self.fpn_levels = fpn_levels
 
-    def forward(
-        self, inputs: dict[str, torch.Tensor]
-    ) -> tuple[
-        Sam3Outputs,
-        list[torch.Tensor] | None,
-        torch.Tensor | None,
-        tuple[torch.Tensor, torch.Tensor] | None,
-    ]:
+    def forward(self, inputs: dict[str, torch.Tensor]) -> StudentPass:
         """Student forward on ``inputs`` (keys of :meth:`Student.forward`, plus an optional
         ``image_index`` ``[B]``: sample ``b`` uses image row ``image_index[b]`` of ``pixel_values``),
-        plus adapted features.
-
-        Returns:
-            ``(outputs, fpn levels [B, Ct, H, W] or None, encoder map [B, Ct, h, w] or None,
-            text)``; ``text`` is ``(tokens [B, L, Ct], padding [B, L] bool)`` of the prompt's text
-            tokens when the adapters project text and the batch has ``input_ids``, else None.
-        """
+        plus the adapted features the adapters project (:class:`StudentPass`)."""
         inputs = dict(inputs)
         owner = inputs.pop("image_index", None)
         features = self.student.encode_image(inputs.pop("pixel_values"))
@@ -105,7 +116,7 @@ class DistillModel(nn.Module):
             features, prompt, prompt_mask, return_intermediates=self.adapters is not None, return_aux=self.aux
         )
         if self.adapters is None:
-            return outputs, None, None, None
+            return StudentPass(outputs)
         intermediates = outputs.intermediates
         levels = self.adapters.forward_levels([intermediates.fpn_levels[level] for level in self.fpn_levels])
         encoder = self.adapters.forward_encoder(intermediates.encoder_memory, self.geometry.encoder_size)
@@ -113,7 +124,13 @@ class DistillModel(nn.Module):
         if self.adapters.text is not None and inputs.get("input_ids") is not None:
             count = inputs["input_ids"].shape[1]  # the prompt holds the text tokens first
             text = (self.adapters.forward_text(prompt[:, :count]), prompt_mask[:, :count])
-        return outputs, levels, encoder, text
+        queries = None
+        if self.adapters.query is not None:
+            queries = self.adapters.forward_query(intermediates.decoder_states[-1])
+        pixels = None
+        if self.adapters.pixel is not None:
+            pixels = self.adapters.forward_pixel(intermediates.pixel_embedding)
+        return StudentPass(outputs, levels, encoder, text, queries, pixels)
 
 
 def query_anchors(student: nn.Module) -> torch.Tensor:
@@ -163,6 +180,8 @@ def loss_terms(
     positive_weight: float = 1.0,
     student_text: tuple[torch.Tensor, torch.Tensor] | None = None,
     anchors: torch.Tensor | None = None,
+    student_queries: torch.Tensor | None = None,
+    student_pixels: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every active loss term (unweighted), each a scalar mean over the batch.
 
@@ -180,6 +199,8 @@ def loss_terms(
             None when the batch has no text prompt (the term is then 0).
         anchors: the student's query anchors (:func:`query_anchors`) for the matcher's anchor
             term, or None.
+        student_queries: adapted student query states ``[B, Q_s, Ct]`` (``DistillModel``), or None.
+        student_pixels: adapted student pixel embedding ``[B, Ct, h, w]``, or None.
     """
     batch = outputs.pred_logits.shape[0]
     device = outputs.pred_logits.device
@@ -187,8 +208,21 @@ def loss_terms(
     matched_terms = ("logit", "mask_bce", "mask_dice", "box_l1", "box_giou", "iou_token")
     per_sample: dict[str, list[torch.Tensor]] = {name: [] for name in matched_terms if name in active}
     zero = outputs.pred_logits.sum() * 0.0  # keeps the graph connected when a sample has no foreground
+    if "query_feature" in active:
+        if student_queries is None or targets.query_states is None or targets.has_encoder is None:
+            raise ValueError("query_feature loss is on but student or teacher query states are missing")
+        per_sample["query_feature"] = []
     for index in range(batch):
         rows, cols = match_sample(outputs, targets, index, matcher, anchors)
+        if "query_feature" in active:
+            if bool(targets.has_encoder[index]) and len(rows):
+                per_sample["query_feature"].append(
+                    losses.feature_loss(
+                        student_queries[index, rows], targets.query_states[index, cols].to(device)
+                    ).mean()
+                )
+            else:  # points: the tracker has no detector queries
+                per_sample["query_feature"].append(zero)
         if "logit" in active:
             wanted = torch.zeros_like(outputs.pred_logits[index], dtype=torch.float32)
             wanted[rows] = targets.logits[index, cols].float().sigmoid()
@@ -240,6 +274,11 @@ def loss_terms(
         result["encoder_feature"] = (
             losses.feature_loss(student_encoder, targets.encoder_memory) * has
         ).mean()
+    if "pixel_feature" in active:
+        if student_pixels is None or targets.pixel_features is None or targets.has_encoder is None:
+            raise ValueError("pixel_feature loss is on but student or teacher pixel embeddings are missing")
+        has = targets.has_encoder.to(device).float()
+        result["pixel_feature"] = (losses.feature_loss(student_pixels, targets.pixel_features) * has).mean()
     if "text_feature" in active:
         if targets.text_features is None:
             raise ValueError("text_feature loss is on but the teacher text features are missing")

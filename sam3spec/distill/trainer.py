@@ -157,8 +157,17 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
     if widths is not None:
         fpn_dim = student.config.image.fpn_dim
         text = (student.config.hidden, widths[2]) if stage.losses.text_feature else (None, None)
+        # the query states are the teacher's DETR width, as its encoder memory
+        query = (student.config.hidden, widths[1]) if stage.losses.query_feature else (None, None)
+        pixel = (student.config.hidden, widths[1]) if stage.losses.pixel_feature else (None, None)
         adapters = FeatureAdapters(
-            [fpn_dim] * len(stage.fpn_levels), widths[0], student.config.hidden, widths[1], *text
+            [fpn_dim] * len(stage.fpn_levels),
+            widths[0],
+            student.config.hidden,
+            widths[1],
+            *text,
+            *query,
+            *pixel,
         )
     aux = stage.losses.auxiliary != 0  # earlier decoder layers predict too (the auxiliary loss)
     model = DistillModel(student, adapters, geometry, stage.fpn_levels, aux=aux).to(device)
@@ -250,18 +259,20 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
                 if batch["batch_size"]:
                     targets = targets_for(batch, epoch).to(device)
                     with precision.autocast(device):
-                        outputs, levels, encoder, text = wrapped(student_inputs(batch, tokenizer, device))
+                        passed = wrapped(student_inputs(batch, tokenizer, device))
                     terms = loss_terms(
-                        outputs,
+                        passed.outputs,
                         targets,
                         stage.losses,
                         stage.matcher,
                         stage.foreground_threshold,
-                        levels,
-                        encoder,
+                        passed.levels,
+                        passed.encoder,
                         stage.logit_positive_weight,
-                        text,
+                        passed.text,
                         query_anchors(model.student),
+                        passed.queries,
+                        passed.pixels,
                     )
                     loss = total_loss(terms, stage.losses)
                 else:  # every sample of the micro-batch was bad data: a zero step keeps ranks in lock step
@@ -330,7 +341,7 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
                 picture = runtime.mask_picture(
                     batch["image"][0],
                     targets.semantic_probs[0, 0],
-                    outputs.semantic_seg[0, 0].detach().float().sigmoid(),
+                    passed.outputs.semantic_seg[0, 0].detach().float().sigmoid(),
                 )
                 writer.add_image("masks/input_teacher_student", picture, step)
             if step % stage.checkpoint_every == 0 or step == total_steps:

@@ -25,6 +25,8 @@ class Intermediates:
         text_features: the prompt's text tokens as the DETR encoder reads them ``[B, L, C]``
             (teacher adapter; the text-feature loss of a student without a pretrained text tower).
         text_valid: ``[B, L]`` bool, True at real tokens (SOT, words, EOT).
+        pixel_embedding: the mask decoder's pixel embedding ``[B, C, H_f, W_f]`` (what each
+            query's mask embedding is multiplied with), or None.
     """
 
     fpn_levels: list[torch.Tensor] = field(default_factory=list)
@@ -34,6 +36,7 @@ class Intermediates:
     decoder_presence_logits: list[torch.Tensor] = field(default_factory=list)
     text_features: torch.Tensor | None = None
     text_valid: torch.Tensor | None = None
+    pixel_embedding: torch.Tensor | None = None
 
 
 @dataclass

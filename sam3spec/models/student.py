@@ -253,6 +253,7 @@ class Student(nn.Module):
                 decoder_states=decoded.states,
                 decoder_boxes=decoded.boxes,
                 decoder_presence_logits=decoded.presence_logits,
+                pixel_embedding=pixels,
             )
         return Sam3Outputs(
             pred_logits=self.scoring(states, prompt, prompt_mask),

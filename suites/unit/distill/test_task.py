@@ -46,6 +46,8 @@ def random_targets(batch: int, geometry: StudentGeometry, queries: int = 8) -> T
         has_encoder=torch.ones(batch, dtype=torch.bool),
         text_features=torch.randn(batch, 32, TEACHER_WIDTH, generator=generator),
         text_valid=torch.arange(32).expand(batch, 32) < 4,  # SOT, two words, EOT (as inputs())
+        query_states=torch.randn(batch, queries, TEACHER_WIDTH, generator=generator),
+        pixel_features=torch.randn(batch, TEACHER_WIDTH, *geometry.mask_size, generator=generator),
     )
 
 
@@ -54,6 +56,7 @@ def model(tiny_student):
     geometry = StudentGeometry(RESOLUTION, tiny_student.config.detr.encoder_level)
     config = tiny_student.config
     adapters = FeatureAdapters([config.image.fpn_dim] * 4, [TEACHER_WIDTH] * 4, config.hidden, TEACHER_WIDTH,
+                               config.hidden, TEACHER_WIDTH, config.hidden, TEACHER_WIDTH,
                                config.hidden, TEACHER_WIDTH)  # fmt: skip
     return DistillModel(tiny_student, adapters, geometry).train()
 
@@ -72,8 +75,11 @@ EXPECTED = {
     "fpn_feature": {"image_encoder", "adapters"},
     "encoder_feature": {"image_encoder", "text_encoder", "prompt_encoder", "detr_encoder", "adapters"},
     "text_feature": {"text_encoder", "adapters"},
+    "query_feature": TRUNK | {"adapters"},  # the states, not the heads that read them
+    "pixel_feature": (TRUNK - {"detr_decoder"}) | {"mask_decoder", "adapters"},
 }
 ALL_TERMS = LossWeights(text_feature=1.0)
+WITH_QUERIES = LossWeights(text_feature=1.0, query_feature=1.0, pixel_feature=1.0)
 
 
 def reached(model: DistillModel) -> set[str]:
@@ -88,29 +94,56 @@ def reached(model: DistillModel) -> set[str]:
 
 @pytest.mark.parametrize("term", OUTPUT_LOSSES + FEATURE_LOSSES)
 def test_gradient_reaches_only_what_it_should(model, term):
-    outputs, levels, encoder, text = model(inputs())
+    outputs, levels, encoder, text, queries, pixels = model(inputs())
     targets = random_targets(2, model.geometry)
-    terms = loss_terms(outputs, targets, ALL_TERMS, MatchWeights(), 0.5, levels, encoder, student_text=text)
+    terms = loss_terms(outputs, targets, WITH_QUERIES, MatchWeights(), 0.5, levels, encoder, student_text=text,
+                       student_queries=queries, student_pixels=pixels)  # fmt: skip
     terms[term].backward()
     assert reached(model) == EXPECTED[term]
 
 
 def test_feature_losses_zero_when_features_equal(model):
     with torch.no_grad():
-        outputs, levels, encoder, text = model(inputs())
+        outputs, levels, encoder, text, queries, pixels = model(inputs())
     targets = random_targets(2, model.geometry)
     targets.fpn_levels = [level.clone() for level in levels]
     targets.encoder_memory = encoder.clone()
     targets.text_features = text[0].clone()
-    terms = loss_terms(outputs, targets, ALL_TERMS, MatchWeights(), 0.5, levels, encoder, student_text=text)
+    targets.pixel_features = pixels.clone()
+    for index in range(2):  # each matched teacher query's state equals its student query's
+        rows, cols = match_sample(outputs, targets, index, MatchWeights())
+        targets.query_states[index, cols] = queries[index, rows]
+    terms = loss_terms(outputs, targets, WITH_QUERIES, MatchWeights(), 0.5, levels, encoder, student_text=text,
+                       student_queries=queries, student_pixels=pixels)  # fmt: skip
     assert terms["fpn_feature"].item() == 0.0
     assert terms["encoder_feature"].item() == 0.0
     assert terms["text_feature"].item() == 0.0
+    assert terms["query_feature"].item() == 0.0
+    assert terms["pixel_feature"].item() == 0.0
+
+
+def test_query_feature_loss_reads_matched_pairs_of_detector_prompts(model):
+    with torch.no_grad():
+        outputs, levels, encoder, text, queries, pixels = model(inputs())
+    targets = random_targets(2, model.geometry)
+    matches = [match_sample(outputs, targets, index, MatchWeights()) for index in range(2)]
+    targets.query_states.fill_(100.0)  # unmatched teacher queries differ: ignored
+    for index, (rows, cols) in enumerate(matches):
+        targets.query_states[index, cols] = queries[index, rows] + 2.0 * index  # sample 1: error 4
+    terms = loss_terms(outputs, targets, WITH_QUERIES, MatchWeights(), 0.5, levels, encoder, student_text=text,
+                       student_queries=queries, student_pixels=pixels)  # fmt: skip
+    assert terms["query_feature"].item() == pytest.approx(2.0, rel=1e-5)  # mean over samples of 0, 4
+    targets.has_encoder[1] = False  # a point prompt: no detector queries, contributes 0
+    terms = loss_terms(outputs, targets, WITH_QUERIES, MatchWeights(), 0.5, levels, encoder, student_text=text,
+                       student_queries=queries, student_pixels=pixels)  # fmt: skip
+    assert terms["query_feature"].item() == 0.0
+    with pytest.raises(ValueError, match="query_feature"):
+        loss_terms(outputs, targets, WITH_QUERIES, MatchWeights(), 0.5, levels, encoder, student_text=text)
 
 
 def test_text_feature_loss_reads_only_real_tokens_of_text_prompts(model):
     with torch.no_grad():
-        outputs, levels, encoder, text = model(inputs())
+        outputs, levels, encoder, text, *_ = model(inputs())
     targets = random_targets(2, model.geometry)
     targets.text_features = text[0].clone()
     targets.text_features[:, 4:] += 100.0  # padding tokens differ: ignored
@@ -155,7 +188,7 @@ def test_teacher_queries_are_ranked_then_matched(model):
 
 
 def test_weights_are_applied_once_and_zero_weights_skip_terms(model):
-    outputs, levels, encoder, _ = model(inputs())
+    outputs, levels, encoder, *_ = model(inputs())
     targets = random_targets(2, model.geometry)
     weights = LossWeights(fpn_feature=0.0, encoder_feature=0.0, semantic=3.0)
     terms = loss_terms(outputs, targets, weights, MatchWeights(), 0.5, levels, encoder)
@@ -167,7 +200,7 @@ def test_weights_are_applied_once_and_zero_weights_skip_terms(model):
 def test_batch_loss_is_mean_of_per_sample_losses(model):
     model.eval()  # BatchNorm in eval: a sample's outputs do not depend on the rest of the batch
     with torch.no_grad():
-        outputs, levels, encoder, _ = model(inputs(2))
+        outputs, levels, encoder, *_ = model(inputs(2))
     targets = random_targets(2, model.geometry)
     both = loss_terms(outputs, targets, LossWeights(), MatchWeights(), 0.5, levels, encoder)
     singles = []
@@ -191,8 +224,8 @@ def test_shared_image_pass_equals_repeated_images(model):
         full, pixel_values=full["pixel_values"][torch.tensor([0, 2])], image_index=torch.tensor([0, 0, 1])
     )
     with torch.no_grad():
-        one, levels_one, encoder_one, _ = model(full)
-        two, levels_two, encoder_two, _ = model(shared)
+        one, levels_one, encoder_one, *_ = model(full)
+        two, levels_two, encoder_two, *_ = model(shared)
     for name in ("pred_logits", "pred_boxes", "pred_masks", "presence_logits", "semantic_seg", "iou_scores"):
         assert torch.allclose(getattr(one, name), getattr(two, name), atol=1e-5), name
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(levels_one, levels_two, strict=True))
@@ -242,7 +275,7 @@ def test_a_student_that_upsamples_its_masks_trains_exactly_as_one_upsampled_in_t
     targets = random_targets(2, fine, queries=student.config.detr.num_queries)
     weights = LossWeights(auxiliary=0.5)
     with torch.no_grad():
-        coarse, levels, encoder, text = model(inputs())
+        coarse, levels, encoder, text, *_ = model(inputs())
         upsampled, *_ = twin(inputs())
     assert tuple(coarse.pred_masks.shape[-2:]) == fine.mask_size
     assert tuple(upsampled.pred_masks.shape[-2:]) == fine.mask_target_size

@@ -18,7 +18,10 @@ weights, and without it the colour words' features stay alike (see ``stages.py``
 
 **Queries.** The query-feature loss compares the last decoder layer's states of the query pairs
 the matcher paired (student 100 vs SAM 3's 200 queries; the concept world 16 vs 16): each query
-is one token, so only the channels need adapting.
+is one token, so only the channels need adapting. **Pixels.** The pixel-feature loss compares
+the mask decoders' pixel embeddings, each on its finest FPN level (at 160 px the concept-world
+teacher's 80 x 80, the tiny student's 40 x 40): the teacher's is resized to the student's grid
+like an FPN level.
 
 **Channels.** Resizing never mixes channels; when the widths differ (the tiny student's 64 vs the
 concept-world teacher's 48) a learned 1x1 projection *on the student side* maps student channels

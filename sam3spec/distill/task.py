@@ -13,7 +13,8 @@ This is the one place where loss weights are applied (:func:`total_loss`). Per s
    (encoder only for text / box prompts); **text feature**: per sample over the real tokens of
    text prompts (0 for other prompts); **query feature**: per text / box sample, the mean over
    the matched pairs of step 1 (foreground or not) of the squared error between the adapted
-   student state and the teacher's;
+   student state and the teacher's; **pixel feature**: per text / box sample, the adapted pixel
+   embedding vs the teacher's on the student's mask grid;
 5. **auxiliary** (DETR's): steps 1-3 and presence again on each earlier decoder layer's
    predictions (``Sam3Outputs.aux_outputs``), matched on their own, weighted with the stage's
    weights and summed over the layers: the earlier layers get a direct signal instead of one

@@ -157,7 +157,7 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
     if widths is not None:
         fpn_dim = student.config.image.fpn_dim
         text = (student.config.hidden, widths[2]) if stage.losses.text_feature else (None, None)
-        # the query states are the teacher's DETR width, as its encoder memory
+        # the teacher's query states and pixel embedding have its DETR width, as its encoder memory
         query = (student.config.hidden, widths[1]) if stage.losses.query_feature else (None, None)
         pixel = (student.config.hidden, widths[1]) if stage.losses.pixel_feature else (None, None)
         adapters = FeatureAdapters(

@@ -25,8 +25,9 @@ class Intermediates:
         text_features: the prompt's text tokens as the DETR encoder reads them ``[B, L, C]``
             (teacher adapter; the text-feature loss of a student without a pretrained text tower).
         text_valid: ``[B, L]`` bool, True at real tokens (SOT, words, EOT).
-        pixel_embedding: the mask decoder's pixel embedding ``[B, C, H_f, W_f]`` (what each
-            query's mask embedding is multiplied with), or None.
+        pixel_embedding: the mask decoder's pixel embedding ``[B, C, H_f, W_f]`` before the instance
+            projection (the map the semantic head reads and whose projection each query's mask
+            embedding multiplies), or None.
     """
 
     fpn_levels: list[torch.Tensor] = field(default_factory=list)

@@ -75,7 +75,7 @@ def target_source(stage, options, geometry, dataset, processes, device, run_key)
     from sam3spec.distill.targets import TeacherTargets
 
     features = stage.losses.uses_features
-    extras = (stage.losses.query_feature != 0, stage.losses.pixel_feature != 0)  # queries, pixels
+    extras = {"queries": stage.losses.query_feature != 0, "pixels": stage.losses.pixel_feature != 0}
     if options.cache_targets:
         from sam3spec.distill.cache import META, TargetCache, build_target_cache
 
@@ -87,7 +87,7 @@ def target_source(stage, options, geometry, dataset, processes, device, run_key)
             teacher = load_teacher_for(options, device)
             viewed = training_dataset(options.data, stage.resolution, stage.prompts, teacher.image_size, stage.seed,
                                       limit=options.limit)  # fmt: skip
-            builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels, *extras)
+            builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels, **extras)
             build_target_cache(
                 builder, viewed, directory, stage.prompt_draws, run_key, progress=options.progress
             )
@@ -105,7 +105,7 @@ def target_source(stage, options, geometry, dataset, processes, device, run_key)
         return (lambda batch, epoch: cache.lookup(batch, epoch)), widths
     teacher = load_teacher_for(options, device)
     dataset.dataset.transform.teacher_size = teacher.image_size
-    builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels, *extras)
+    builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels, **extras)
     widths = None
     if features:
         probe = teacher.encode_image(

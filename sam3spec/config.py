@@ -113,6 +113,9 @@ class StudentConfig:
             inside the model (1: the stride-4 grid). A student trained against finer targets
             (``StageConfig.mask_target_scale``) gets the same factor, so that what is scored,
             predicted and exported is the grid its masks were fitted on.
+        mask_refine_layers: layers in which the queries read the stride-4 pixel embedding before
+            their mask embeddings (:class:`~sam3spec.models.mask_refiner.MaskRefiner`; 0: off).
+            They use the DETR decoder's heads and feed-forward width.
         image: image encoder config.
         text: text encoder config.
         detr: DETR config.
@@ -126,6 +129,7 @@ class StudentConfig:
     mask_dim: int = 256
     mask_box_prior: float = 0.0
     mask_upsample: int = 1
+    mask_refine_layers: int = 0
     image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     detr: DetrConfig = field(default_factory=DetrConfig)

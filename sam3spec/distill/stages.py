@@ -102,6 +102,8 @@ class StageConfig:
             lowered by this much per unit of normalised distance outside each query's own box),
             overriding the preset's (None keeps it). The concept-world stages use 30 (see
             :meth:`student_config`).
+        mask_refine_layers: the student's query refinement layers over the pixel embedding
+            (``StudentConfig.mask_refine_layers``), overriding the preset's (None keeps it).
         mask_target_scale: mask and semantic targets are kept at this multiple of the student's
             stride-4 grid, and the student's logits are upsampled bilinearly to them by the model
             itself (``StudentConfig.mask_upsample``, set to this by :meth:`student_config`), so the
@@ -159,6 +161,7 @@ class StageConfig:
     resolution: int = 504
     encoder_level: int | None = None
     mask_box_prior: float | None = None
+    mask_refine_layers: int | None = None
     mask_target_scale: int = 1
     epochs: int = 1
     batch_size: int = 4
@@ -185,13 +188,16 @@ class StageConfig:
 
     def student_config(self) -> StudentConfig:
         """The :class:`~sam3spec.config.StudentConfig` a fresh student of this stage is built from:
-        the ``student`` preset at ``resolution`` (and ``encoder_level`` / ``mask_box_prior`` when set),
+        the ``student`` preset at ``resolution`` (and ``encoder_level`` / ``mask_box_prior`` /
+        ``mask_refine_layers`` when set),
         its masks upsampled in the model to the ``mask_target_scale`` grid they are trained on."""
         changes: dict = {"image_size": self.resolution, "mask_upsample": self.mask_target_scale}
         if self.encoder_level is not None:
             changes["detr.encoder_level"] = self.encoder_level
         if self.mask_box_prior is not None:
             changes["mask_box_prior"] = self.mask_box_prior
+        if self.mask_refine_layers is not None:
+            changes["mask_refine_layers"] = self.mask_refine_layers
         return override(get_preset(self.student), changes)
 
     def __post_init__(self) -> None:
@@ -208,6 +214,8 @@ class StageConfig:
             math.isfinite(self.mask_box_prior) and self.mask_box_prior >= 0
         ):
             problems.append(f"mask_box_prior must be >= 0 or None, got {self.mask_box_prior}")
+        if self.mask_refine_layers is not None and self.mask_refine_layers < 0:
+            problems.append(f"mask_refine_layers must be >= 0 or None, got {self.mask_refine_layers}")
         if self.mask_target_scale not in (1, 2, 4):
             problems.append(f"mask_target_scale must be 1, 2 or 4, got {self.mask_target_scale}")
         for name in (

@@ -73,6 +73,9 @@ def build_mask_decoder(config: StudentConfig) -> MaskDecoder:
         num_skip_levels=config.detr.encoder_level,
         box_prior=config.mask_box_prior,
         upsample=config.mask_upsample,
+        refine_layers=config.mask_refine_layers,
+        refine_heads=config.detr.heads,
+        refine_ffn_dim=config.detr.ffn_dim,
     )
 
 

@@ -94,7 +94,9 @@ class MaskDecoder(nn.Module):
         self.mask_embedder = MLP(hidden, hidden, mask_dim, 3)
         self.instance_proj = nn.Conv2d(hidden, mask_dim, 1)
         self.semantic_head = nn.Conv2d(hidden, 1, 1)
-        self.refiner = MaskRefiner(hidden, refine_heads, refine_ffn_dim, refine_layers) if refine_layers else None
+        self.refiner = (
+            MaskRefiner(hidden, refine_heads, refine_ffn_dim, refine_layers) if refine_layers else None
+        )
 
     def pixel_embedding(self, memory_map: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         """Top-down pixel decoder.

@@ -52,7 +52,11 @@ class MaskRefineLayer(nn.Module):
         self.locality = nn.Parameter(torch.full((heads,), LOCALITY_INIT))
 
     def forward(
-        self, states: torch.Tensor, tokens: torch.Tensor, token_pos: torch.Tensor, distance: torch.Tensor | None
+        self,
+        states: torch.Tensor,
+        tokens: torch.Tensor,
+        token_pos: torch.Tensor,
+        distance: torch.Tensor | None,
     ) -> torch.Tensor:
         """Refine ``states [B, Q, C]`` with pixel ``tokens [B, N, C]`` and their ``token_pos``.
 

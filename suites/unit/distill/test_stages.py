@@ -135,3 +135,7 @@ def test_world_stages_build_students_with_the_mask_box_prior_and_masks_at_the_ta
     assert build_student(get_stage("phase2-world").student_config()).mask_decoder.upsample == 2
     with pytest.raises(ValueError, match="mask_box_prior must be >= 0"):
         replace(get_stage("phase1"), mask_box_prior=-1.0)
+    refined = replace(get_stage("phase1-world"), mask_refine_layers=1).student_config()
+    assert refined.mask_refine_layers == 1 and refined.mask_box_prior == 30.0
+    with pytest.raises(ValueError, match="mask_refine_layers must be >= 0"):
+        replace(get_stage("phase1"), mask_refine_layers=-1)

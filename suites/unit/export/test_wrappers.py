@@ -88,17 +88,19 @@ def test_wrappers_hold_only_their_parts(modules):
 
 
 def test_world_student_exports_decode(tiny_student):
-    """The mask box prior and the x2 mask upsampling (the concept-world stages' students) trace
-    into ``decode``: the exported program equals the eager student, masks at twice the grid."""
+    """The mask box prior, the x2 mask upsampling (the concept-world stages' students) and the
+    mask refiner trace into ``decode``: the exported program equals the eager student, masks at
+    twice the grid."""
     from sam3spec.config import override
     from sam3spec.export.lowering import export_methods
     from sam3spec.export.wrappers import export_modules
     from sam3spec.models.student import build_student
 
     student = build_student(
-        override(tiny_student.config, {"mask_box_prior": 30.0, "mask_upsample": 2})
+        override(tiny_student.config, {"mask_box_prior": 30.0, "mask_upsample": 2, "mask_refine_layers": 1})
     ).eval()
-    student.load_state_dict(tiny_student.state_dict())  # neither adds parameters
+    missing, unexpected = student.load_state_dict(tiny_student.state_dict(), strict=False)
+    assert not unexpected and all(name.startswith("mask_decoder.refiner.") for name in missing)
     modules = export_modules(student)
     (pixels,), (ids,) = example_inputs(modules, "encode_image"), example_inputs(modules, "encode_text")
     prompt = padded_prompt(modules.shapes, points=POINT, boxes=BOX)
@@ -114,4 +116,4 @@ def test_world_student_exports_decode(tiny_student):
     upsampled = torch.nn.functional.interpolate(
         plain[masks], scale_factor=2, mode="bilinear", align_corners=False
     )
-    assert not torch.allclose(expected[masks], upsampled)  # the prior did change the masks
+    assert not torch.allclose(expected[masks], upsampled)  # the prior and refiner did change the masks

@@ -33,7 +33,7 @@ afterwards (it is not part of the exported model). With equal widths (seed stude
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -182,25 +182,9 @@ class FeatureAdapters(nn.Module):
             if student_encoder == teacher_encoder
             else nn.Conv2d(student_encoder, teacher_encoder, 1)
         )
-        self.text: nn.Module | None = None
-        if student_text is not None:
-            if teacher_text is None:
-                raise ValueError("student_text needs teacher_text")
-            self.text = nn.Identity() if student_text == teacher_text else nn.Linear(student_text, teacher_text)
-        self.query: nn.Module | None = None
-        if student_query is not None:
-            if teacher_query is None:
-                raise ValueError("student_query needs teacher_query")
-            self.query = (
-                nn.Identity() if student_query == teacher_query else nn.Linear(student_query, teacher_query)
-            )
-        self.pixel: nn.Module | None = None
-        if student_pixel is not None:
-            if teacher_pixel is None:
-                raise ValueError("student_pixel needs teacher_pixel")
-            self.pixel = (
-                nn.Identity() if student_pixel == teacher_pixel else nn.Conv2d(student_pixel, teacher_pixel, 1)
-            )
+        self.text = _projection("text", student_text, teacher_text, nn.Linear)
+        self.query = _projection("query", student_query, teacher_query, nn.Linear)
+        self.pixel = _projection("pixel", student_pixel, teacher_pixel, lambda s, t: nn.Conv2d(s, t, 1))
 
     def forward_levels(self, levels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Project ``[B, Cs, H, W]`` student levels to the teacher's widths."""
@@ -212,18 +196,30 @@ class FeatureAdapters(nn.Module):
 
     def forward_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """Student text tokens ``[B, L, Cs]`` -> ``[B, L, Ct]``."""
-        if self.text is None:
-            raise ValueError("these adapters have no text projection (built without student_text)")
-        return self.text(tokens)
+        return _project(self.text, "text", tokens)
 
     def forward_query(self, states: torch.Tensor) -> torch.Tensor:
         """Student decoder query states ``[B, Q, Cs]`` -> ``[B, Q, Ct]``."""
-        if self.query is None:
-            raise ValueError("these adapters have no query projection (built without student_query)")
-        return self.query(states)
+        return _project(self.query, "query", states)
 
     def forward_pixel(self, pixels: torch.Tensor) -> torch.Tensor:
         """Student pixel embedding ``[B, Cs, h, w]`` -> ``[B, Ct, h, w]``."""
-        if self.pixel is None:
-            raise ValueError("these adapters have no pixel projection (built without student_pixel)")
-        return self.pixel(pixels)
+        return _project(self.pixel, "pixel", pixels)
+
+
+def _projection(
+    name: str, student: int | None, teacher: int | None, layer: Callable[[int, int], nn.Module]
+) -> nn.Module | None:
+    """The optional ``student -> teacher`` width adapter of one feature: None when its loss is off
+    (``student`` None), identity at equal widths, else ``layer(student, teacher)``."""
+    if student is None:
+        return None
+    if teacher is None:
+        raise ValueError(f"student_{name} needs teacher_{name}")
+    return nn.Identity() if student == teacher else layer(student, teacher)
+
+
+def _project(adapter: nn.Module | None, name: str, x: torch.Tensor) -> torch.Tensor:
+    if adapter is None:
+        raise ValueError(f"these adapters have no {name} projection (built without student_{name})")
+    return adapter(x)

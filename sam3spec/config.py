@@ -68,6 +68,9 @@ class DetrConfig:
         heads: attention heads.
         ffn_dim: feed-forward width (teacher 2048).
         encoder_level: FPN level (0 = stride 4 ... 3 = stride 32) whose tokens the encoder reads.
+        train_groups: query groups in training (Group DETR, ``models/detr_decoder.py``): each of
+            ``num_queries`` queries with its own embeddings, matched on its own; inference runs
+            the first group only. 1: off.
     """
 
     encoder_layers: int = 3
@@ -76,6 +79,7 @@ class DetrConfig:
     heads: int = 8
     ffn_dim: int = 1024
     encoder_level: int = 2
+    train_groups: int = 1
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,9 @@ class StageConfig:
             :meth:`student_config`).
         mask_refine_layers: the student's query refinement layers over the pixel embedding
             (``StudentConfig.mask_refine_layers``), overriding the preset's (None keeps it).
+        query_groups: the student's query groups in training (``DetrConfig.train_groups``, Group
+            DETR: each group matched on its own, inference runs the first), overriding the
+            preset's (None keeps it).
         mask_target_scale: mask and semantic targets are kept at this multiple of the student's
             stride-4 grid, and the student's logits are upsampled bilinearly to them by the model
             itself (``StudentConfig.mask_upsample``, set to this by :meth:`student_config`), so the
@@ -162,6 +165,7 @@ class StageConfig:
     encoder_level: int | None = None
     mask_box_prior: float | None = None
     mask_refine_layers: int | None = None
+    query_groups: int | None = None
     mask_target_scale: int = 1
     epochs: int = 1
     batch_size: int = 4
@@ -189,7 +193,7 @@ class StageConfig:
     def student_config(self) -> StudentConfig:
         """The :class:`~sam3spec.config.StudentConfig` a fresh student of this stage is built from:
         the ``student`` preset at ``resolution`` (and ``encoder_level`` / ``mask_box_prior`` /
-        ``mask_refine_layers`` when set),
+        ``mask_refine_layers`` / ``query_groups`` when set),
         its masks upsampled in the model to the ``mask_target_scale`` grid they are trained on."""
         changes: dict = {"image_size": self.resolution, "mask_upsample": self.mask_target_scale}
         if self.encoder_level is not None:
@@ -198,6 +202,8 @@ class StageConfig:
             changes["mask_box_prior"] = self.mask_box_prior
         if self.mask_refine_layers is not None:
             changes["mask_refine_layers"] = self.mask_refine_layers
+        if self.query_groups is not None:
+            changes["detr.train_groups"] = self.query_groups
         return override(get_preset(self.student), changes)
 
     def __post_init__(self) -> None:
@@ -216,6 +222,8 @@ class StageConfig:
             problems.append(f"mask_box_prior must be >= 0 or None, got {self.mask_box_prior}")
         if self.mask_refine_layers is not None and self.mask_refine_layers < 0:
             problems.append(f"mask_refine_layers must be >= 0 or None, got {self.mask_refine_layers}")
+        if self.query_groups is not None and self.query_groups < 1:
+            problems.append(f"query_groups must be >= 1 or None, got {self.query_groups}")
         if self.mask_target_scale not in (1, 2, 4):
             problems.append(f"mask_target_scale must be 1, 2 or 4, got {self.mask_target_scale}")
         for name in (

@@ -20,6 +20,11 @@ This is the one place where loss weights are applied (:func:`total_loss`). Per s
    weights and summed over the layers: the earlier layers get a direct signal instead of one
    passed back through the later layers.
 
+**Query groups.** A student built with ``DetrConfig.train_groups`` = G > 1 predicts G groups of
+queries in training (``Sam3Outputs.query_groups``); steps 1-3 then run for each group on its own
+(each group learns to predict every object once) and the matched terms average over samples and
+groups; presence, semantic and feature terms are computed once.
+
 **Mask resolution.** Targets may be finer than the student's stride-4 grid (``mask_target_scale``
 of the stage: the concept-world teacher's masks are 80 x 80, the tiny student's grid 40 x 40 at
 160 px). The stage's student then upsamples its logits bilinearly to the target grid inside the
@@ -37,6 +42,7 @@ single-process run with the same global batch.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -135,8 +141,8 @@ class DistillModel(nn.Module):
 
 
 def query_anchors(student: nn.Module) -> torch.Tensor:
-    """``[Q, 2]`` normalised centres of the student's (learned) query reference boxes, detached:
-    the matcher's anchors (:class:`~sam3spec.distill.matcher.MatchWeights` ``anchor``)."""
+    """``[G x Q, 2]`` normalised centres of the student's (learned) query reference boxes (every
+    query group's, group-major), detached: the matcher's anchors (:class:`~sam3spec.distill.matcher.MatchWeights` ``anchor``)."""
     return student.detr_decoder.reference_boxes.detach().sigmoid()[:, :2]
 
 
@@ -213,27 +219,33 @@ def loss_terms(
         if student_queries is None or targets.query_states is None or targets.has_encoder is None:
             raise ValueError("query_feature loss is on but student or teacher query states are missing")
         per_sample["query_feature"] = []
-    for index in range(batch):
-        rows, cols = match_sample(outputs, targets, index, matcher, anchors)
+    # Query groups (Group DETR, ``models/detr_decoder.py``): each group is matched and scored on its
+    # own; the matched terms average over samples and groups.
+    groups = outputs.query_groups
+    size = outputs.pred_logits.shape[1] // groups
+    for index, group in itertools.product(range(batch), range(groups)):
+        part = slice(group * size, (group + 1) * size)
+        sample = outputs if groups == 1 else outputs.group(group)
+        rows, cols = match_sample(sample, targets, index, matcher, None if anchors is None else anchors[part])
         if "query_feature" in active:
             if bool(targets.has_encoder[index]) and len(rows):
                 per_sample["query_feature"].append(
                     losses.feature_loss(
-                        student_queries[index, rows], targets.query_states[index, cols].to(device)
+                        student_queries[index, part][rows], targets.query_states[index, cols].to(device)
                     ).mean()
                 )
             else:  # points: the tracker has no detector queries
                 per_sample["query_feature"].append(zero)
         if "logit" in active:
-            wanted = torch.zeros_like(outputs.pred_logits[index], dtype=torch.float32)
+            wanted = torch.zeros_like(sample.pred_logits[index], dtype=torch.float32)
             wanted[rows] = targets.logits[index, cols].float().sigmoid()
-            logit = losses.soft_target_bce(outputs.pred_logits[index], wanted, positive_weight)
+            logit = losses.soft_target_bce(sample.pred_logits[index], wanted, positive_weight)
             per_sample["logit"].append(logit.mean())
         foreground = targets.logits[index, cols].float().sigmoid() >= foreground_threshold
         rows, cols = rows[foreground], cols[foreground]
         wanted_masks = targets.mask_probs[index, cols].float()
-        masks = resize_mask_logits(outputs.pred_masks[index, rows], wanted_masks.shape)
-        boxes, wanted_boxes = outputs.pred_boxes[index, rows], targets.boxes_xyxy[index, cols]
+        masks = resize_mask_logits(sample.pred_masks[index, rows], wanted_masks.shape)
+        boxes, wanted_boxes = sample.pred_boxes[index, rows], targets.boxes_xyxy[index, cols]
         if not len(rows):
             for name in ("mask_bce", "mask_dice", "box_l1", "box_giou", "iou_token"):
                 if name in active:
@@ -250,7 +262,7 @@ def loss_terms(
                 pair = (masks, wanted_masks) if name.startswith("mask") else (boxes, wanted_boxes)
                 per_sample[name].append(function(*pair).mean())
         if "iou_token" in active:
-            iou = losses.iou_token_loss(outputs.iou_scores[index, rows], masks, wanted_masks)
+            iou = losses.iou_token_loss(sample.iou_scores[index, rows], masks, wanted_masks)
             per_sample["iou_token"].append(iou.mean())
     result = {name: torch.stack(values).mean() for name, values in per_sample.items()}
     if "presence" in active:

@@ -62,7 +62,9 @@ def build_detr_encoder(config: StudentConfig) -> DetrEncoder:
 def build_detr_decoder(config: StudentConfig) -> DetrDecoder:
     """Query decoder."""
     detr = config.detr
-    return DetrDecoder(config.hidden, detr.heads, detr.ffn_dim, detr.decoder_layers, detr.num_queries)
+    return DetrDecoder(
+        config.hidden, detr.heads, detr.ffn_dim, detr.decoder_layers, detr.num_queries, detr.train_groups
+    )
 
 
 def build_mask_decoder(config: StudentConfig) -> MaskDecoder:

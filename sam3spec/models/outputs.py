@@ -56,6 +56,8 @@ class Sam3Outputs:
         intermediates: distillation targets, or None when not requested.
         aux_outputs: the same predictions from each earlier decoder layer (first layer first;
             ``semantic_seg`` is the final one's), or None when not requested (auxiliary losses).
+        query_groups: the ``Q`` queries are this many groups of ``Q / query_groups``, group-major,
+            each to be matched on its own (a student training with query groups; 1 otherwise).
     """
 
     pred_logits: torch.Tensor
@@ -66,6 +68,23 @@ class Sam3Outputs:
     iou_scores: torch.Tensor | None = None
     intermediates: Intermediates | None = None
     aux_outputs: list[Sam3Outputs] | None = None
+    query_groups: int = 1
+
+    def group(self, index: int) -> Sam3Outputs:
+        """The per-query predictions of query group ``index`` (shared fields as they are; no
+        intermediates, no auxiliary outputs: each layer's are grouped on their own)."""
+        size = self.pred_logits.shape[1] // self.query_groups
+        if not 0 <= index < self.query_groups:
+            raise IndexError(f"query group {index} of {self.query_groups}")
+        part = slice(index * size, (index + 1) * size)
+        return Sam3Outputs(
+            pred_logits=self.pred_logits[:, part],
+            pred_boxes=self.pred_boxes[:, part],
+            pred_masks=self.pred_masks[:, part],
+            presence_logits=self.presence_logits,
+            semantic_seg=self.semantic_seg,
+            iou_scores=None if self.iou_scores is None else self.iou_scores[:, part],
+        )
 
     def scores(self) -> torch.Tensor:
         """Final detection scores ``[B, Q]`` = sigmoid(query logit) x sigmoid(presence)."""

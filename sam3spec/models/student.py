@@ -264,6 +264,7 @@ class Student(nn.Module):
             iou_scores=self.iou_head(states).squeeze(-1),
             intermediates=intermediates,
             aux_outputs=self._aux_outputs(decoded, pixels, semantic, prompt, prompt_mask) if return_aux else None,
+            query_groups=self.detr_decoder.groups,
         )
 
     def _aux_outputs(self, decoded, pixels, semantic, prompt, prompt_mask) -> list[Sam3Outputs]:
@@ -282,6 +283,7 @@ class Student(nn.Module):
                     presence_logits=presence,
                     semantic_seg=semantic,
                     iou_scores=self.iou_head(states).squeeze(-1),
+                    query_groups=self.detr_decoder.groups,
                 )
             )
         return outputs

@@ -139,3 +139,8 @@ def test_world_stages_build_students_with_the_mask_box_prior_and_masks_at_the_ta
     assert refined.mask_refine_layers == 1 and refined.mask_box_prior == 30.0
     with pytest.raises(ValueError, match="mask_refine_layers must be >= 0"):
         replace(get_stage("phase1"), mask_refine_layers=-1)
+    grouped = replace(get_stage("phase1-world"), query_groups=3).student_config()
+    assert grouped.detr.train_groups == 3 and grouped.detr.encoder_level == 1
+    assert get_stage("phase1").student_config().detr.train_groups == 1
+    with pytest.raises(ValueError, match="query_groups must be >= 1"):
+        replace(get_stage("phase1"), query_groups=0)

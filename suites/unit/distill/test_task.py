@@ -9,7 +9,7 @@ from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
 from sam3spec.distill.matcher import MatchWeights
 from sam3spec.distill.stages import FEATURE_LOSSES, OUTPUT_LOSSES, LossWeights
 from sam3spec.distill.targets import Targets
-from sam3spec.distill.task import DistillModel, loss_terms, match_sample, total_loss
+from sam3spec.distill.task import DistillModel, loss_terms, match_sample, query_anchors, total_loss
 from sam3spec.models.outputs import resize_mask_logits
 
 RESOLUTION = 64
@@ -338,3 +338,53 @@ def test_auxiliary_loss_trains_the_first_decoder_layer_directly(tiny_student):
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in last.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tiny_student.mask_decoder.parameters())
     model.zero_grad(set_to_none=True)
+
+
+def test_query_groups_are_matched_apart_and_averaged(tiny_student):
+    """Two identical query groups give the one-group terms (each group matched on its own, the
+    matched terms averaged over groups); a group that predicts differently changes them."""
+    from dataclasses import replace
+
+    geometry = StudentGeometry(RESOLUTION, tiny_student.config.detr.encoder_level)
+    model = DistillModel(tiny_student, None, geometry, aux=True).eval()
+    with torch.no_grad():
+        outputs, *_ = model(inputs())
+    targets = random_targets(2, geometry)
+    weights = LossWeights(fpn_feature=0.0, encoder_feature=0.0, auxiliary=0.5)
+
+    def doubled(out, shift=0.0):
+        twice = {k: torch.cat((getattr(out, k), getattr(out, k) + shift), 1)
+                 for k in ("pred_logits", "pred_boxes", "pred_masks", "iou_scores")}  # fmt: skip
+        aux = None if out.aux_outputs is None else [doubled(layer, shift) for layer in out.aux_outputs]
+        return replace(out, **twice, aux_outputs=aux, intermediates=None, query_groups=2)
+
+    anchors = torch.rand(outputs.pred_logits.shape[1], 2)
+    one = loss_terms(outputs, targets, weights, MatchWeights(), 0.5, anchors=anchors)
+    two = loss_terms(doubled(outputs), targets, weights, MatchWeights(), 0.5, anchors=anchors.repeat(2, 1))
+    assert set(one) == set(two)
+    for name, value in one.items():
+        assert two[name].item() == pytest.approx(value.item(), rel=1e-5, abs=1e-7), name
+    shifted = loss_terms(doubled(outputs, 1.0), targets, weights, MatchWeights(), 0.5, anchors=anchors.repeat(2, 1))
+    assert shifted["logit"].item() != pytest.approx(one["logit"].item(), rel=1e-3)
+    assert shifted["presence"].item() == pytest.approx(one["presence"].item(), rel=1e-6)
+
+
+def test_a_student_with_query_groups_trains_every_group(tiny_student):
+    from sam3spec.config import override
+    from sam3spec.models.student import build_student
+
+    torch.manual_seed(0)
+    student = build_student(override(tiny_student.config, {"detr.train_groups": 2}))
+    geometry = StudentGeometry(RESOLUTION, student.config.detr.encoder_level)
+    model = DistillModel(student, None, geometry).train()
+    outputs, *_ = model(inputs())
+    queries = student.config.detr.num_queries
+    assert outputs.query_groups == 2 and outputs.pred_logits.shape[1] == 2 * queries
+    terms = loss_terms(outputs, random_targets(2, geometry), LossWeights(fpn_feature=0.0, encoder_feature=0.0),
+                       MatchWeights(), 0.5, anchors=query_anchors(student))  # fmt: skip
+    total_loss(terms, LossWeights()).backward()
+    grad = student.detr_decoder.query_embed.weight.grad
+    assert grad[:queries].abs().sum() > 0 and grad[queries:].abs().sum() > 0
+    student.eval()
+    with torch.no_grad():
+        assert model(inputs()).outputs.pred_logits.shape[1] == queries

@@ -165,3 +165,41 @@ def test_mask_decoder_upsamples_after_the_box_prior() -> None:
     for bad in (0, 1.5):
         with pytest.raises(ValueError, match="upsample must be a positive integer"):
             MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=1, upsample=bad)
+
+
+def test_query_groups_train_apart_and_eval_runs_the_first_group() -> None:
+    """Group DETR: G x Q queries in training, a group's queries never see another group (a change
+    to group 1's embeddings leaves groups 0 and 2 bit-identical), and eval mode is group 0 (to
+    float rounding: the matmuls run on fewer rows)."""
+    torch.manual_seed(0)
+    decoder = DetrDecoder(hidden=32, heads=4, ffn_dim=64, num_layers=2, num_queries=5, train_groups=3)
+    assert decoder.query_embed.weight.shape == (15, 32) and decoder.reference_boxes.shape == (15, 4)
+    torch.testing.assert_close(decoder.reference_boxes.sigmoid()[10:], grid_reference_boxes(5))
+    args = (torch.randn(2, 4, 32), torch.zeros(2, 4, dtype=torch.bool), torch.randn(2, 12, 32),
+            torch.randn(2, 12, 32), (3, 4))  # fmt: skip
+    train = decoder.train()(*args)
+    assert train.states[-1].shape == (2, 15, 32) and train.boxes[-1].shape == (2, 15, 4)
+    evaluated = decoder.eval()(*args)
+    assert evaluated.states[-1].shape == (2, 5, 32)
+    for layer in range(2):
+        torch.testing.assert_close(train.states[layer][:, :5], evaluated.states[layer], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(train.boxes[layer][:, :5], evaluated.boxes[layer], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(train.presence_logits[layer], evaluated.presence_logits[layer], atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        decoder.query_embed.weight[5:10] += 1.0  # group 1 only
+    moved = decoder.train()(*args)
+    assert torch.equal(moved.states[-1][:, :5], train.states[-1][:, :5])
+    assert torch.equal(moved.states[-1][:, 10:], train.states[-1][:, 10:])
+    assert not torch.allclose(moved.states[-1][:, 5:10], train.states[-1][:, 5:10])
+    with pytest.raises(ValueError, match="train_groups"):
+        DetrDecoder(hidden=32, heads=4, ffn_dim=64, num_layers=1, num_queries=5, train_groups=0)
+
+
+def test_one_query_group_keeps_the_plain_decoder() -> None:
+    torch.manual_seed(0)
+    plain = DetrDecoder(hidden=32, heads=4, ffn_dim=64, num_layers=2, num_queries=5)
+    torch.manual_seed(0)
+    grouped = DetrDecoder(hidden=32, heads=4, ffn_dim=64, num_layers=2, num_queries=5, train_groups=1)
+    assert grouped.group_bias(torch.float32, torch.device("cpu")) is None
+    for (name, a), (_, b) in zip(plain.state_dict().items(), grouped.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name

@@ -117,3 +117,25 @@ def test_world_student_exports_decode(tiny_student):
         plain[masks], scale_factor=2, mode="bilinear", align_corners=False
     )
     assert not torch.allclose(expected[masks], upsampled)  # the prior and refiner did change the masks
+
+
+def test_student_with_query_groups_exports_its_first_group(tiny_student):
+    """A student trained with query groups exports the plain ``num_queries`` decoder: the
+    exported ``decode`` equals the eager student in eval mode (the first group)."""
+    from sam3spec.config import override
+    from sam3spec.export.lowering import export_methods
+    from sam3spec.export.wrappers import export_modules
+    from sam3spec.models.student import build_student
+
+    torch.manual_seed(0)
+    student = build_student(override(tiny_student.config, {"detr.train_groups": 3})).eval()
+    modules = export_modules(student)
+    (pixels,), (ids,) = example_inputs(modules, "encode_image"), example_inputs(modules, "encode_text")
+    prompt = padded_prompt(modules.shapes, points=POINT, boxes=BOX)
+    with torch.no_grad():
+        levels, text = modules.encode_image(pixels), modules.encode_text(ids)
+        exported = export_methods(modules, ["decode"])["decode"].module()(*levels, *text, *prompt)
+    expected = student_outputs(student, pixels, ids)
+    assert_close(exported, expected)
+    logits = OUTPUT_NAMES.index("pred_logits")
+    assert expected[logits].shape[-1] == tiny_student.config.detr.num_queries

@@ -364,7 +364,9 @@ def test_query_groups_are_matched_apart_and_averaged(tiny_student):
     assert set(one) == set(two)
     for name, value in one.items():
         assert two[name].item() == pytest.approx(value.item(), rel=1e-5, abs=1e-7), name
-    shifted = loss_terms(doubled(outputs, 1.0), targets, weights, MatchWeights(), 0.5, anchors=anchors.repeat(2, 1))
+    shifted = loss_terms(
+        doubled(outputs, 1.0), targets, weights, MatchWeights(), 0.5, anchors=anchors.repeat(2, 1)
+    )
     assert shifted["logit"].item() != pytest.approx(one["logit"].item(), rel=1e-3)
     assert shifted["presence"].item() == pytest.approx(one["presence"].item(), rel=1e-6)
 

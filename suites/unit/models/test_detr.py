@@ -184,7 +184,9 @@ def test_query_groups_train_apart_and_eval_runs_the_first_group() -> None:
     for layer in range(2):
         torch.testing.assert_close(train.states[layer][:, :5], evaluated.states[layer], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(train.boxes[layer][:, :5], evaluated.boxes[layer], atol=1e-6, rtol=1e-5)
-        torch.testing.assert_close(train.presence_logits[layer], evaluated.presence_logits[layer], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            train.presence_logits[layer], evaluated.presence_logits[layer], atol=1e-5, rtol=1e-5
+        )
     with torch.no_grad():
         decoder.query_embed.weight[5:10] += 1.0  # group 1 only
     moved = decoder.train()(*args)

@@ -142,7 +142,8 @@ class DistillModel(nn.Module):
 
 def query_anchors(student: nn.Module) -> torch.Tensor:
     """``[G x Q, 2]`` normalised centres of the student's (learned) query reference boxes (every
-    query group's, group-major), detached: the matcher's anchors (:class:`~sam3spec.distill.matcher.MatchWeights` ``anchor``)."""
+    query group's, group-major), detached: the matcher's anchors
+    (:class:`~sam3spec.distill.matcher.MatchWeights` ``anchor``)."""
     return student.detr_decoder.reference_boxes.detach().sigmoid()[:, :2]
 
 

@@ -24,8 +24,8 @@ token only (the presence token sees the first group), and the loss matches each 
 targets on its own (``distill/task.py``). More queries are matched one-to-one per target, so
 the shared heads get more supervision per step, while every group still learns to predict each
 object once. In eval mode only the first group runs: the predictions (and exports) are those of
-a ``num_queries`` decoder, and the first group is exactly what trained (the other groups cannot
-reach it). The extra groups add ``(train_groups - 1) x num_queries x (hidden + 4)`` parameters
+a ``num_queries`` decoder, and they are the first group's training-mode predictions (the other
+groups cannot reach it; equal up to float rounding, the matmuls run on fewer rows). The extra groups add ``(train_groups - 1) x num_queries x (hidden + 4)`` parameters
 that inference never reads.
 
 Seed: 3 layers, 100 queries, hidden 256, FFN 1024: 4.45M parameters.

@@ -222,11 +222,9 @@ def loss_terms(
         per_sample["query_feature"] = []
     # Query groups (Group DETR, ``models/detr_decoder.py``): each group is matched and scored on its
     # own; the matched terms average over samples and groups.
-    groups = outputs.query_groups
-    size = outputs.pred_logits.shape[1] // groups
-    for index, group in itertools.product(range(batch), range(groups)):
-        part = slice(group * size, (group + 1) * size)
-        sample = outputs if groups == 1 else outputs.group(group)
+    groups = [outputs.group(group) for group in range(outputs.query_groups)]  # views, made once
+    for index, group in itertools.product(range(batch), range(len(groups))):
+        part, sample = outputs.group_slice(group), groups[group]
         rows, cols = match_sample(sample, targets, index, matcher, None if anchors is None else anchors[part])
         if "query_feature" in active:
             if bool(targets.has_encoder[index]) and len(rows):

@@ -70,13 +70,17 @@ class Sam3Outputs:
     aux_outputs: list[Sam3Outputs] | None = None
     query_groups: int = 1
 
+    def group_slice(self, index: int) -> slice:
+        """The query positions of query group ``index`` (group-major)."""
+        if not 0 <= index < self.query_groups:
+            raise IndexError(f"query group {index} of {self.query_groups}")
+        size = self.pred_logits.shape[1] // self.query_groups
+        return slice(index * size, (index + 1) * size)
+
     def group(self, index: int) -> Sam3Outputs:
         """The per-query predictions of query group ``index`` (shared fields as they are; no
         intermediates, no auxiliary outputs: each layer's are grouped on their own)."""
-        size = self.pred_logits.shape[1] // self.query_groups
-        if not 0 <= index < self.query_groups:
-            raise IndexError(f"query group {index} of {self.query_groups}")
-        part = slice(index * size, (index + 1) * size)
+        part = self.group_slice(index)
         return Sam3Outputs(
             pred_logits=self.pred_logits[:, part],
             pred_boxes=self.pred_boxes[:, part],

@@ -126,6 +126,9 @@ class StageConfig:
         weight_decay: AdamW weight decay.
         clip_norm: gradient-norm clipping (0: off).
         ema_decay: exponential moving average of the weights (0: off); the final weights are the EMA.
+        precise_bn_batches: after training, every BatchNorm's running statistics are re-estimated
+            on the final weights over this many of the stage's micro-batches (precise BN,
+            ``distill/precise_bn.py``; 0: off, the statistics are training's moving average).
         foreground_threshold: a matched teacher query teaches mask / box / IoU when its probability
             ``sigmoid(logit)`` is at least this.
         logit_positive_weight: weight of the query-score loss of positive queries (target
@@ -177,6 +180,7 @@ class StageConfig:
     weight_decay: float = 0.01
     clip_norm: float = 1.0
     ema_decay: float = 0.0
+    precise_bn_batches: int = 0
     foreground_threshold: float = 0.5
     logit_positive_weight: float = 10.0
     fpn_levels: tuple[int, ...] = (0, 1, 2, 3)
@@ -224,6 +228,8 @@ class StageConfig:
             problems.append(f"mask_refine_layers must be >= 0 or None, got {self.mask_refine_layers}")
         if self.query_groups is not None and self.query_groups < 1:
             problems.append(f"query_groups must be >= 1 or None, got {self.query_groups}")
+        if self.precise_bn_batches < 0:
+            problems.append(f"precise_bn_batches must be >= 0, got {self.precise_bn_batches}")
         if self.mask_target_scale not in (1, 2, 4):
             problems.append(f"mask_target_scale must be 1, 2 or 4, got {self.mask_target_scale}")
         for name in (

@@ -31,6 +31,7 @@ from sam3spec.data.loader import collate_samples
 from sam3spec.distill import runtime
 from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
 from sam3spec.distill.data import epoch_units, image_groups, rank_batches, student_inputs, training_dataset
+from sam3spec.distill.precise_bn import recalibrate_batch_norm
 from sam3spec.distill.sources import stage_hash, target_source, teacher_path
 from sam3spec.distill.stages import StageConfig, learning_rate_factor, set_trainable
 from sam3spec.distill.state import (
@@ -367,9 +368,15 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
         digests = [None] * processes.world_size
         torch.distributed.all_gather_object(digests, runtime.weight_digest(student))
         summary["rank_weight_digests"] = digests
+    if average is not None:  # on every rank: precise BN runs on all of them
+        average.copy_to(student)
+    if stage.precise_bn_batches:
+        dataset.set_epoch(0)
+        summary["precise_bn_batches"] = recalibrate_batch_norm(
+            model, dataset, epoch_batches(0)[: stage.precise_bn_batches], tokenizer, device, processes,
+            precision.autocast(device), stage.num_workers, options.progress and processes.main,
+        )  # fmt: skip
     if processes.main:
-        if average is not None:
-            average.copy_to(student)
         save_pretrained(student, out / "final")
         atomic_write_json(summary, out / "summary.json")
     if log_file is not None:

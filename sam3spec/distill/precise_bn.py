@@ -1,0 +1,97 @@
+"""Precise BatchNorm: re-estimate the running statistics of the final weights before saving them.
+
+During training every BatchNorm keeps an exponential moving average (momentum 0.1) of its batch
+statistics, so the saved running mean / variance are those of the last ~10-20 micro-batches, and of
+weights that were still moving. At evaluation (``eval()`` mode) the model normalises with them. Wu
+& Johnson ("Rethinking 'Batch' in BatchNorm", 2021) call the fix *precise BN*: one forward pass in
+``train()`` mode over a fixed set of training batches, with the statistics averaged over all of them
+(momentum None), on the weights that are saved. The student has 52 BatchNorm layers (RepViT, FPN
+adapters, pixel decoder).
+
+On the concept world (main's recipe, 1-thread, Phase 2 only from each seed's Phase 1 checkpoint,
+``sam3spec compare --limit 100``) it is measured in docs/NOTES.md, session 16.
+
+``torch.optim.swa_utils.update_bn`` does the pass (reset, cumulative average, restore momentum and
+mode); this module only feeds it the stage's own micro-batches (same images, prompt mix and batch
+composition as training) and keeps ranks in lock step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from sam3spec.data.loader import collate_samples
+from sam3spec.distill import runtime
+from sam3spec.distill.data import student_inputs
+
+
+def batch_norm_layers(model: nn.Module) -> list[nn.Module]:
+    """Every BatchNorm of ``model`` (``AllReduceBatchNorm`` included: it subclasses BatchNorm2d)."""
+    return [module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+
+
+def recalibrate_batch_norm(
+    model: nn.Module,
+    dataset: Dataset,
+    batches: Sequence[list[int]],
+    tokenizer,
+    device: torch.device,
+    processes: runtime.Processes,
+    autocast=None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> int:
+    """Recompute every BatchNorm's running statistics of ``model`` over ``batches``.
+
+    Args:
+        model: the (unwrapped) :class:`~sam3spec.distill.task.DistillModel`; its forward takes the
+            dict of :func:`~sam3spec.distill.data.student_inputs`.
+        dataset: the stage's training dataset (its epoch already set).
+        batches: micro-batches of dataset indices (this process's shard).
+        tokenizer: the student's tokenizer.
+        device: where the model runs.
+        processes: with several, every rank must pass the same number of batches: a batch is
+            skipped on all ranks when any rank's has no usable sample (``AllReduceBatchNorm`` sums
+            statistics across ranks inside the forward, so the ranks stay in lock step).
+        autocast: the training precision's autocast context for the forward, or None (off).
+        num_workers: data loader processes.
+        progress: show a tqdm bar.
+
+    Returns:
+        The number of micro-batches the statistics were averaged over (0: no BatchNorm, no batch,
+        or no usable sample; the running statistics are then left as training left them).
+    """
+    layers = batch_norm_layers(model)
+    if not layers or not batches:
+        return 0
+    kept = [{name: buffer.clone() for name, buffer in layer.named_buffers()} for layer in layers]
+    from tqdm import tqdm
+
+    loader = DataLoader(
+        dataset, batch_sampler=list(batches), collate_fn=collate_samples, num_workers=num_workers
+    )
+    used = 0
+
+    def inputs() -> Iterator[dict[str, Any]]:
+        nonlocal used
+        for batch in tqdm(loader, desc="precise BN", disable=not progress, leave=False):
+            usable = torch.tensor([1.0 if batch["batch_size"] else 0.0], device=device)
+            if float(runtime.mean_across(usable, processes)) < 1.0:
+                continue
+            used += 1
+            yield student_inputs(batch, tokenizer, device)
+
+    with autocast if autocast is not None else contextlib.nullcontext():
+        torch.optim.swa_utils.update_bn(inputs(), model)
+    if used == 0:  # update_bn reset the statistics before it found no batch: put them back
+        with torch.no_grad():
+            for layer, buffers in zip(layers, kept, strict=True):
+                for name, buffer in layer.named_buffers():
+                    buffer.copy_(buffers[name])
+    return used

@@ -1,0 +1,75 @@
+"""Precise BN (``distill/precise_bn.py``): the running statistics become the average of the batch
+statistics over the given micro-batches; weights, momentum and mode are left as they were; in a
+run, only the final weights' BatchNorm buffers change."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from safetensors.torch import load_file
+
+from sam3spec.distill import RunOptions, distill
+from sam3spec.distill.adapters import StudentGeometry
+from sam3spec.distill.data import training_dataset
+from sam3spec.distill.precise_bn import batch_norm_layers, recalibrate_batch_norm
+from sam3spec.distill.runtime import Processes
+from sam3spec.distill.stages import PHASE1_WORLD
+from sam3spec.distill.state import latest_checkpoint
+from sam3spec.distill.task import DistillModel
+
+from .conftest import RESOLUTION
+from .test_trainer import LIMIT, stage
+
+BATCHES = [[0, 1], [2, 3], [4, 5]]
+
+
+def distill_model(student) -> DistillModel:
+    geometry = StudentGeometry.of(student.config, RESOLUTION)
+    return DistillModel(student, None, geometry, (0, 1, 2, 3), aux=False)
+
+
+def test_running_statistics_are_the_mean_of_the_batch_statistics(distill_world, tiny_student, tokenizer):
+    dataset = training_dataset(distill_world, RESOLUTION, PHASE1_WORLD.prompts, seed=0)
+    model = distill_model(tiny_student).eval()
+    layer = batch_norm_layers(model)[0]
+    momentum = layer.momentum
+    weights = {name: value.clone() for name, value in model.state_dict().items() if "running" not in name}
+    seen: list[torch.Tensor] = []
+    hook = layer.register_forward_hook(lambda module, args, output: seen.append(args[0].detach().clone()))
+    used = recalibrate_batch_norm(model, dataset, BATCHES, tokenizer, torch.device("cpu"), Processes(), progress=False)
+    hook.remove()
+    assert used == len(BATCHES) == len(seen)
+    # momentum None: the cumulative average of each batch's mean and (unbiased) variance
+    mean = torch.stack([batch.mean((0, 2, 3)) for batch in seen]).mean(0)
+    variance = torch.stack([batch.transpose(0, 1).flatten(1).var(1) for batch in seen]).mean(0)
+    torch.testing.assert_close(layer.running_mean, mean, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(layer.running_var, variance, rtol=1e-4, atol=1e-5)
+    assert layer.momentum == momentum and not model.training
+    for name, value in model.state_dict().items():
+        if name in weights and "num_batches_tracked" not in name:
+            assert torch.equal(value, weights[name]), name
+
+
+def test_no_batch_leaves_the_statistics_alone(distill_world, tiny_student, tokenizer):
+    dataset = training_dataset(distill_world, RESOLUTION, PHASE1_WORLD.prompts, seed=0)
+    model = distill_model(tiny_student)
+    layer = batch_norm_layers(model)[0]
+    with torch.no_grad():
+        layer.running_mean.fill_(0.25)
+    assert recalibrate_batch_norm(model, dataset, [], tokenizer, torch.device("cpu"), Processes()) == 0
+    assert torch.all(layer.running_mean == 0.25)
+
+
+def test_a_run_changes_only_the_final_batch_norm_buffers(distill_world, stand_in_teacher_dir, tmp_path):
+    out = tmp_path / "run"
+    options = RunOptions(data=distill_world, out=out, teacher=stand_in_teacher_dir, limit=LIMIT, progress=False,
+                         tensorboard=False)  # fmt: skip
+    distill(stage(epochs=1, precise_bn_batches=3), options)
+    assert json.loads((out / "summary.json").read_text())["precise_bn_batches"] == 3
+    trained = load_file(latest_checkpoint(out / "checkpoints") / "model.safetensors")
+    final = load_file(out / "final" / "model.safetensors")
+    assert set(trained) == set(final)
+    changed = {name for name in final if not torch.equal(final[name], trained[name])}
+    assert changed and all(name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
+                           for name in changed)  # fmt: skip

@@ -126,9 +126,15 @@ class StageConfig:
         weight_decay: AdamW weight decay.
         clip_norm: gradient-norm clipping (0: off).
         ema_decay: exponential moving average of the weights (0: off); the final weights are the EMA.
-        precise_bn_batches: after training, every BatchNorm's running statistics are re-estimated
-            on the final weights over this many of the stage's micro-batches (precise BN,
-            ``distill/precise_bn.py``; 0: off, the statistics are training's moving average).
+        precise_bn_batches: every BatchNorm's running statistics are re-estimated over this many
+            of the stage's micro-batches (precise BN, ``distill/precise_bn.py``; 0: off): on the
+            final weights after training, or, with ``freeze_batch_norm``, on the starting weights
+            before the first step.
+        freeze_batch_norm: BatchNorm layers normalise with their running statistics throughout the
+            stage and never update them (their scale and shift still train), so training computes
+            the function that is evaluated and exported. For stages that start from a trained
+            checkpoint (a fresh student's statistics are meaningless). The concept-world Phase 2
+            uses it (see there).
         foreground_threshold: a matched teacher query teaches mask / box / IoU when its probability
             ``sigmoid(logit)`` is at least this.
         logit_positive_weight: weight of the query-score loss of positive queries (target
@@ -181,6 +187,7 @@ class StageConfig:
     clip_norm: float = 1.0
     ema_decay: float = 0.0
     precise_bn_batches: int = 0
+    freeze_batch_norm: bool = False
     foreground_threshold: float = 0.5
     logit_positive_weight: float = 10.0
     fpn_levels: tuple[int, ...] = (0, 1, 2, 3)

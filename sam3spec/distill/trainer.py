@@ -31,7 +31,7 @@ from sam3spec.data.loader import collate_samples
 from sam3spec.distill import runtime
 from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
 from sam3spec.distill.data import epoch_units, image_groups, rank_batches, student_inputs, training_dataset
-from sam3spec.distill.precise_bn import recalibrate_batch_norm
+from sam3spec.distill.precise_bn import batch_norm_layers, recalibrate_batch_norm
 from sam3spec.distill.sources import stage_hash, target_source, teacher_path
 from sam3spec.distill.stages import StageConfig, learning_rate_factor, set_trainable
 from sam3spec.distill.state import (
@@ -241,6 +241,16 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
         total=total_steps, initial=step, desc=stage.name, disable=not (options.progress and processes.main)
     )
     model.train()
+    calibrated = None  # micro-batches precise BN averaged over
+    if stage.freeze_batch_norm:
+        if step == 0 and stage.precise_bn_batches:  # on resume the statistics come with the checkpoint
+            dataset.set_epoch(0)
+            calibrated = recalibrate_batch_norm(
+                model, dataset, epoch_batches(0)[: stage.precise_bn_batches], tokenizer, device, processes,
+                precision.autocast(device), stage.num_workers, options.progress and processes.main,
+            )  # fmt: skip
+        for layer in batch_norm_layers(model):
+            layer.eval()
     started, seen, last_time, last_seen = time.perf_counter(), 0, time.perf_counter(), 0
     while step < total_steps and epoch < stage.epochs:
         dataset.set_epoch(epoch % stage.prompt_draws if options.cache_targets else epoch)
@@ -370,12 +380,14 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
         summary["rank_weight_digests"] = digests
     if average is not None:  # on every rank: precise BN runs on all of them
         average.copy_to(student)
-    if stage.precise_bn_batches:
+    if stage.precise_bn_batches and not stage.freeze_batch_norm:
         dataset.set_epoch(0)
-        summary["precise_bn_batches"] = recalibrate_batch_norm(
+        calibrated = recalibrate_batch_norm(
             model, dataset, epoch_batches(0)[: stage.precise_bn_batches], tokenizer, device, processes,
             precision.autocast(device), stage.num_workers, options.progress and processes.main,
         )  # fmt: skip
+    if calibrated is not None:
+        summary["precise_bn_batches"] = calibrated
     if processes.main:
         save_pretrained(student, out / "final")
         atomic_write_json(summary, out / "summary.json")

@@ -37,7 +37,9 @@ def test_running_statistics_are_the_mean_of_the_batch_statistics(distill_world, 
     weights = {name: value.clone() for name, value in model.state_dict().items() if "running" not in name}
     seen: list[torch.Tensor] = []
     hook = layer.register_forward_hook(lambda module, args, output: seen.append(args[0].detach().clone()))
-    used = recalibrate_batch_norm(model, dataset, BATCHES, tokenizer, torch.device("cpu"), Processes(), progress=False)
+    used = recalibrate_batch_norm(
+        model, dataset, BATCHES, tokenizer, torch.device("cpu"), Processes(), progress=False
+    )
     hook.remove()
     assert used == len(BATCHES) == len(seen)
     # momentum None: the cumulative average of each batch's mean and (unbiased) variance
@@ -73,3 +75,21 @@ def test_a_run_changes_only_the_final_batch_norm_buffers(distill_world, stand_in
     changed = {name for name in final if not torch.equal(final[name], trained[name])}
     assert changed and all(name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
                            for name in changed)  # fmt: skip
+
+
+def test_frozen_batch_norm_keeps_the_start_statistics_while_the_weights_train(
+    distill_world, stand_in_teacher_dir, tmp_path
+):
+    out = tmp_path / "frozen"
+    options = RunOptions(data=distill_world, out=out, teacher=stand_in_teacher_dir, limit=LIMIT, progress=False,
+                         tensorboard=False)  # fmt: skip
+    distill(stage(epochs=1, freeze_batch_norm=True, precise_bn_batches=2), options)
+    assert json.loads((out / "summary.json").read_text())["precise_bn_batches"] == 2
+    first = load_file(sorted((out / "checkpoints").glob("step_*"))[0] / "model.safetensors")
+    final = load_file(out / "final" / "model.safetensors")
+    statistics = [
+        name for name in final if name.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    ]
+    assert statistics and all(torch.equal(first[name], final[name]) for name in statistics)
+    assert all(int(final[name]) == 2 for name in statistics if name.endswith("num_batches_tracked"))
+    assert any(not torch.equal(first[name], final[name]) for name in final if name not in statistics)

@@ -1,15 +1,17 @@
-"""Precise BatchNorm: re-estimate the running statistics of the final weights before saving them.
+"""Precise BatchNorm: re-estimate a model's BatchNorm running statistics over many batches.
 
 During training every BatchNorm keeps an exponential moving average (momentum 0.1) of its batch
 statistics, so the saved running mean / variance are those of the last ~10-20 micro-batches, and of
 weights that were still moving. At evaluation (``eval()`` mode) the model normalises with them. Wu
 & Johnson ("Rethinking 'Batch' in BatchNorm", 2021) call the fix *precise BN*: one forward pass in
 ``train()`` mode over a fixed set of training batches, with the statistics averaged over all of them
-(momentum None), on the weights that are saved. The student has 52 BatchNorm layers (RepViT, FPN
-adapters, pixel decoder).
+(momentum None). The tiny world student has 52 BatchNorm layers (RepViT, FPN adapters, pixel
+decoder).
 
-On the concept world (main's recipe, 1-thread, Phase 2 only from each seed's Phase 1 checkpoint,
-``sam3spec compare --limit 100``) it is measured in docs/NOTES.md, session 16.
+The trainer uses it twice (``StageConfig.precise_bn_batches``): on the final weights after
+training, or, with ``StageConfig.freeze_batch_norm``, on the starting weights before the statistics
+are frozen for the stage (the concept world's Phase 2; measured in docs/DISTILL.md and
+docs/NOTES.md, session 16: re-estimating the final weights' statistics alone changed nothing).
 
 ``torch.optim.swa_utils.update_bn`` does the pass (reset, cumulative average, restore momentum and
 mode); this module only feeds it the stage's own micro-batches (same images, prompt mix and batch

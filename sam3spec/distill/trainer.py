@@ -234,6 +234,13 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
             save_checkpoint(out / "checkpoints", step, student, tensors, meta, stage.keep_last_n)
         runtime.barrier(processes)
 
+    def precise_bn() -> int:  # on every rank (see precise_bn.py), over epoch 0's first micro-batches
+        dataset.set_epoch(0)
+        return recalibrate_batch_norm(
+            model, dataset, epoch_batches(0)[: stage.precise_bn_batches], tokenizer, device, processes,
+            precision.autocast(device), stage.num_workers, options.progress and processes.main,
+        )  # fmt: skip
+
     # --- the loop --------------------------------------------------------------------------------
     from tqdm import tqdm
 
@@ -244,11 +251,7 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
     calibrated = None  # micro-batches precise BN averaged over
     if stage.freeze_batch_norm:
         if step == 0 and stage.precise_bn_batches:  # on resume the statistics come with the checkpoint
-            dataset.set_epoch(0)
-            calibrated = recalibrate_batch_norm(
-                model, dataset, epoch_batches(0)[: stage.precise_bn_batches], tokenizer, device, processes,
-                precision.autocast(device), stage.num_workers, options.progress and processes.main,
-            )  # fmt: skip
+            calibrated = precise_bn()
         for layer in batch_norm_layers(model):
             layer.eval()
     started, seen, last_time, last_seen = time.perf_counter(), 0, time.perf_counter(), 0
@@ -381,11 +384,7 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
     if average is not None:  # on every rank: precise BN runs on all of them
         average.copy_to(student)
     if stage.precise_bn_batches and not stage.freeze_batch_norm:
-        dataset.set_epoch(0)
-        calibrated = recalibrate_batch_norm(
-            model, dataset, epoch_batches(0)[: stage.precise_bn_batches], tokenizer, device, processes,
-            precision.autocast(device), stage.num_workers, options.progress and processes.main,
-        )  # fmt: skip
+        calibrated = precise_bn()
     if calibrated is not None:
         summary["precise_bn_batches"] = calibrated
     if processes.main:

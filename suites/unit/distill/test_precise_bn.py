@@ -5,6 +5,8 @@ run, only the final weights' BatchNorm buffers change."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import torch
 from safetensors.torch import load_file
@@ -19,7 +21,7 @@ from sam3spec.distill.state import latest_checkpoint
 from sam3spec.distill.task import DistillModel
 
 from .conftest import RESOLUTION
-from .test_trainer import LIMIT, stage
+from .test_trainer import LIMIT, cli_args, free_port, stage, subprocess_env
 
 BATCHES = [[0, 1], [2, 3], [4, 5]]
 
@@ -93,3 +95,21 @@ def test_frozen_batch_norm_keeps_the_start_statistics_while_the_weights_train(
     assert statistics and all(torch.equal(first[name], final[name]) for name in statistics)
     assert all(int(final[name]) == 2 for name in statistics if name.endswith("num_batches_tracked"))
     assert any(not torch.equal(first[name], final[name]) for name in final if name not in statistics)
+
+
+def test_two_gloo_processes_freeze_the_same_statistics(distill_world, stand_in_teacher_dir, tmp_path):
+    # Precise BN under torchrun: AllReduceBatchNorm sums the statistics of both ranks inside the
+    # forward, so the ranks must pass the same batches in lock step; both end bit-identical.
+    run = tmp_path / "ddp"
+    args = cli_args(
+        distill_world, stand_in_teacher_dir, run, epochs=1, freeze_batch_norm=True, precise_bn_batches=2
+    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+               "-m", "sam3spec.cli", *args]  # fmt: skip
+    result = subprocess.run(command, env={**subprocess_env(), "OMP_NUM_THREADS": "1"}, capture_output=True,
+                            text=True, timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["precise_bn_batches"] == 2
+    first, second = summary["rank_weight_digests"]
+    assert first == second

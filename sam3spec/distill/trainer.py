@@ -247,15 +247,25 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
     bar = tqdm(
         total=total_steps, initial=step, desc=stage.name, disable=not (options.progress and processes.main)
     )
-    model.train()
-    calibrated = None  # micro-batches precise BN averaged over
-    if stage.freeze_batch_norm:
-        if step == 0 and stage.precise_bn_batches:  # on resume the statistics come with the checkpoint
+    calibrated, frozen = None, False  # micro-batches precise BN averaged over; statistics frozen yet
+
+    def freeze_when_due() -> None:  # before the loop (fresh or resumed) and at each epoch's start
+        nonlocal calibrated, frozen
+        if not stage.freeze_batch_norm or frozen or epoch < stage.freeze_batch_norm_epoch:
+            return
+        # At the freeze epoch's first micro-batch the statistics are re-estimated; a run resumed past
+        # it gets them from the checkpoint (a resume at that very point re-estimates them: same result).
+        if epoch == stage.freeze_batch_norm_epoch and position == 0 and stage.precise_bn_batches:
             calibrated = precise_bn()
         for layer in batch_norm_layers(model):
             layer.eval()
+        frozen = True
+
+    model.train()
+    freeze_when_due()
     started, seen, last_time, last_seen = time.perf_counter(), 0, time.perf_counter(), 0
     while step < total_steps and epoch < stage.epochs:
+        freeze_when_due()
         dataset.set_epoch(epoch % stage.prompt_draws if options.cache_targets else epoch)
         batches = epoch_batches(epoch)
         usable = len(batches) // stage.grad_accum * stage.grad_accum
@@ -387,6 +397,8 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
         calibrated = precise_bn()
     if calibrated is not None:
         summary["precise_bn_batches"] = calibrated
+    if stage.freeze_batch_norm:
+        summary["batch_norm_frozen"] = frozen
     if processes.main:
         save_pretrained(student, out / "final")
         atomic_write_json(summary, out / "summary.json")

@@ -1,10 +1,13 @@
 """Precise BN (``distill/precise_bn.py``): the running statistics become the average of the batch
 statistics over the given micro-batches; weights, momentum and mode are left as they were; in a
-run, only the final weights' BatchNorm buffers change."""
+run, only the final weights' BatchNorm buffers change; frozen statistics (from the first step or
+from a later epoch) stay the same in every later checkpoint, and a run resumed on either side of
+the freeze ends bit for bit where the uninterrupted run does."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -69,7 +72,7 @@ def test_a_run_changes_only_the_final_batch_norm_buffers(distill_world, stand_in
     out = tmp_path / "run"
     options = RunOptions(data=distill_world, out=out, teacher=stand_in_teacher_dir, limit=LIMIT, progress=False,
                          tensorboard=False)  # fmt: skip
-    distill(stage(epochs=1, precise_bn_batches=3), options)
+    distill(stage(epochs=1, precise_bn_batches=3, freeze_batch_norm=False), options)
     assert json.loads((out / "summary.json").read_text())["precise_bn_batches"] == 3
     trained = load_file(latest_checkpoint(out / "checkpoints") / "model.safetensors")
     final = load_file(out / "final" / "model.safetensors")
@@ -85,7 +88,7 @@ def test_frozen_batch_norm_keeps_the_start_statistics_while_the_weights_train(
     out = tmp_path / "frozen"
     options = RunOptions(data=distill_world, out=out, teacher=stand_in_teacher_dir, limit=LIMIT, progress=False,
                          tensorboard=False)  # fmt: skip
-    distill(stage(epochs=1, freeze_batch_norm=True, precise_bn_batches=2), options)
+    distill(stage(epochs=1, freeze_batch_norm=True, freeze_batch_norm_epoch=0, precise_bn_batches=2), options)
     assert json.loads((out / "summary.json").read_text())["precise_bn_batches"] == 2
     first = load_file(sorted((out / "checkpoints").glob("step_*"))[0] / "model.safetensors")
     final = load_file(out / "final" / "model.safetensors")
@@ -97,12 +100,64 @@ def test_frozen_batch_norm_keeps_the_start_statistics_while_the_weights_train(
     assert any(not torch.equal(first[name], final[name]) for name in final if name not in statistics)
 
 
+def statistics_of(checkpoint) -> dict[str, torch.Tensor]:
+    weights = load_file(checkpoint / "model.safetensors")
+    return {name: value for name, value in weights.items() if name.endswith(("running_mean", "running_var"))}
+
+
+def test_statistics_frozen_from_a_later_epoch_and_resumed_on_either_side(
+    distill_world, stand_in_teacher_dir, tmp_path
+):
+    # 2 epochs of 8 steps, checkpoints every 2: the statistics train in epoch 0 (steps 1-8), are
+    # re-estimated over 2 micro-batches at epoch 1's start and frozen (steps 9-16).
+    frozen_from_1 = stage(
+        freeze_batch_norm=True, freeze_batch_norm_epoch=1, precise_bn_batches=2, keep_last_n=20
+    )
+    out = tmp_path / "run"
+    options = RunOptions(data=distill_world, out=out, teacher=stand_in_teacher_dir, limit=LIMIT, progress=False,
+                         tensorboard=False)  # fmt: skip
+    distill(frozen_from_1, options)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 16 and summary["batch_norm_frozen"] and summary["precise_bn_batches"] == 2
+    checkpoints = out / "checkpoints"
+    step_2, step_8 = statistics_of(checkpoints / "step_000002"), statistics_of(checkpoints / "step_000008")
+    assert any(not torch.equal(step_2[name], step_8[name]) for name in step_2)  # training-mode in epoch 0
+    frozen = statistics_of(checkpoints / "step_000010")
+    assert any(not torch.equal(step_8[name], frozen[name]) for name in frozen)  # re-estimated at epoch 1
+    for later in ("step_000016", "../final"):
+        assert all(
+            torch.equal(frozen[name], value) for name, value in statistics_of(checkpoints / later).items()
+        )
+    reference = load_file(out / "final" / "model.safetensors")
+
+    # Resume from step 6 (before the freeze: it re-estimates them) and from step 12 (after it: they
+    # come with the checkpoint); both end on the uninterrupted run's final weights, bit for bit.
+    for resume_from in (6, 12):
+        run = tmp_path / f"resumed_{resume_from}"
+        shutil.copytree(out, run)
+        shutil.rmtree(run / "final")
+        for later in (run / "checkpoints").glob("step_*"):
+            if int(later.name.split("_")[1]) > resume_from:
+                shutil.rmtree(later)
+        resumed = RunOptions(data=distill_world, out=run, teacher=stand_in_teacher_dir, limit=LIMIT,
+                             resume=True, progress=False, tensorboard=False)  # fmt: skip
+        distill(frozen_from_1, resumed)
+        final = load_file(run / "final" / "model.safetensors")
+        assert all(torch.equal(final[name], reference[name]) for name in reference), resume_from
+
+
 def test_two_gloo_processes_freeze_the_same_statistics(distill_world, stand_in_teacher_dir, tmp_path):
     # Precise BN under torchrun: AllReduceBatchNorm sums the statistics of both ranks inside the
     # forward, so the ranks must pass the same batches in lock step; both end bit-identical.
     run = tmp_path / "ddp"
     args = cli_args(
-        distill_world, stand_in_teacher_dir, run, epochs=1, freeze_batch_norm=True, precise_bn_batches=2
+        distill_world,
+        stand_in_teacher_dir,
+        run,
+        epochs=1,
+        freeze_batch_norm=True,
+        freeze_batch_norm_epoch=0,
+        precise_bn_batches=2,
     )
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
                "-m", "sam3spec.cli", *args]  # fmt: skip

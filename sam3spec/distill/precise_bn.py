@@ -9,9 +9,10 @@ weights that were still moving. At evaluation (``eval()`` mode) the model normal
 decoder).
 
 The trainer uses it twice (``StageConfig.precise_bn_batches``): on the final weights after
-training, or, with ``StageConfig.freeze_batch_norm``, on the starting weights before the statistics
-are frozen for the stage (the concept world's Phase 2; measured in docs/DISTILL.md and
-docs/NOTES.md, session 16: re-estimating the final weights' statistics alone changed nothing).
+training, or, with ``StageConfig.freeze_batch_norm``, on the weights of the moment the statistics
+are frozen for the rest of the stage (the concept world's stages: Phase 1 from its third epoch,
+Phase 2 and Stage 3 from the start; measured in docs/DISTILL.md and docs/NOTES.md, sessions 16-17:
+re-estimating the final weights' statistics alone changed nothing).
 
 ``torch.optim.swa_utils.update_bn`` does the pass (reset, cumulative average, restore momentum and
 mode); this module only feeds it the stage's own micro-batches (same images, prompt mix and batch

@@ -15,8 +15,12 @@ Phase 2 and Stage 3 from the start; measured in docs/DISTILL.md and docs/NOTES.m
 re-estimating the final weights' statistics alone changed nothing).
 
 ``torch.optim.swa_utils.update_bn`` does the pass (reset, cumulative average, restore momentum and
-mode); this module only feeds it the stage's own micro-batches (same images, prompt mix and batch
-composition as training) and keeps ranks in lock step.
+mode); this module only feeds it the stage's own micro-batches (same images and prompt mix as
+training) and keeps ranks in lock step. ``merge`` concatenates that many micro-batches into one
+forward (``StageConfig.precise_bn_merge``): ``update_bn`` averages each forward's batch variance,
+and the variance within a 3-image micro-batch misses the spread between images that the running
+variance must hold at evaluation (the concept world's stages use 4: 12 images per forward;
+docs/NOTES.md, session 18).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ def recalibrate_batch_norm(
     autocast=None,
     num_workers: int = 0,
     progress: bool = True,
+    merge: int = 1,
 ) -> int:
     """Recompute every BatchNorm's running statistics of ``model`` over ``batches``.
 
@@ -65,29 +70,36 @@ def recalibrate_batch_norm(
         autocast: the training precision's autocast context for the forward, or None (off).
         num_workers: data loader processes.
         progress: show a tqdm bar.
+        merge: consecutive micro-batches concatenated into one forward (>= 1).
 
     Returns:
         The number of micro-batches the statistics were averaged over (0: no BatchNorm, no batch,
         or no usable sample; the running statistics are then left as training left them).
+
+    Raises:
+        ValueError: ``merge`` below 1.
     """
+    if merge < 1:
+        raise ValueError(f"merge must be >= 1 micro-batch per forward, got {merge}")
     layers = batch_norm_layers(model)
     if not layers or not batches:
         return 0
+    groups = [list(batches[start : start + merge]) for start in range(0, len(batches), merge)]
     kept = [{name: buffer.clone() for name, buffer in layer.named_buffers()} for layer in layers]
     from tqdm import tqdm
 
-    loader = DataLoader(
-        dataset, batch_sampler=list(batches), collate_fn=collate_samples, num_workers=num_workers
-    )
+    merged = [[index for batch in group for index in batch] for group in groups]
+    loader = DataLoader(dataset, batch_sampler=merged, collate_fn=collate_samples, num_workers=num_workers)
     used = 0
 
     def inputs() -> Iterator[dict[str, Any]]:
         nonlocal used
-        for batch in tqdm(loader, desc="precise BN", disable=not progress, leave=False):
+        batches = tqdm(loader, desc="precise BN", disable=not progress, leave=False)
+        for group, batch in zip(groups, batches, strict=True):
             usable = torch.tensor([1.0 if batch["batch_size"] else 0.0], device=device)
             if float(runtime.mean_across(usable, processes)) < 1.0:
                 continue
-            used += 1
+            used += len(group)
             yield student_inputs(batch, tokenizer, device)
 
     with autocast if autocast is not None else contextlib.nullcontext():

@@ -238,7 +238,7 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
         dataset.set_epoch(0)
         return recalibrate_batch_norm(
             model, dataset, epoch_batches(0)[: stage.precise_bn_batches], tokenizer, device, processes,
-            precision.autocast(device), stage.num_workers, options.progress and processes.main,
+            precision.autocast(device), stage.num_workers, options.progress and processes.main, stage.precise_bn_merge,
         )  # fmt: skip
 
     # --- the loop --------------------------------------------------------------------------------

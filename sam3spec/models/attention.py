@@ -6,7 +6,10 @@ Attention is written out as ``softmax(q k^T / sqrt(d) + bias) v`` with four sepa
 the explicit form is fully delegated (100 queries x 1056 keys: 4.8 ms, vs 14.9 ms for Linear +
 SDPA and 314 ms for ``nn.MultiheadAttention``, whose k/v projection weights are slices of one
 ``in_proj_weight`` that the partitioner leaves on the CPU), and every projection is an
-``nn.Linear`` that torchao can quantize.
+``nn.Linear`` that torchao can quantize. Training (gradients on) calls
+``F.scaled_dot_product_attention`` on the same projections instead: the same function, and the
+concept world's training steps ran 10% faster (docs/NOTES.md, session 18); inference and export
+keep the explicit form.
 """
 
 from __future__ import annotations
@@ -94,6 +97,15 @@ class Attention(nn.Module):
             ``[B, Nq, dim]``.
         """
         batch, num_queries, _ = query.shape
+        if torch.is_grad_enabled() and not torch.compiler.is_exporting():
+            # Training: PyTorch's fused kernel (same function, faster backward); see the docstring.
+            q, k, v = self._split(self.q_proj(query)), self._split(self.k_proj(key)), self._split(self.v_proj(value))
+            bias = None if attn_bias is None else attn_bias.to(q.dtype)
+            if key_padding_mask is not None:
+                padding = padding_bias(key_padding_mask, q.dtype)
+                bias = padding if bias is None else bias + padding
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+            return self.out_proj(out.transpose(1, 2).reshape(batch, num_queries, self.dim))
         # Scaling q before the matmul is cheaper than scaling the [Nq, Nk] score matrix.
         q = self._split(self.q_proj(query) * self.scale)
         k = self._split(self.k_proj(key))

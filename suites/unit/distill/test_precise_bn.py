@@ -1,5 +1,5 @@
 """Precise BN (``distill/precise_bn.py``): the running statistics become the average of the batch
-statistics over the given micro-batches; weights, momentum and mode are left as they were; in a
+statistics over the given micro-batches (``merge`` of them per forward); weights, momentum and mode are left as they were; in a
 run, only the final weights' BatchNorm buffers change; frozen statistics (from the first step or
 from a later epoch) stay the same in every later checkpoint, and a run resumed on either side of
 the freeze ends bit for bit where the uninterrupted run does."""
@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -56,6 +57,26 @@ def test_running_statistics_are_the_mean_of_the_batch_statistics(distill_world, 
     for name, value in model.state_dict().items():
         if name in weights and "num_batches_tracked" not in name:
             assert torch.equal(value, weights[name]), name
+
+
+def test_merged_micro_batches_are_one_forward_each(distill_world, tiny_student, tokenizer):
+    dataset = training_dataset(distill_world, RESOLUTION, PHASE1_WORLD.prompts, seed=0)
+    model = distill_model(tiny_student)
+    layer = batch_norm_layers(model)[0]
+    sizes: list[int] = []  # images per forward
+    hook = layer.register_forward_hook(lambda module, args, output: sizes.append(args[0].shape[0]))
+    cpu = torch.device("cpu")
+    used = recalibrate_batch_norm(model, dataset, BATCHES, tokenizer, cpu, Processes(), progress=False, merge=2)
+    hook.remove()
+    # 3 micro-batches at merge 2: one forward of the first two, one of the third; all 3 counted
+    assert used == 3 and len(sizes) == 2
+    merged = {name: value.clone() for name, value in model.state_dict().items() if "running" in name}
+    recalibrate_batch_norm(model, dataset, [[0, 1, 2, 3], [4, 5]], tokenizer, cpu, Processes(), progress=False)
+    for name, value in model.state_dict().items():
+        if name in merged:
+            torch.testing.assert_close(value, merged[name], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="merge must be >= 1"):
+        recalibrate_batch_norm(model, dataset, BATCHES, tokenizer, cpu, Processes(), progress=False, merge=0)
 
 
 def test_no_batch_leaves_the_statistics_alone(distill_world, tiny_student, tokenizer):

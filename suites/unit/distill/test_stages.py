@@ -39,13 +39,16 @@ def test_phase2_is_the_mission_phase2():
 def test_world_stages_follow_their_mission_stage():
     world1, world2 = get_stage("phase1-world"), get_stage("phase2-world")
     # the world's phases add the text-feature loss and lean on text prompts (random text tower,
-    # text-prompted held-out metric); Phase 1 weighs the encoder memory x5; both add DETR's
-    # auxiliary losses at half weight
+    # text-prompted held-out metric: Phase 2 text only); Phase 1 weighs the encoder memory x5; both
+    # add DETR's auxiliary losses at half weight and estimate BatchNorm statistics on 12 images
     assert world1.losses == replace(PHASE1.losses, text_feature=1.0, encoder_feature=5.0, auxiliary=0.5)
     assert world2.losses == replace(PHASE2.losses, text_feature=1.0, auxiliary=0.5)
     assert PHASE1.losses.auxiliary == PHASE2.losses.auxiliary == 0.0
-    for world in (world1, world2):
-        assert (world.prompts.text, world.prompts.point, world.prompts.box) == (0.8, 0.1, 0.1)
+    assert (world1.prompts.text, world1.prompts.point, world1.prompts.box) == (0.8, 0.1, 0.1)
+    assert (world2.prompts.text, world2.prompts.point, world2.prompts.box) == (1.0, 0.0, 0.0)
+    assert world1.precise_bn_merge == world2.precise_bn_merge == 4 and PHASE1.precise_bn_merge == 1
+    with pytest.raises(ValueError, match="precise_bn_merge must be >= 1"):
+        replace(world2, precise_bn_merge=0)
     assert world2.init_from == "phase1-world"
     with pytest.raises(KeyError, match="known stages"):
         get_stage("phase9")

@@ -29,27 +29,55 @@ def brute_force_attention(attn: Attention, q, k, v, bias, pad) -> torch.Tensor:
     return attn.out_proj(out.float())
 
 
-def test_attention_matches_brute_force_with_bias_and_padding() -> None:
+# With gradients on (training) Attention runs PyTorch's fused kernel, without (inference, export)
+# the explicit form: both are checked against the same reference.
+PATHS = pytest.mark.parametrize("grad", [True, False], ids=["training-fused", "inference-explicit"])
+
+
+@PATHS
+def test_attention_matches_brute_force_with_bias_and_padding(grad: bool) -> None:
     torch.manual_seed(0)
     attn = Attention(dim=16, heads=4, kv_dim=8)
     q, k, v = torch.randn(2, 5, 16), torch.randn(2, 7, 8), torch.randn(2, 7, 8)
     bias = torch.randn(2, 4, 5, 7)
     pad = torch.tensor([[False] * 7, [False, True, False, True, True, False, True]])
-    got = attn(q, k, v, attn_bias=bias, key_padding_mask=pad)
-    torch.testing.assert_close(got, brute_force_attention(attn, q, k, v, bias, pad), atol=1e-5, rtol=1e-5)
+    with torch.set_grad_enabled(grad):
+        got = attn(q, k, v, attn_bias=bias, key_padding_mask=pad)
+    assert got.requires_grad == grad
+    with torch.no_grad():
+        expected = brute_force_attention(attn, q, k, v, bias, pad)
+    torch.testing.assert_close(got.detach(), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_attention_fully_padded_row_is_finite_and_padding_gets_no_weight() -> None:
+def test_attention_training_gradients_match_brute_force() -> None:
+    torch.manual_seed(0)
+    attn = Attention(dim=16, heads=4, kv_dim=8)
+    q, k, v = torch.randn(2, 5, 16), torch.randn(2, 7, 8), torch.randn(2, 7, 8)
+    bias = torch.randn(2, 4, 5, 7)
+    pad = torch.tensor([[False] * 7, [False, True, False, True, True, False, True]])
+    weights = torch.randn(2, 5, 16)
+    gradients = []
+    for forward in (attn, lambda *a: brute_force_attention(attn, *a)):
+        attn.zero_grad()
+        (forward(q, k, v, bias, pad) * weights).sum().backward()
+        gradients.append([p.grad.clone() for p in attn.parameters()])
+    for fused, reference in zip(*gradients, strict=True):
+        torch.testing.assert_close(fused, reference, atol=1e-4, rtol=1e-4)
+
+
+@PATHS
+def test_attention_fully_padded_row_is_finite_and_padding_gets_no_weight(grad: bool) -> None:
     torch.manual_seed(0)
     attn = Attention(dim=8, heads=2)
     q, kv = torch.randn(2, 3, 8), torch.randn(2, 4, 8)
     pad = torch.tensor([[True, True, True, True], [False, True, True, True]])
-    out = attn(q, kv, kv, key_padding_mask=pad)
-    assert torch.isfinite(out).all()
-    # Changing padded keys must not change rows that have a valid key.
-    kv2 = kv.clone()
-    kv2[1, 1:] = 100.0
-    torch.testing.assert_close(attn(q, kv2, kv2, key_padding_mask=pad)[1], out[1])
+    with torch.set_grad_enabled(grad):
+        out = attn(q, kv, kv, key_padding_mask=pad)
+        assert torch.isfinite(out).all()
+        # Changing padded keys must not change rows that have a valid key.
+        kv2 = kv.clone()
+        kv2[1, 1:] = 100.0
+        torch.testing.assert_close(attn(q, kv2, kv2, key_padding_mask=pad)[1], out[1])
 
 
 def test_attention_rejects_indivisible_heads() -> None:

@@ -94,8 +94,8 @@ def recalibrate_batch_norm(
 
     def inputs() -> Iterator[dict[str, Any]]:
         nonlocal used
-        batches = tqdm(loader, desc="precise BN", disable=not progress, leave=False)
-        for group, batch in zip(groups, batches, strict=True):
+        forwards = tqdm(loader, desc="precise BN", disable=not progress, leave=False)
+        for group, batch in zip(groups, forwards, strict=True):
             usable = torch.tensor([1.0 if batch["batch_size"] else 0.0], device=device)
             if float(runtime.mean_across(usable, processes)) < 1.0:
                 continue

@@ -1,8 +1,8 @@
 """Precise BN (``distill/precise_bn.py``): the running statistics become the average of the batch
-statistics over the given micro-batches (``merge`` of them per forward); weights, momentum and mode are left as they were; in a
-run, only the final weights' BatchNorm buffers change; frozen statistics (from the first step or
-from a later epoch) stay the same in every later checkpoint, and a run resumed on either side of
-the freeze ends bit for bit where the uninterrupted run does."""
+statistics over the given micro-batches (``merge`` of them per forward); weights, momentum and mode
+are left as they were; in a run, only the final weights' BatchNorm buffers change; frozen
+statistics (from the first step or from a later epoch) stay the same in every later checkpoint, and
+a run resumed on either side of the freeze ends bit for bit where the uninterrupted run does."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ job), ``commands`` (CLI).
     distill(get_stage("phase1-world"), RunOptions(data="runs/world", out="runs/phase1"))
 """
 
-from sam3spec.distill.stages import PHASE1, PHASE2, STAGES, LossWeights, StageConfig, get_stage
+from sam3spec.distill.registry import STAGES, get_stage
+from sam3spec.distill.stages import PHASE1, PHASE2, LossWeights, StageConfig
 from sam3spec.distill.trainer import NonFiniteLossError, RunOptions, distill
 
 __all__ = [

@@ -26,7 +26,7 @@ def resolve_stage(name: str, data: Path, schedule: str, changes: list[str]):
     then ``--set key=value`` overrides (dotted paths, JSON values)."""
     from sam3spec.config import override
     from sam3spec.distill.data import is_concept_world
-    from sam3spec.distill.stages import STAGES, get_stage
+    from sam3spec.distill.registry import STAGES, get_stage
 
     world = schedule == "world" or (schedule == "auto" and is_concept_world(data))
     if world and not name.endswith("-world") and f"{name}-world" in STAGES:

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from sam3spec.config import config_to_dict
 from sam3spec.data.world import WorldConfig
-from sam3spec.distill.stages import PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD, StageConfig
+from sam3spec.distill.stages import StageConfig
+from sam3spec.distill.world_stages import PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD
 
 DEFAULT_RUN_DIR = Path("runs/concept-world")
 

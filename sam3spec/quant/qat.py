@@ -93,7 +93,7 @@ def phase2_objective(geometry: StudentGeometry) -> Callable[[Any, Any], tuple[to
     The reference outputs become :class:`~sam3spec.distill.targets.Targets` on the student's grid
     (``geometry``, a :class:`~sam3spec.distill.adapters.StudentGeometry`).
     """
-    from sam3spec.distill.stages import get_stage
+    from sam3spec.distill.registry import get_stage
     from sam3spec.distill.targets import from_outputs
     from sam3spec.distill.task import loss_terms, total_loss
 
@@ -120,7 +120,7 @@ def _batches(world_dir: str | Path, resolution: int, batch_size: int, seed: int)
 
     from sam3spec.data.loader import collate_samples
     from sam3spec.distill.data import training_dataset
-    from sam3spec.distill.stages import get_stage
+    from sam3spec.distill.registry import get_stage
 
     dataset = training_dataset(world_dir, resolution, get_stage("phase2").prompts, None, seed)
     epoch = 0

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sam3spec.distill.stages import LossWeights, StageConfig, concept_world
+from sam3spec.distill.stages import LossWeights, StageConfig
+from sam3spec.distill.world_stages import concept_world
 from sam3spec.models.video import CONTEXT_FRAMES
 
 MEMORY_PARAMETERS = ("memory_resampler.*", "memory_attention.*")

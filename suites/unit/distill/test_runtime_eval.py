@@ -15,7 +15,7 @@ from sam3spec.distill import runtime
 from sam3spec.distill.commands import default_init, parse_overrides, resolve_stage
 from sam3spec.distill.evaluate import StudentTeacherView, ratios
 from sam3spec.distill.pipeline import PipelineConfig, run_pipeline
-from sam3spec.distill.stages import PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD
+from sam3spec.distill.world_stages import PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD
 from sam3spec.teacher.protocol import Teacher
 
 

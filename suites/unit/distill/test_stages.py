@@ -8,13 +8,13 @@ import pytest
 
 from sam3spec.config import config_from_dict, config_to_dict, override
 from sam3spec.data.prompts import PHASE1_PROMPTS, PHASE2_PROMPTS
+from sam3spec.distill.registry import get_stage
 from sam3spec.distill.stages import (
     FEATURE_LOSSES,
     OUTPUT_LOSSES,
     PHASE1,
     PHASE2,
     StageConfig,
-    get_stage,
     learning_rate_factor,
     set_trainable,
 )
@@ -92,7 +92,8 @@ def test_warmup_then_cosine():
 
 
 def test_stage3_is_end_to_end_pcs_on_labels_from_phase2():
-    from sam3spec.distill.stages import PHASE2, STAGE3, STAGE3_WORLD, get_stage
+    from sam3spec.distill.stages import PHASE2, STAGE3
+    from sam3spec.distill.world_stages import STAGE3_WORLD
 
     assert get_stage("stage3-world") is STAGE3_WORLD and STAGE3_WORLD.init_from == "phase2-world"
     assert STAGE3.targets == "ground_truth" and STAGE3.init_from == "phase2"
@@ -103,7 +104,6 @@ def test_stage3_is_end_to_end_pcs_on_labels_from_phase2():
 
 def test_world_stages_read_the_stride_8_level():
     from sam3spec.config import TINY_PRESET, get_preset
-    from sam3spec.distill.stages import get_stage
 
     for name in ("phase1-world", "phase2-world", "stage3-world"):
         config = get_stage(name).student_config()
@@ -115,7 +115,6 @@ def test_world_stages_read_the_stride_8_level():
 
 
 def test_world_stages_train_masks_against_the_teachers_resolution():
-    from sam3spec.distill.stages import get_stage
 
     for name in ("phase1-world", "phase2-world", "stage3-world"):
         assert get_stage(name).mask_target_scale == 2  # 80 x 80 targets for 40 x 40 student masks
@@ -125,7 +124,6 @@ def test_world_stages_train_masks_against_the_teachers_resolution():
 
 
 def test_world_stages_build_students_with_the_mask_box_prior_and_masks_at_the_target_grid():
-    from sam3spec.distill.stages import get_stage
     from sam3spec.models.student import build_student
 
     for name in ("phase1-world", "phase2-world", "stage3-world"):

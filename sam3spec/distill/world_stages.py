@@ -100,6 +100,11 @@ PHASE2_WORLD = concept_world(
 # Session 17: Stage 3 too, from the world's Phase 2 (whose statistics are frozen): 1 thread, 120
 # held-out images, from one Phase 2 checkpoint (mIoU 0.643): training-mode BatchNorm 0.649, frozen
 # statistics 0.684, frozen + EMA 0.692 (docs/NOTES.md, session 17).
+# Session 19: 2 epochs. From a text-only Phase 2 (session 18) one epoch's gain is inside the spread of
+# the data order: over 2 Phase 2 checkpoints x 3 stage seeds (1 thread, 120 held-out images) cgF1
+# -0.31 .. +1.77 (mean +0.34, above 0 in 3 of 6) and hard-negative IL_MCC -0.009 .. +0.058 (mean
+# +0.011, 3 of 6); with 2 epochs cgF1 -0.70 .. +1.71 (mean +0.72, 5 of 6) and IL_MCC -0.0004 ..
+# +0.028 (mean +0.012, 5 of 6), at mIoU -0.004 / -0.017 (mean per checkpoint; docs/NOTES.md).
 STAGE3_WORLD = concept_world(
-    STAGE3, epochs=1, warmup_steps=20, freeze_batch_norm=True, precise_bn_batches=100, ema_decay=0.995
+    STAGE3, epochs=2, warmup_steps=20, freeze_batch_norm=True, precise_bn_batches=100, ema_decay=0.995
 )

@@ -96,6 +96,7 @@ def test_stage3_is_end_to_end_pcs_on_labels_from_phase2():
     from sam3spec.distill.world_stages import STAGE3_WORLD
 
     assert get_stage("stage3-world") is STAGE3_WORLD and STAGE3_WORLD.init_from == "phase2-world"
+    assert (STAGE3_WORLD.epochs, STAGE3_WORLD.ema_decay, STAGE3_WORLD.freeze_batch_norm) == (2, 0.995, True)
     assert STAGE3.targets == "ground_truth" and STAGE3.init_from == "phase2"
     assert STAGE3.trainable == ("*",) and STAGE3.losses.presence > PHASE2.losses.presence
     assert (STAGE3.prompts.text, STAGE3.prompts.point, STAGE3.prompts.box) == (1.0, 0.0, 0.0)

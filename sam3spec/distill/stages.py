@@ -4,9 +4,8 @@ A stage is a frozen :class:`StageConfig`; the trainer has no stage-specific bran
 holds MISSION.md's stages (``phase1``, ``phase2``, ``stage3``: seed student, SA-1B scale) and the
 helpers every stage uses (what trains, the learning-rate schedule); their concept-world versions
 are in :mod:`sam3spec.distill.world_stages`, the by-name lookup in :mod:`sam3spec.distill.registry`.
-Any field can be overridden
-(:func:`sam3spec.config.override`, ``--set key=value`` on the command line); the resolved config
-is saved in the run directory.
+Any field can be overridden (:func:`sam3spec.config.override`, ``--set key=value`` on the command
+line); the resolved config is saved in the run directory.
 """
 
 from __future__ import annotations

@@ -162,8 +162,12 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(
     assert first == second  # both ranks hold bit-identical weights
     single_log, ddp_log = read_log(tmp_path / "single"), read_log(run)
     # Step 1 (same weights, same 4 samples): every term and the gradient norm agree to rounding.
+    # The norm (over ~4M fp32 gradients, each from a different batch size and thread count in the two
+    # runs) agreed to 1e-5 on the AVX2 machine of sessions 10-18 and to 2.0e-5 on session 19's
+    # AVX-512 one; a wrong reduction (a sum for a mean, a missed all-reduce) is off by a factor.
     for key in ("loss", "grad_norm", *(k for k in single_log[0] if k not in ("step", "epoch", "lr"))):
-        assert ddp_log[0][key] == pytest.approx(single_log[0][key], rel=1e-5), key
+        tolerance = 1e-4 if key == "grad_norm" else 1e-5
+        assert ddp_log[0][key] == pytest.approx(single_log[0][key], rel=tolerance), key
     # Later steps drift at the rounding level that AdamW amplifies (1 vs 2 threads in one process
     # drift likewise), and a flipped near-tie in the query matching makes that visible.
     for one, two in zip(single_log[1:], ddp_log[1:], strict=True):

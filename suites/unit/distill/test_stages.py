@@ -14,10 +14,12 @@ from sam3spec.distill.stages import (
     OUTPUT_LOSSES,
     PHASE1,
     PHASE2,
+    STAGE3,
     StageConfig,
     learning_rate_factor,
     set_trainable,
 )
+from sam3spec.distill.world_stages import STAGE3_WORLD
 
 
 def test_phase1_is_the_mission_phase1():
@@ -92,9 +94,6 @@ def test_warmup_then_cosine():
 
 
 def test_stage3_is_end_to_end_pcs_on_labels_from_phase2():
-    from sam3spec.distill.stages import PHASE2, STAGE3
-    from sam3spec.distill.world_stages import STAGE3_WORLD
-
     assert get_stage("stage3-world") is STAGE3_WORLD and STAGE3_WORLD.init_from == "phase2-world"
     assert (STAGE3_WORLD.epochs, STAGE3_WORLD.ema_decay, STAGE3_WORLD.freeze_batch_norm) == (2, 0.995, True)
     assert STAGE3.targets == "ground_truth" and STAGE3.init_from == "phase2"

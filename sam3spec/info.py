@@ -63,3 +63,13 @@ def model_info(model: Student, resolutions: tuple[int, ...] = ()) -> dict[str, A
         "params": count_parameters(model),
         "gmacs": {str(resolution): round(count_gmacs(model, resolution), 3) for resolution in resolutions},
     }
+
+
+def preset_info(preset: str, resolutions: tuple[int, ...] = ()) -> dict[str, Any]:
+    """:func:`model_info` of a preset built on the meta device: shapes only, no weights are
+    allocated or initialised, so counting the seed's 100M parameters takes no memory and little time."""
+    from sam3spec.models.student import build_student
+
+    with torch.device("meta"):
+        model = build_student(preset)
+    return model_info(model.eval(), resolutions)

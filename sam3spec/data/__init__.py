@@ -1,4 +1,4 @@
-"""Data: the concept world, loaders for SA-1B / SA-Co / SA-V, transforms and the prompt sampler.
+"""Data: loaders for SA-1B / SA-Co / SA-V, the data-root layout, transforms and the prompt sampler.
 
 Loaders are torch ``Dataset``s that never raise for bad data: a bad sample comes back as a
 :class:`~sam3spec.data.faults.Skipped` item, is warned about once and counted in
@@ -45,7 +45,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Imported lazily, so that ``sam3spec.data.commands`` (loaded by every CLI call) stays light.
+# Imported lazily, so that importing the package does no heavy work.
 _EXPORTS = {
     "DataFault": "sam3spec.data.faults",
     "FaultLog": "sam3spec.data.faults",
@@ -68,9 +68,7 @@ _EXPORTS = {
     "TransformConfig": "sam3spec.data.transforms",
     "cxcywh_to_xyxy": "sam3spec.data.transforms",
     "xyxy_to_cxcywh": "sam3spec.data.transforms",
-    "WorldConfig": "sam3spec.data.world",
-    "WorldPaths": "sam3spec.data.world",
-    "generate_world": "sam3spec.data.world",
+    "DataLayout": "sam3spec.data.layout",
 }
 __all__ = sorted(_EXPORTS)
 

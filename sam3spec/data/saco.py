@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,59 @@ class SACoDataset(FaultTolerantDataset):
             "source": "saco",
             "original_size": (height, width),
         }
+
+
+@dataclass
+class GoldImage:
+    """One image of an SA-Co file with every phrase asked about it and their instances.
+
+    Attributes:
+        file_name: the image's ``file_name`` in the SA-Co file.
+        image: ``[H, W, 3]`` uint8 RGB.
+        phrases: the phrases asked about it (one per pair, in file order).
+        instances: per phrase, ``[G, H, W]`` bool masks (G = 0 for a negative phrase).
+    """
+
+    file_name: str
+    image: np.ndarray
+    phrases: list[str]
+    instances: list[np.ndarray]
+
+
+def gold_images(
+    gold_path: str | Path, image_root: str | Path, limit: int | None = None
+) -> Iterator[GoldImage]:
+    """Yield the images of an SA-Co file (sorted by file name) with their phrases and instances,
+    for scoring predictors with the two-call API (:mod:`sam3spec.eval.predictors`) and for
+    export parity. Strict: a missing image or a bad file raises (a :class:`DataFault`).
+
+    Args:
+        gold_path: an SA-Co file (one annotator of a Gold triple).
+        image_root: the folder its ``file_name`` entries are relative to.
+        limit: only the first ``limit`` images.
+    """
+    from sam3spec.data.rle import decode
+
+    gold_path = Path(gold_path)
+    if not gold_path.is_file():
+        raise FileNotFoundError(f"SA-Co file {gold_path} not found")
+    gold = read_json(gold_path)
+    by_pair: dict[Any, list[dict]] = {}
+    for annotation in gold["annotations"]:
+        by_pair.setdefault(annotation["image_id"], []).append(annotation)
+    by_file: dict[str, list[dict]] = {}
+    for entry in gold["images"]:
+        by_file.setdefault(entry["file_name"], []).append(entry)
+    for count, (file_name, entries) in enumerate(sorted(by_file.items())):
+        if limit is not None and count >= limit:
+            return
+        image = read_image(Path(image_root) / file_name)
+        height, width = image.shape[:2]
+        phrases, instances = [], []
+        for entry in entries:
+            masks = [decode(annotation["segmentation"]) for annotation in by_pair.get(entry["id"], [])]
+            phrases.append(entry["text_input"])
+            instances.append(
+                np.stack(masks).astype(bool) if masks else np.zeros((0, height, width), dtype=bool)
+            )
+        yield GoldImage(file_name, image, phrases, instances)

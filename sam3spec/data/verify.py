@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from sam3spec.data.faults import BAD_JSON, MISSING_FILE, DataFault, FaultLog, Problem
 from sam3spec.data.files import read_json
+from sam3spec.data.layout import DataLayout
 from sam3spec.data.sa1b import find_pairs, read_sa1b
 from sam3spec.data.saco import SACoDataset, gold_triples
 from sam3spec.data.sav import SAVVideo, check_video, find_videos
@@ -80,18 +81,6 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def _world_image_roots(root: Path) -> dict[Path, Path]:
-    """SA-Co file -> image folder, from a concept world's manifest if there is one."""
-    manifest = root / "world.json"
-    if not manifest.exists():
-        return {}
-    try:
-        trees = read_json(manifest)["trees"]["saco"]
-    except (DataFault, KeyError, TypeError):
-        return {}
-    return {root / f: root / split["image_root"] for split in trees.values() for f in split["files"]}
-
-
 def _frame_layout_roots(root: Path) -> list[Path]:
     return sorted({p.parent for name in _FRAME_DIRS for p in root.rglob(name) if p.is_dir()})
 
@@ -128,10 +117,10 @@ def _saco_groups(root: Path, log: FaultLog) -> list[tuple[str, list[Path]]]:
 
 
 def _verify_saco(root: Path, image_root: Path | None, log: FaultLog, progress: bool) -> list[LayoutReport]:
-    world_roots = _world_image_roots(root)
+    layout = DataLayout.of(root)
     reports = []
     for kind, files in _saco_groups(root, log):
-        images = image_root or world_roots.get(files[0]) or files[0].parent
+        images = image_root or layout.image_folder(files[0]) or files[0].parent
         counts = {"referenced_images": 0, "phrases": 0, "positives": 0, "negatives": 0, "annotations": 0}
         for annotator in range(len(files)):
             dataset = SACoDataset(files, images, annotator=annotator, fault_log=log)
@@ -192,8 +181,8 @@ def verify(root: str | Path, image_root: str | Path | None = None, progress: boo
 
     Args:
         root: folder to search (recursively).
-        image_root: image folder of the SA-Co files (default: from ``world.json``, else each
-            file's own folder).
+        image_root: image folder of the SA-Co files (default: ``sa1b/<split>/`` for a file in a
+            data root's ``saco/<split>/`` (:mod:`sam3spec.data.layout`), else each file's own folder).
         progress: show tqdm bars.
 
     Returns:

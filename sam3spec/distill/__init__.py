@@ -5,11 +5,11 @@ student queries), ``losses`` (one small pure function per term), ``adapters`` (t
 feature geometry), ``targets`` (teacher or ground-truth targets on the student's grid), ``task``
 (the objective: matching + weighted sum), ``data`` (views, order, inputs), ``cache`` (teacher
 targets once per run), ``state`` (checkpoints), ``runtime`` (device, precision, processes),
-``trainer`` (the loop), ``evaluate`` (student vs teacher), ``pipeline`` (the concept-world main
-job), ``commands`` (CLI).
+``trainer`` (the loop), ``registry`` (stages by name). The concept world's stages and its main
+job are in :mod:`sam3spec.world`.
 
     from sam3spec.distill import get_stage, distill, RunOptions
-    distill(get_stage("phase1-world"), RunOptions(data="runs/world", out="runs/phase1"))
+    distill(get_stage("phase1"), RunOptions(data="/data/sa1b", out="runs/phase1", teacher="/models/sam3"))
 """
 
 from sam3spec.distill.registry import STAGES, get_stage

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from sam3spec.data.faults import Skipped
+from sam3spec.data.layout import DataLayout
 from sam3spec.data.prompts import PromptConfig, PromptSampler
 from sam3spec.data.transforms import Normalization, ResizeNormalize, TransformConfig
 
@@ -96,10 +97,6 @@ class IndexedDataset(Dataset):
         return sample
 
 
-def is_concept_world(data: str | Path) -> bool:
-    return (Path(data) / "world.json").is_file()
-
-
 def training_dataset(
     data: str | Path,
     resolution: int,
@@ -111,25 +108,26 @@ def training_dataset(
 ) -> IndexedDataset:
     """The training set of ``data`` with prompts and both views.
 
-    ``data`` is a concept world (its SA-Co train split: phrases, positives and negatives) or an
-    SA-1B folder (no phrases: text prompts need ``vocabulary``; targets come from the teacher).
+    ``data`` is a data root (:mod:`sam3spec.data.layout`) with SA-Co train files (its ``saco/train``
+    split: phrases, positives and negatives, images in ``sa1b/train``), or an SA-1B folder (no
+    phrases: text prompts need ``vocabulary``; targets come from the teacher).
     """
     transform = DistillTransform(resolution, teacher_size)
     sampler = PromptSampler(prompts, vocabulary)
-    if is_concept_world(data):
+    layout = DataLayout.of(data)
+    saco_files = layout.saco_files("train")
+    if saco_files:
         from sam3spec.data.saco import SACoDataset
-        from sam3spec.data.world import WorldPaths
 
-        paths = WorldPaths.of(data)
-        dataset = SACoDataset(
-            [paths.saco_train], paths.sa1b_train, transform=transform, prompts=sampler, seed=seed
-        )
+        dataset = SACoDataset(saco_files, layout.sa1b_train, transform=transform, prompts=sampler, seed=seed)
     else:
         from sam3spec.data.sa1b import SA1BDataset
 
         dataset = SA1BDataset(data, max_masks=64, transform=transform, prompts=sampler, seed=seed)
     if len(dataset) == 0:
-        raise FileNotFoundError(f"no training samples under {data} (a concept world or an SA-1B folder)")
+        raise FileNotFoundError(
+            f"no training samples under {data} (a data root with saco/train/*.json, or an SA-1B folder)"
+        )
     return IndexedDataset(dataset, limit)
 
 

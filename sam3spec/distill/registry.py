@@ -1,14 +1,26 @@
-"""Stages by name: MISSION.md's (:mod:`sam3spec.distill.stages`) and their concept-world versions
-(:mod:`sam3spec.distill.world_stages`), for the CLI's ``--stage`` and :func:`get_stage`."""
+"""Stages by name, for the command line's ``--stage`` and :func:`get_stage`.
+
+The registry starts with the distillation stages of the plan (:mod:`sam3spec.distill.stages`);
+other stage sets register theirs (the concept world's: :mod:`sam3spec.world.stages`).
+"""
 
 from __future__ import annotations
 
 from sam3spec.distill.stages import PHASE1, PHASE2, STAGE3, StageConfig
-from sam3spec.distill.world_stages import PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD
 
-STAGES: dict[str, StageConfig] = {
-    stage.name: stage for stage in (PHASE1, PHASE2, STAGE3, PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD)
-}
+STAGES: dict[str, StageConfig] = {stage.name: stage for stage in (PHASE1, PHASE2, STAGE3)}
+
+
+def register_stage(stage: StageConfig) -> StageConfig:
+    """Make ``stage`` known by its name; returns it.
+
+    Raises:
+        ValueError: another stage is registered under the same name.
+    """
+    if stage.name in STAGES and STAGES[stage.name] != stage:
+        raise ValueError(f"another stage is already registered as {stage.name!r}")
+    STAGES[stage.name] = stage
+    return stage
 
 
 def get_stage(name: str) -> StageConfig:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from sam3spec.config import config_to_dict
+from sam3spec.data.layout import DataLayout
 from sam3spec.distill import runtime
 from sam3spec.distill.data import training_dataset
 from sam3spec.distill.stages import StageConfig
@@ -36,9 +37,7 @@ def stage_hash(stage: StageConfig, options: RunOptions, teacher: Path | None) ->
     payload = {
         "stage": config_to_dict(stage),
         "data": str(Path(options.data).resolve()),
-        "manifest": file_identity(Path(options.data) / "world.json")
-        if (Path(options.data) / "world.json").exists()
-        else [],
+        "annotations": [file_identity(path) for path in DataLayout.of(options.data).saco_files("train")],
         "teacher": None if teacher is None else file_identity(teacher),
         "init": None if options.init is None else file_identity(Path(options.init) / "model.safetensors"),
         "pretrained": [
@@ -52,9 +51,19 @@ def stage_hash(stage: StageConfig, options: RunOptions, teacher: Path | None) ->
 
 
 def teacher_path(options: RunOptions) -> Path:
-    from sam3spec.teacher.loading import default_teacher_path
+    """The teacher folder of a run that distils from a teacher.
 
-    return Path(options.teacher) if options.teacher else default_teacher_path()
+    Raises:
+        TeacherLoadError: no teacher was given.
+    """
+    if not options.teacher:
+        from sam3spec.teacher.layout import TeacherLoadError
+
+        raise TeacherLoadError(
+            "this stage distils from a teacher (targets='teacher'): give RunOptions.teacher / --teacher "
+            "(a SAM 3 folder, or any sam3spec-layout teacher)"
+        )
+    return Path(options.teacher)
 
 
 def load_teacher_for(options: RunOptions, device: torch.device):

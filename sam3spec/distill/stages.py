@@ -3,7 +3,7 @@
 A stage is a frozen :class:`StageConfig`; the trainer has no stage-specific branches. This module
 holds MISSION.md's stages (``phase1``, ``phase2``, ``stage3``: seed student, SA-1B scale) and the
 helpers every stage uses (what trains, the learning-rate schedule); their concept-world versions
-are in :mod:`sam3spec.distill.world_stages`, the by-name lookup in :mod:`sam3spec.distill.registry`.
+are in :mod:`sam3spec.world.stages`, the by-name lookup in :mod:`sam3spec.distill.registry`.
 Any field can be overridden (:func:`sam3spec.config.override`, ``--set key=value`` on the command
 line); the resolved config is saved in the run directory.
 """
@@ -160,7 +160,7 @@ class StageConfig:
             open_clip's 0.02). At 0.02 the position embeddings dominate the text features (pooled
             features of different phrases have cosine ~0.95 at initialisation in the tiny student,
             ~0.77 at std 1) and the student learns text-independent priors first (the issue-4
-            teacher found the same, ``teacher/world_train.py``).
+            teacher found the same, ``world/teacher/train.py``).
         amp: ``"auto"`` (bf16 on CUDA, fp16 + grad scaler on MPS, off on CPU), ``"off"``,
             ``"bf16"``, ``"fp16"``.
         seed: data order, prompts and initialisation.

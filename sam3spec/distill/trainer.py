@@ -54,9 +54,9 @@ class RunOptions:
     """Where a stage reads and writes, and how it runs (not part of the stage's identity).
 
     Attributes:
-        data: a concept world or an SA-1B folder.
+        data: a data root with SA-Co train files (:mod:`sam3spec.data.layout`) or an SA-1B folder.
         out: the run directory.
-        teacher: teacher folder; None = the shipped concept-world teacher.
+        teacher: teacher folder (required by stages whose targets come from a teacher).
         init: student checkpoint to start from (``strict=False``, reported), or None.
         pretrained_backbone: RepViT weights file for a fresh student (local file).
         pretrained_text: MobileCLIP text-tower weights file for a fresh student (local file).

@@ -1,8 +1,14 @@
-"""Evaluation.
+"""Evaluation: metrics, the SA-Co / SA-V evaluators, and scoring models with them.
+
+The top of the product's packages: it may import every other one; none imports it.
 
 * :mod:`sam3spec.eval.saco` / :mod:`sam3spec.eval.saco_files`: SA-Co cgF1, pmF1, IL_MCC (Gold oracle,
   crowd, box variant) with SAM 3's evaluator semantics; :mod:`sam3spec.eval.vos`: SA-V J&F.
-* :mod:`sam3spec.eval.metrics`: the minimal per-pair metrics the teacher / distillation gates use.
-* :mod:`sam3spec.eval.model_eval`: run a student or teacher over an eval split and score it.
-* CLI (:mod:`sam3spec.eval.commands`): ``eval saco|vos|model``, ``prune``, ``visual-qa``.
+* :mod:`sam3spec.eval.metrics`: the minimal per-pair metrics (matched mIoU, presence F1, cgF1).
+* :mod:`sam3spec.eval.student_view`: the student behind the teacher protocol (one evaluator for both).
+* :mod:`sam3spec.eval.model_eval`: run a student or teacher over an SA-Co split and score it.
+* :mod:`sam3spec.eval.predictors`: score any two-call predictor (eager, quantized, ``.pte``).
+* :mod:`sam3spec.eval.quant_compare`: float vs every quantization recipe, one table.
+* :mod:`sam3spec.eval.video`: J&F of the video predictor with and without memory.
+* :mod:`sam3spec.eval.visual_qa`: an HTML page of teacher vs student masks.
 """

@@ -1,8 +1,10 @@
 """Run a model (student or teacher, one code path) over an SA-Co eval split, write COCO results, score.
 
 Both kinds of model go through the teacher protocol (``preprocess`` / ``encode_image`` /
-``predict``): a student checkpoint is wrapped in :class:`~sam3spec.distill.evaluate.StudentTeacherView`,
-so the two are scored by the same code on the same pairs.
+``predict``): a student checkpoint is wrapped in :class:`~sam3spec.eval.student_view.StudentTeacherView`,
+so the two are scored by the same code on the same pairs. The split is an SA-Co Gold triple (or
+any SA-Co files with the same pairs, one per annotator) and the folder of its images; for a data
+root (:mod:`sam3spec.data.layout`) its ``saco/eval`` files and ``sa1b/eval`` images.
 
 Files written under ``out``::
 
@@ -18,9 +20,10 @@ from __future__ import annotations
 import copy
 import json
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +33,9 @@ from pycocotools import mask as mask_utils
 from sam3spec.atomic import atomic_write_json
 from sam3spec.eval.saco_files import evaluate_saco, load_ground_truth
 from sam3spec.models.outputs import resize_mask_logits
+
+if TYPE_CHECKING:
+    from sam3spec.eval.video import VideoSplit
 
 
 @dataclass
@@ -50,24 +56,20 @@ class PhrasePrediction:
 
 
 def load_model(spec: str | Path, device: str = "cpu"):
-    """``teacher`` (the shipped concept-world teacher), a teacher folder, or a student checkpoint.
+    """A teacher folder or a student checkpoint.
 
     Returns:
         ``(model, kind)``: a teacher-protocol object and ``"teacher"`` / ``"student"``.
     """
     from sam3spec.teacher.loading import load_teacher
 
-    if str(spec) == "teacher":
-        return load_teacher(None, device=device), "teacher"
     path = Path(spec)
     if not path.is_dir():
-        raise FileNotFoundError(
-            f"--model {spec}: not a folder (give a student checkpoint, a teacher folder or 'teacher')"
-        )
+        raise FileNotFoundError(f"--model {spec}: not a folder (give a student checkpoint or a teacher folder)")
     if (path / "teacher.json").is_file() or (path / "detector").is_dir():
         return load_teacher(path, device=device), "teacher"
     from sam3spec.checkpoint import load_student
-    from sam3spec.distill.evaluate import StudentTeacherView
+    from sam3spec.eval.student_view import StudentTeacherView
 
     return StudentTeacherView(load_student(path, verbose=False).to(device)), "student"
 
@@ -134,7 +136,7 @@ def predict_split(
     for name in tqdm(files, desc="eval", disable=not progress):
         path = Path(image_root) / name
         if not path.is_file():
-            raise FileNotFoundError(f"image {path} of {gt_path} not found (is --data a generated world?)")
+            raise FileNotFoundError(f"image {path} of {gt_path} not found (is the image folder right?)")
         image = np.asarray(Image.open(path).convert("RGB"))
         pairs = by_file[name]
         for pair, prediction in zip(
@@ -148,24 +150,24 @@ def predict_split(
     return pred_path, presence_path
 
 
-def video_metrics(model, kind: str, paths, out: Path, limit: int | None = None) -> dict[str, Any]:
-    """J, F, J&F of a student on the world's SA-V val videos (the streaming video predictor of
-    :mod:`sam3spec.video.evaluate`, with memory; masks written under ``out/vos``), scored by
+def video_metrics(model, kind: str, videos: VideoSplit | None, out: Path, limit: int | None = None) -> dict[str, Any]:
+    """J, F, J&F of a student on SA-V val videos (the streaming video predictor of
+    :mod:`sam3spec.eval.video`, with memory; masks written under ``out/vos``), scored by
     :func:`sam3spec.eval.vos.evaluate_vos`. The teacher has no text-prompted video path here: None."""
-    annotations = paths.sav_val / "Annotations_6fps"
     if kind != "student":
         return {"J": None, "F": None, "J&F": None, "vos_note": "video J&F is measured for students only"}
+    if videos is None:
+        return {"J": None, "F": None, "J&F": None, "vos_note": "no SA-V val videos given"}
+    annotations = videos.annotations
     if not annotations.is_dir() or not any(annotations.iterdir()):
         return {"J": None, "F": None, "J&F": None, "vos_note": f"no SA-V val videos in {annotations}"}
+    from sam3spec.eval.video import predict_split as predict_videos
     from sam3spec.eval.vos import evaluate_vos
-    from sam3spec.video.evaluate import predict_split as predict_videos
 
-    predict_videos(model.student, paths.root, out / "vos", use_memory=True, limit=limit)
-    videos = sorted(p.name for p in (out / "vos").iterdir() if p.is_dir())
+    predict_videos(model.student, videos, out / "vos", use_memory=True, limit=limit)
+    names = sorted(p.name for p in (out / "vos").iterdir() if p.is_dir())
     summary = evaluate_vos(annotations, out / "vos", strict=limit is None).summary()
-    note = (
-        f"{summary['num_objects']} object(s) in {len(videos)} val video(s), streaming predictor with memory"
-    )
+    note = f"{summary['num_objects']} object(s) in {len(names)} val video(s), streaming predictor with memory"
     return {"J": summary["J"], "F": summary["F"], "J&F": summary["J&F"], "vos_note": note}
 
 
@@ -176,18 +178,13 @@ BREAKDOWN = {
 
 
 def kind_breakdown(
-    truths: list, pred_path: Path, presence: dict[int, float], manifest: Path
+    truths: list, pred_path: Path, presence: dict[int, float], kinds: Mapping[int, str]
 ) -> dict[str, Any]:
-    """SA-Co metrics on pair subsets by the world's query kind (``world.json``: positive,
+    """SA-Co metrics on pair subsets by query kind (``kinds``: pair id -> positive,
     hard_negative, e.g. "blue circle" when only a red one is present, negative): IL_MCC of
-    positives vs hard negatives is what Stage 3 must improve. Empty when there is no manifest."""
-    if not manifest.is_file():
+    positives vs hard negatives is what Stage 3 must improve. Empty when no kinds are known."""
+    if not kinds:
         return {}
-    kinds = {
-        int(query["pair_id"]): query["kind"]
-        for image in json.loads(manifest.read_text()).get("images", [])
-        for query in image.get("queries", [])
-    }
     out = {}
     for name, wanted in BREAKDOWN.items():
         subset = []
@@ -202,39 +199,41 @@ def kind_breakdown(
     return out
 
 
-def evaluate_model_on_world(
-    model_spec: str | Path, data: str | Path, out: str | Path, device: str = "cpu", min_score: float = 0.05,
-    limit: int | None = None, progress: bool = False,
+def evaluate_model(
+    model_spec: str | Path, gold_files: Sequence[str | Path], image_root: str | Path, out: str | Path,
+    device: str = "cpu", min_score: float = 0.05, limit: int | None = None, progress: bool = False,
+    videos: VideoSplit | None = None, pair_kinds: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """``sam3spec eval model``: predictions on the world's held-out split (Gold files a/b/c), scored.
+    """``sam3spec eval model``: predictions on an SA-Co split, scored; writes ``out/metrics.json``.
 
-    Video J&F (students): :func:`video_metrics`; ``vos_note`` says what was measured.
+    Args:
+        model_spec: a student checkpoint or a teacher folder.
+        gold_files: the split's SA-Co files, one per annotator (the first defines the pairs).
+        image_root: the folder their ``file_name`` entries are relative to.
+        out: output folder.
+        videos: SA-V val videos with their object phrases, for the students' video J&F
+            (:func:`video_metrics`; ``vos_note`` says what was measured).
+        pair_kinds: pair id -> query kind, for :func:`kind_breakdown`.
     """
-    from sam3spec.data.world import WorldPaths
-
-    paths = WorldPaths.of(data)
-    if not paths.saco_eval[0].is_file():
-        raise FileNotFoundError(
-            f"{paths.saco_eval[0]} not found: --data must be a world (sam3spec world generate --out {data})"
-        )
+    gold_files = [Path(path) for path in gold_files]
+    if not gold_files or not gold_files[0].is_file():
+        raise FileNotFoundError(f"SA-Co eval file {gold_files[0] if gold_files else '(none given)'} not found")
     model, kind = load_model(model_spec, device)
     out = Path(out)
-    pred_path, presence_path = predict_split(
-        model, paths.saco_eval[0], paths.sa1b_eval, out, min_score, limit, progress
-    )
+    pred_path, presence_path = predict_split(model, gold_files[0], Path(image_root), out, min_score, limit, progress)
     presence = {int(k): v for k, v in json.loads(presence_path.read_text()).items()}
-    gts = [load_ground_truth(p) for p in paths.saco_eval if p.is_file()]
+    gts = [load_ground_truth(p) for p in gold_files if p.is_file()]
     if limit:  # score only the pairs that were predicted
         for truth in gts:
             truth.pairs = {k: v for k, v in truth.pairs.items() if k in presence}
     segm = evaluate_saco(gts, pred_path, "segm", presence=presence).summary()
     bbox = evaluate_saco(gts, pred_path, "bbox", presence=presence).summary()
     metrics = {key: segm[key] for key in ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1")}
-    metrics.update(video_metrics(model, kind, paths, out, limit))
+    metrics.update(video_metrics(model, kind, videos, out, limit))
     metrics.update({
-        "model": str(model_spec), "kind": kind, "data": str(data), "predictions": str(pred_path),
+        "model": str(model_spec), "kind": kind, "data": str(gold_files[0]), "predictions": str(pred_path),
         "segm": segm, "bbox": bbox,
     })  # fmt: skip
-    metrics["by_kind"] = kind_breakdown(gts, pred_path, presence, paths.manifest)
+    metrics["by_kind"] = kind_breakdown(gts, pred_path, presence, pair_kinds or {})
     atomic_write_json(metrics, out / "metrics.json", indent=None, sort_keys=False)
     return metrics

@@ -12,9 +12,24 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sam3spec.export.recipes import ExportRecipe
+
+if TYPE_CHECKING:
+    from sam3spec.export.pipeline import ExportInputs
+
+
+class InputSource(Protocol):
+    """Export inputs made on demand (only when the program is not cached yet).
+
+    Attributes:
+        key: identifies the inputs (part of the cache key).
+    """
+
+    key: str
+
+    def __call__(self, image_size: int) -> ExportInputs: ...
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".sam3spec-cache" / "export"
 
@@ -50,8 +65,8 @@ def cached_export(
     source: str | Path,
     recipe: ExportRecipe,
     label: str,
+    inputs: InputSource,
     random_weights: bool = False,
-    world_dir: str | Path | None = None,
     run_dir: str | Path | None = None,
     cache_dir: Path = CACHE_DIR,
     force: bool = True,
@@ -63,7 +78,7 @@ def cached_export(
         recipe: the export recipe.
         label: short name for the folder (``seed``, ``tiny-trained``).
         random_weights: build ``source`` as a preset with random weights (randomised BN).
-        world_dir: concept world for calibration / parity (default: a small generated one).
+        inputs: calibration / parity images and phrases, built only when exporting.
         run_dir: look for ``<run_dir>/export/<label>-<backend>-<recipe>/model.pte`` first.
         cache_dir: where exports are cached.
         force: write the program even if parity fails (the manifest records the figures).
@@ -79,7 +94,7 @@ def cached_export(
     key = hashlib.sha256(
         json.dumps(
             {"student": _student_identity(source, random_weights), "recipe": recipe.key, "code": _source_hash(),
-             "world": None if world_dir is None else str(world_dir)},
+             "inputs": inputs.key},
             sort_keys=True,
         ).encode()
     ).hexdigest()[:16]  # fmt: skip
@@ -100,6 +115,8 @@ def cached_export(
         from sam3spec.checkpoint import load_student
 
         student, weights = load_student(source), "trained"
-    manifest = export_student(student, out, recipe, world_dir=world_dir, force=force, weights=weights,
-                              command=f"cached_export({source!r}, {recipe.key})")  # fmt: skip
+    manifest = export_student(
+        student, out, recipe, inputs(student.config.image_size), force=force, weights=weights,
+        command=f"cached_export({source!r}, {recipe.key})",
+    )  # fmt: skip
     return out, manifest

@@ -251,7 +251,7 @@ def export_model(
     Args:
         student: the student (not modified: a deployment copy is wrapped).
         recipe: the export recipe (backend + quantization).
-        images: normalised ``[3, S, S]`` calibration images (concept-world images).
+        images: normalised ``[3, S, S]`` calibration images.
         phrases: calibration phrases.
         methods: which methods to put in the program (default all four).
         log: progress lines.

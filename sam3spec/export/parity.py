@@ -1,6 +1,7 @@
-"""Parity of a ``.pte`` with the eager wrappers it was exported from, on real concept-world images.
+"""Parity of a ``.pte`` with the eager wrappers it was exported from, on real images.
 
-Two views, both on concept-world eval images letterboxed as the predictor does:
+Two views, both on held-out images (e.g. a data root's SA-Co eval split) letterboxed as the
+predictor does:
 
 * **per method** (the pass criterion): each method of the program gets exactly the inputs its
   eager counterpart gets: ``decode`` and ``track`` (one step, two-frame memory) read the eager
@@ -22,12 +23,13 @@ with the float wrappers as reference measures quantization and lowering together
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
+from sam3spec.data.saco import GoldImage
 from sam3spec.export.wrappers import ExportModules, padded_prompt
 
 PARITY_IOU = 0.98
@@ -111,7 +113,7 @@ def check_parity(
     Args:
         reference: the eager wrappers.
         program: the loaded ``.pte``.
-        samples: ``(normalised [3, S, S] image, phrase)`` pairs (concept-world images).
+        samples: ``(normalised [3, S, S] image, phrase)`` pairs.
         tokenize: phrases -> ``[N, L]`` ids.
         top_k: queries per sample whose masks are compared.
         reference_name: how the report names the reference.
@@ -176,19 +178,18 @@ def check_parity(
     )
 
 
-def parity_samples(world_dir, image_size: int, count: int = 6) -> list[tuple[torch.Tensor, str]]:
-    """``count`` (normalised letterboxed image, phrase) samples from a concept world's eval split.
+def parity_samples(images: Iterable[GoldImage], image_size: int, count: int = 6) -> list[tuple[torch.Tensor, str]]:
+    """``count`` (normalised letterboxed image, phrase) samples: the first two phrases of each image.
 
     The image goes through the eager predictor's own transform (letterbox + ImageNet
     normalisation), so parity is measured on what the app feeds.
     """
     from sam3spec.data.transforms import Normalization, ResizeNormalize, TransformConfig
     from sam3spec.predictor import image_to_tensor
-    from sam3spec.quant.evaluate import world_pairs
 
     transform = ResizeNormalize(TransformConfig(image_size, "letterbox", Normalization.IMAGENET))
     samples = []
-    for pair in world_pairs(world_dir):
+    for pair in images:
         pixels = transform({"image": image_to_tensor(pair.image)})["image"]
         for phrase in pair.phrases[:2]:
             samples.append((pixels, phrase))

@@ -7,7 +7,11 @@ Files written next to ``out`` (``model.pte``):
 * ``model.json``: the manifest: preset, weights, recipe, what was quantized, delegation per
   method, bytes per method, parity figures, timings;
 * ``model.text_table.safetensors``: ``encode_text`` precomputed for a fixed vocabulary (the
-  concept world's phrases unless told otherwise), computed with the ``.pte`` itself.
+  inputs' phrases unless told otherwise), computed with the ``.pte`` itself.
+
+What export reads besides the model is one :class:`ExportInputs`: calibration images (static
+int8 quantization), parity samples and phrases. The caller chooses them (the command line takes
+them from a data root or the concept world, :mod:`sam3spec.world.inputs`).
 
 A program whose parity check fails is not written unless ``force`` (the manifest still is, with
 the failing figures). A Core ML program cannot run on Linux: it is written without a parity check
@@ -20,6 +24,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,7 @@ from sam3spec.export.recipes import ExportRecipe
 from sam3spec.export.wrappers import METHODS, export_modules
 from sam3spec.models.student import Student
 
-CALIBRATION_IMAGES = 16
+CALIBRATION_IMAGES = 16  # what callers are expected to give (measured enough for static int8)
 PARITY_SAMPLES = 6
 
 
@@ -49,35 +54,46 @@ def companion_paths(out: str | Path) -> dict[str, Path]:
     }
 
 
-def world_images(world_dir: str | Path, split: str, image_size: int, count: int) -> list[torch.Tensor]:
-    """``count`` normalised letterboxed images of a concept world's SA-1B ``split`` (train / eval)."""
+@dataclass
+class ExportInputs:
+    """What an export reads besides the model.
+
+    Attributes:
+        calibration: normalised letterboxed ``[3, S, S]`` images at the student's size (PT2E
+            calibration of statically quantized methods).
+        parity: ``(normalised [3, S, S] image, phrase)`` samples the program is checked on.
+        phrases: calibration phrases (``encode_text`` / ``decode``), and the text table's
+            vocabulary unless :func:`export_student` is given another.
+        source: where they came from (recorded in the manifest, part of cache keys).
+    """
+
+    calibration: list[torch.Tensor]
+    parity: list[tuple[torch.Tensor, str]]
+    phrases: list[str]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.calibration:
+            raise ValueError(f"export inputs from {self.source or 'the caller'}: no calibration images")
+        if not self.phrases:
+            raise ValueError(f"export inputs from {self.source or 'the caller'}: no phrases")
+
+
+def letterboxed_images(paths: Sequence[str | Path], image_size: int) -> list[torch.Tensor]:
+    """Images as the predictor feeds them: letterboxed to ``image_size``, ImageNet-normalised."""
     from sam3spec.data.files import read_image
     from sam3spec.data.transforms import Normalization, ResizeNormalize, TransformConfig
     from sam3spec.predictor import image_to_tensor
 
-    folder = Path(world_dir) / "sa1b" / split
-    files = sorted(folder.glob("*.jpg"))[:count]
-    if not files:
-        raise FileNotFoundError(f"no images in {folder}: generate a concept world (sam3spec world generate)")
     transform = ResizeNormalize(TransformConfig(image_size, "letterbox", Normalization.IMAGENET))
-    return [transform({"image": image_to_tensor(read_image(path))})["image"] for path in files]
-
-
-def ensure_world(world_dir: str | Path | None, scratch: Path) -> Path:
-    """``world_dir``, or a small concept world generated in ``scratch`` (24 images, seed 0)."""
-    if world_dir is not None:
-        return Path(world_dir)
-    from sam3spec.data.world import generate_world
-
-    generate_world(scratch / "world", 24, 0, 0, progress=False)
-    return scratch / "world"
+    return [transform({"image": image_to_tensor(read_image(path))})["image"] for path in paths]
 
 
 def export_student(
     student: Student,
     out: str | Path,
     recipe: ExportRecipe,
-    world_dir: str | Path | None = None,
+    inputs: ExportInputs,
     force: bool = False,
     weights: str = "trained",
     methods: Sequence[str] = METHODS,
@@ -93,12 +109,11 @@ def export_student(
         student: the student.
         out: the ``.pte`` path.
         recipe: backend + quantization.
-        world_dir: a generated concept world for calibration and parity images (default: a small
-            one generated in a temporary folder).
+        inputs: calibration images, parity samples and phrases (:class:`ExportInputs`).
         force: write the program even when parity fails.
         weights: ``trained`` or ``random`` (recorded in the manifest).
         methods: methods to export.
-        vocabulary: phrases of the text table (default: the concept world's).
+        vocabulary: phrases of the text table (default: ``inputs.phrases``).
         text_table: write the text table.
         command: the command line, recorded in the manifest.
         log: progress lines.
@@ -108,20 +123,20 @@ def export_student(
         ParityError: parity failed and not ``force``.
         BackendUnavailable: the backend cannot lower here (QNN without its SDK).
     """
-    from sam3spec.export.parity import check_parity, parity_samples
+    from sam3spec.export.parity import check_parity
     from sam3spec.export.profile import delegation_to_json, pte_breakdown
     from sam3spec.export.runtime import PteProgram
-    from sam3spec.export.text_table import build_text_table, concept_world_phrases
+    from sam3spec.export.text_table import build_text_table
     from sam3spec.models.text_encoder import Tokenizer
 
     paths = companion_paths(out)
     paths["pte"].parent.mkdir(parents=True, exist_ok=True)
     size = student.config.image_size
+    if any(image.shape[-2:] != (size, size) for image in inputs.calibration):
+        raise ValueError(f"export inputs from {inputs.source}: calibration images are not {size} x {size}")
     with tempfile.TemporaryDirectory(prefix="sam3spec-export-") as scratch:
-        world = ensure_world(world_dir, Path(scratch))
-        images = world_images(world, "train", size, CALIBRATION_IMAGES)
-        phrases = concept_world_phrases()
-        lowered = export_model(student, recipe, images, phrases, methods, log, **shape_overrides)
+        phrases = list(inputs.phrases)
+        lowered = export_model(student, recipe, inputs.calibration, phrases, methods, log, **shape_overrides)
         manifest: dict[str, Any] = {
             "command": command,
             "preset": student.config.name,
@@ -135,6 +150,7 @@ def export_student(
             "metadata": {k: v for k, v in lowered.metadata.items() if k != "metadata_json"},
             "seconds": lowered.seconds,
             "pte_bytes": len(lowered.buffer),
+            "inputs": inputs.source,
         }
         staged = Path(scratch) / "model.pte"
         staged.write_bytes(lowered.buffer)
@@ -147,7 +163,7 @@ def export_student(
             }
         else:
             program = PteProgram(staged)
-            samples = parity_samples(world, size, PARITY_SAMPLES)
+            samples = inputs.parity
             parity = check_parity(lowered.modules, program, samples, tokenizer)
             log(parity.describe())
             manifest["parity"] = parity.to_json()

@@ -1,6 +1,6 @@
 """A text-embedding table: ``encode_text`` precomputed for a fixed vocabulary of prompts.
 
-An app that only ever asks known prompts (a product's label set, the concept world's phrases)
+An app that only ever asks known prompts (a product's label set, a demo's fixed phrases)
 can ship this table and never run the text tower. The file is safetensors with::
 
     input_ids  [V, L]     int64  token ids of each phrase (the lookup key)
@@ -113,27 +113,3 @@ def build_text_table(
             tokens.append(token_states[0])
             masks.append(mask[0])
     return TextTable(unique, ids, torch.stack(tokens), torch.stack(masks), preset)
-
-
-def concept_world_phrases(config=None) -> list[str]:
-    """Every phrase the concept world can ask (all templates over its vocabularies)."""
-    from sam3spec.data.world import WorldConfig
-    from sam3spec.data.world.phrases import TEMPLATES, Phrase
-
-    config = config or WorldConfig()
-    vocabulary = {"shape": config.shapes, "colour": config.colours, "size": config.sizes}
-    phrases: list[str] = []
-
-    def expand(template: Sequence[str], chosen: dict[str, str]) -> None:
-        if not template:
-            phrase = Phrase(**chosen).text
-            if phrase != "shape":
-                phrases.append(phrase)
-            return
-        attribute, *rest = template
-        for word in vocabulary[attribute]:
-            expand(rest, {**chosen, attribute: word})
-
-    for template in TEMPLATES:
-        expand(template, {})
-    return list(dict.fromkeys(phrases))

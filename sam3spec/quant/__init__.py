@@ -1,9 +1,11 @@
-"""Quantization with torchao: recipes with a printed sensitive-layer filter, QAT, compare mode.
+"""Quantization with torchao: recipes with a printed sensitive-layer filter, and QAT.
 
+* :mod:`~sam3spec.quant.schemes`: the recipes by name (no torch at import);
 * :func:`~sam3spec.quant.recipes.quantize_student` (``quantize_(model, Config, filter_fn=...)``
   with the IoU head, scoring, Perceiver and memory attention kept in float);
-* :func:`~sam3spec.quant.qat.train_qat` (prepare -> Phase 2 loss -> convert);
-* :func:`~sam3spec.quant.compare.compare` (float vs recipes vs ``.pte`` on the concept world).
+* :func:`~sam3spec.quant.qat.train_qat` (prepare -> Phase 2 loss -> convert).
+
+Float vs every recipe side by side: :mod:`sam3spec.eval.quant_compare`.
 
 Imported lazily: ``import sam3spec.quant`` does not import torchao.
 """
@@ -14,11 +16,10 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "RECIPES": "sam3spec.quant.recipes",
-    "get_recipe": "sam3spec.quant.recipes",
+    "RECIPES": "sam3spec.quant.schemes",
+    "get_recipe": "sam3spec.quant.schemes",
     "quantize_student": "sam3spec.quant.recipes",
     "train_qat": "sam3spec.quant.qat",
-    "compare": "sam3spec.quant.compare",
 }
 __all__ = sorted(_EXPORTS)
 

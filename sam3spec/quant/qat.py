@@ -5,7 +5,7 @@ with the Phase 2 loss under fake quantization, then convert. Here:
 
 1. :func:`prepare_qat` swaps the recipe's Linear layers for fake-quantized ones
    (``QATConfig(base, step="prepare")``; the same filter as PTQ, sensitive parts in float);
-2. :func:`train_qat` trains on the concept world with the distillation engine's Phase 2 objective
+2. :func:`train_qat` trains on a data root (e.g. the concept world) with the distillation engine's Phase 2 objective
    (:func:`sam3spec.distill.task.loss_terms` with the ``phase2`` stage's loss weights and
    matcher): the targets are the *float* student's own outputs (self-distillation: QAT recovers
    what quantization loses, it does not relearn the task); batches come from the engine's
@@ -114,15 +114,15 @@ def phase2_objective(geometry: StudentGeometry) -> Callable[[Any, Any], tuple[to
     return objective
 
 
-def _batches(world_dir: str | Path, resolution: int, batch_size: int, seed: int):
-    """Endless concept-world training batches with Phase 2's prompt mix (the engine's loaders)."""
+def _batches(data: str | Path, resolution: int, batch_size: int, seed: int):
+    """Endless training batches with Phase 2's prompt mix (the engine's loaders)."""
     from torch.utils.data import DataLoader
 
     from sam3spec.data.loader import collate_samples
     from sam3spec.distill.data import training_dataset
     from sam3spec.distill.registry import get_stage
 
-    dataset = training_dataset(world_dir, resolution, get_stage("phase2").prompts, None, seed)
+    dataset = training_dataset(data, resolution, get_stage("phase2").prompts, None, seed)
     epoch = 0
     while True:
         dataset.set_epoch(epoch)
@@ -138,7 +138,7 @@ def _batches(world_dir: str | Path, resolution: int, batch_size: int, seed: int)
 
 def train_qat(
     student: nn.Module,
-    world_dir: str | Path,
+    data: str | Path,
     recipe: QuantRecipe | str,
     options: QatOptions | None = None,
     log: Callable[[str], None] = print,
@@ -147,7 +147,7 @@ def train_qat(
 
     Args:
         student: the trained float student (eval-mode BatchNorm is kept: only weights adapt).
-        world_dir: a generated concept world (its training split).
+        data: a data root with SA-Co train files (its training split, e.g. a concept world).
         recipe: the quantization recipe.
         options: the schedule.
         log: progress lines.
@@ -182,7 +182,7 @@ def train_qat(
     student.eval()  # BatchNorm statistics stay those of the float model; weights still get gradients
     losses: list[float] = []
     start = time.perf_counter()
-    batches = _batches(world_dir, config.image_size, options.batch_size, options.seed)
+    batches = _batches(data, config.image_size, options.batch_size, options.seed)
     for step in range(1, options.steps + 1):
         inputs = student_inputs(next(batches), tokenizer, torch.device("cpu"))
         with torch.no_grad():

@@ -1,19 +1,20 @@
-"""The teacher: SAM 3 through transformers (offline), its cache, and the concept-world teacher.
+"""The teacher: SAM 3 through transformers (offline), and its cache.
 
 Two calls, as SAM's predictor::
 
     from sam3spec.teacher import load_teacher
 
-    teacher = load_teacher()                      # shipped concept-world teacher; or a SAM 3 folder
+    teacher = load_teacher("models/sam3")         # a local SAM 3 folder (or any sam3spec-layout teacher)
     embeddings = teacher.encode_image(teacher.preprocess(images_uint8))   # once per image
     outputs = teacher.predict(embeddings, text="red circle", return_intermediates=True)
     outputs.pred_masks, outputs.intermediates.fpn_levels                  # Sam3Outputs
 
 Modules: ``protocol`` (the :class:`Teacher` protocol, :class:`ImageEmbeddings`), ``hf_adapter``
-(the only module importing transformers' SAM 3), ``loading`` (folder layouts, checks),
+(the only module importing transformers' SAM 3), ``layout`` (folder layouts, checks), ``loading``,
 ``tokenizer`` (offline CLIP BPE, 32 tokens), ``cache`` (sharded, resumable teacher cache),
-``architecture`` / ``world_*`` (the concept-world teacher: sizes, data, losses, training, eval),
-``baseline`` (one image -> outputs + overlay), ``commands`` (CLI).
+``architecture`` (sizes of small SAM 3 teachers), ``baseline`` (one image -> outputs + overlay).
+The concept-world teacher (trained by this package and shipped with it) is in
+:mod:`sam3spec.world.teacher`.
 """
 
 from __future__ import annotations
@@ -21,20 +22,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Imported lazily, so that ``sam3spec.teacher.commands`` (loaded by every CLI call) stays light.
+# Imported lazily, so that importing the package does no heavy work.
 _EXPORTS = {
     "ImageEmbeddings": "sam3spec.teacher.protocol",
     "Teacher": "sam3spec.teacher.protocol",
     "Sam3Tokenizer": "sam3spec.teacher.tokenizer",
     "TeacherLoadError": "sam3spec.teacher.loading",
-    "default_teacher_path": "sam3spec.teacher.loading",
     "load_teacher": "sam3spec.teacher.loading",
     "save_teacher": "sam3spec.teacher.loading",
-    "ship_teacher": "sam3spec.teacher.loading",
     "CacheOptions": "sam3spec.teacher.cache",
     "TeacherCache": "sam3spec.teacher.cache",
     "build_cache": "sam3spec.teacher.cache",
-    "evaluate_world": "sam3spec.teacher.world_eval",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -55,7 +55,7 @@ class CacheOptions:
         limit: cache only the first ``limit`` images and videos (smoke runs).
         seed: prompt selection seed.
         resolution: teacher input size (None: the teacher's own).
-        teacher: which teacher (its folder, or ``concept-world`` for the shipped one).
+        teacher: which teacher (its folder or hub id, as given).
         data: the dataset folder.
         score_offset: the teacher's calibrated query-logit offset (``teacher.json``), filled in by
             :func:`build_cache` from the teacher: part of what was cached, so a cache resumed after
@@ -71,7 +71,7 @@ class CacheOptions:
     limit: int | None = None
     seed: int = 0
     resolution: int | None = None
-    teacher: str = "concept-world"
+    teacher: str = ""
     data: str = ""
     score_offset: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -91,18 +91,19 @@ class WorkItem:
 
 
 def list_items(data: Path, limit: int | None) -> list[WorkItem]:
-    """Images (SA-1B layout, with SA-Co phrases when the folder is a concept world) and videos
-    (SA-V) under ``data``, in a fixed order."""
+    """Images (SA-1B layout) and videos (SA-V) under ``data``, in a fixed order. For a data root
+    (:mod:`sam3spec.data.layout`) its train split, each image with the phrases its SA-Co train
+    files ask about it."""
+    from sam3spec.data.layout import DataLayout
     from sam3spec.data.sa1b import find_pairs
     from sam3spec.data.sav import find_videos
-    from sam3spec.data.world import WorldPaths
 
-    paths = WorldPaths.of(data)
+    layout = DataLayout.of(data)
     image_root, video_root, phrases = data, data, {}
-    if paths.manifest.is_file():  # a concept world: its train split
-        image_root, video_root = paths.sa1b_train, paths.sav_train
-        if paths.saco_train.is_file():
-            for entry in json.loads(paths.saco_train.read_text())["images"]:
+    if layout.is_data_root():
+        image_root, video_root = layout.sa1b_train, layout.sav_train
+        for saco_file in layout.saco_files("train"):
+            for entry in json.loads(saco_file.read_text())["images"]:
                 phrases.setdefault(Path(entry["file_name"]).name, []).append(entry["text_input"])
     images = [
         WorkItem(f"image:{image.stem}", "image", (image, annotation), phrases.get(image.name, []))
@@ -243,7 +244,7 @@ def build_cache(
 
     Args:
         teacher: a :class:`~sam3spec.teacher.protocol.Teacher`.
-        data: a concept world (its train split is cached) or an SA-1B / SA-V folder.
+        data: a data root (its train split is cached, :mod:`sam3spec.data.layout`) or an SA-1B / SA-V folder.
         out: cache folder.
         options: what to cache.
         rank: this process's rank (``torchrun``: ``RANK``); world_size: ``WORLD_SIZE``.

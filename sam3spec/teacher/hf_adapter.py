@@ -262,7 +262,7 @@ class HFTeacher:
         shared_backbone: the tracker's ViT has the detector's weights, so one ViT pass serves both.
         score_offset: added to the detector's query logits (``pred_logits``) of every text / box
             prediction: a score calibration fitted on training images
-            (:mod:`sam3spec.teacher.calibration`; ``score_offset`` in ``teacher.json``). 0 for SAM 3.
+            (:mod:`sam3spec.world.teacher.calibration`; ``score_offset`` in ``teacher.json``). 0 for SAM 3.
     """
 
     def __init__(
@@ -436,7 +436,7 @@ def _load_one(
     model_class, directory, what: str, device, dtype, resolution: int | None, local_only: bool = True
 ):
     """``from_pretrained`` that refuses missing / mismatched weights instead of initialising them."""
-    from sam3spec.teacher.loading import TeacherLoadError
+    from sam3spec.teacher.layout import TeacherLoadError
 
     config = model_class.config_class.from_pretrained(directory, local_files_only=local_only)
     if getattr(config, "model_type", None) == "sam3_video":
@@ -515,7 +515,7 @@ def load_local(
     layout: dict, device, dtype, resolution: int | None = None, with_tracker: bool = True
 ) -> HFTeacher:
     """Load the detector (and tracker) of a resolved local layout (see :mod:`sam3spec.teacher.loading`)."""
-    from sam3spec.teacher.loading import check_model_dir
+    from sam3spec.teacher.layout import check_model_dir
 
     check_model_dir(layout["detector"], "teacher detector")
     detector = _load_one(Sam3Model, layout["detector"], "teacher detector", device, dtype, resolution)
@@ -536,7 +536,7 @@ def load_from_hub(
     """Download (only when the caller allowed the hub) and load a SAM 3 checkpoint, e.g. ``facebook/sam3``."""
     from huggingface_hub import snapshot_download
 
-    from sam3spec.teacher.loading import resolve_layout
+    from sam3spec.teacher.layout import resolve_layout
 
     directory = snapshot_download(repo_id)
     from pathlib import Path

@@ -1,35 +1,27 @@
-"""Video distillation data: concept-world SA-V videos as (context, query frame, phrase, masks).
+"""Video distillation data: SA-V videos as (context, query frame, phrase, masks).
 
 The student is frozen outside its memory, so each annotated frame's FPN features are computed
 once (:class:`FeatureBank`, fp16 in memory) and every sample is assembled from them: the query
 frame's four levels, the level-3 maps of the T annotated frames before it (slots before the
 video's start are invalid, as at the start of a stream), a phrase naming one object of the video
-(its size, colour and shape from ``world.json``) and the masks of every object the phrase names
-that is visible in the query frame (SA-V ground truth).
+(SA-V has no phrases: they are given per video and object, e.g. the concept world's from its
+manifest) and the masks of every object the phrase names that is visible in the query frame
+(SA-V ground truth).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from sam3spec.data.layout import DataLayout
 from sam3spec.data.sav import ANNOTATION_STRIDE, decode_masklet, find_videos, read_manual
 from sam3spec.data.transforms import Normalization, ResizeNormalize, TransformConfig, boxes_from_masks
 from sam3spec.data.video_io import read_frames
-
-
-def object_phrases(world: str | Path) -> dict[str, list[str]]:
-    """``{video_id: [phrase of object 0, ...]}`` from a concept world's ``world.json``
-    ("small red circle": size, colour, shape)."""
-    manifest = json.loads((Path(world) / "world.json").read_text())
-    return {
-        entry["video_id"]: [f"{o['size']} {o['colour']} {o['shape']}" for o in entry["objects"]]
-        for entry in manifest["videos"]
-    }
 
 
 @dataclass
@@ -56,26 +48,33 @@ class VideoRecord:
 
 
 class FeatureBank:
-    """Frozen student features of every annotated frame of the concept world's SA-V train videos.
+    """Frozen student features of every annotated frame of SA-V train videos.
 
     Args:
         student: the (frozen) student.
-        world: concept-world root.
-        split: ``"train"`` (mp4 + manual JSON).
+        videos: SA-V train folder (``sav_*.mp4`` + ``sav_*_manual.json``), or a data root (its
+            ``sav/train``, :mod:`sam3spec.data.layout`).
+        phrases: ``{video_id: [phrase of object 0, object 1, ...]}`` for every video used.
         limit: first ``limit`` videos only.
     """
 
-    def __init__(self, student, world: str | Path, split: str = "train", limit: int | None = None) -> None:
-        root = Path(world) / "sav" / split
-        videos = [v for v in find_videos(root) if v.mp4 is not None]
-        if not videos:
+    def __init__(
+        self, student, videos: str | Path, phrases: Mapping[str, Sequence[str]], limit: int | None = None
+    ) -> None:
+        root = Path(videos)
+        if DataLayout.of(root).is_data_root():
+            root = DataLayout.of(root).sav_train
+        found = [v for v in find_videos(root) if v.mp4 is not None]
+        if not found:
             raise FileNotFoundError(f"no SA-V train videos (sav_*.mp4 + _manual.json) under {root}")
-        phrases = object_phrases(world)
+        missing = [v.video_id for v in found[:limit] if v.video_id not in phrases]
+        if missing:
+            raise KeyError(f"no object phrases for video(s) {', '.join(missing[:5])} (phrases has {len(phrases)} videos)")
         transform = ResizeNormalize(TransformConfig(student.config.image_size, "letterbox", Normalization.IMAGENET))
         device = next(student.parameters()).device
         self.records: list[VideoRecord] = []
         self.pos: list[torch.Tensor] | None = None
-        for video in videos[:limit]:
+        for video in found[:limit]:
             masklet, _ = read_manual(video.manual)
             indices = [k * ANNOTATION_STRIDE for k in range(len(masklet))]
             frames = read_frames(video.mp4, indices)
@@ -87,7 +86,7 @@ class FeatureBank:
             if self.pos is None:
                 self.pos = [p[:1].cpu() for p in features.pos]
             self.records.append(VideoRecord(video.video_id, [f.half().cpu() for f in features.features],
-                                            torch.from_numpy(masks), phrases[video.video_id], indices))  # fmt: skip
+                                            torch.from_numpy(masks), list(phrases[video.video_id]), indices))  # fmt: skip
 
     def samples(self, per_video: int, seed: int, epoch: int) -> list[tuple[int, int, int]]:
         """``(video, query frame k >= 1, object)`` triples of one epoch, shuffled from ``(seed, epoch)``."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sam3spec.distill.stages import LossWeights, StageConfig
-from sam3spec.distill.world_stages import concept_world
 from sam3spec.models.video import CONTEXT_FRAMES
 
 MEMORY_PARAMETERS = ("memory_resampler.*", "memory_attention.*")
@@ -30,7 +29,7 @@ class VideoStage:
         context_frames: T, annotated frames before the query that the memory reads.
         context_source: ``"student"``: the frozen student's own FPN level-3 maps of the context
             frames (what the memory reads at inference; the concept world's stage uses it
-            by default), or ``"teacher_cache"``: cached teacher FPN level-3 features (issue 4's
+            by default), or ``"teacher_cache"``: cached teacher FPN level-3 features (the teacher
             cache, ``VideoRunOptions.teacher_cache`` / ``--teacher-cache``;
             :mod:`sam3spec.video.teacher_context`, docs/VIDEO.md).
         samples_per_video: (query frame, phrase) samples drawn per video per epoch.
@@ -68,12 +67,15 @@ VIDEO = VideoStage(
     ),
     context_source="teacher_cache",
 )
-VIDEO_WORLD = VideoStage(
-    concept_world(VIDEO.stage, batch_size=8, prompts_per_image=1, learning_rate=1e-3, warmup_steps=20,
-                  epochs=6, checkpoint_every=100, visualize_every=0),  # fmt: skip
-    context_source="student",
-)
-VIDEO_STAGES: dict[str, VideoStage] = {s.name: s for s in (VIDEO, VIDEO_WORLD)}
+VIDEO_STAGES: dict[str, VideoStage] = {VIDEO.name: VIDEO}
+
+
+def register_video_stage(stage: VideoStage) -> VideoStage:
+    """Make ``stage`` known to :func:`get_video_stage` (and the command line) by its name."""
+    if stage.name in VIDEO_STAGES and VIDEO_STAGES[stage.name] != stage:
+        raise ValueError(f"another video stage is already registered as {stage.name!r}")
+    VIDEO_STAGES[stage.name] = stage
+    return stage
 
 
 def get_video_stage(name: str) -> VideoStage:

@@ -21,7 +21,8 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -44,8 +45,10 @@ class VideoRunOptions:
     """Where and how long.
 
     Attributes:
-        world: concept-world root (its ``sav/train`` videos).
+        data: SA-V train folder, or a data root (its ``sav/train`` videos, :mod:`sam3spec.data.layout`).
         out: run folder (created).
+        phrases: ``{video_id: [phrase of object 0, ...]}`` (SA-V has no phrases; the concept world's
+            come from its manifest, :func:`sam3spec.world.manifest.object_phrases`).
         init: student checkpoint (``save_pretrained`` folder) to start from; None: a fresh student
             of the stage's preset (only useful for smoke tests).
         max_steps: stop after this many steps.
@@ -57,8 +60,9 @@ class VideoRunOptions:
             ``context_source`` is ``"teacher_cache"``.
     """
 
-    world: Path
+    data: Path
     out: Path
+    phrases: Mapping[str, Sequence[str]] = field(default_factory=dict)
     init: Path | None = None
     max_steps: int | None = None
     limit: int | None = None
@@ -116,7 +120,7 @@ def distill_video(vstage: VideoStage, options: VideoRunOptions) -> dict:
     student.eval()  # frozen BatchNorm / dropout: only the memory trains
     before = frozen_digest(student, trainable)
     started = time.perf_counter()
-    bank = FeatureBank(student, options.world, limit=options.limit)
+    bank = FeatureBank(student, options.data, options.phrases, limit=options.limit)
     level = student.config.memory.context_level
     context = {"context_source": vstage.context_source}
     if vstage.context_source == "teacher_cache":
@@ -132,7 +136,7 @@ def distill_video(vstage: VideoStage, options: VideoRunOptions) -> dict:
     per_epoch = len(bank.samples(vstage.samples_per_video, stage.seed, 0)) // stage.batch_size
     total = stage.epochs * per_epoch if options.max_steps is None else min(options.max_steps, stage.epochs * per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, total, stage))
-    atomic_write_json({"stage": vstage.name, "world": str(options.world), "init": str(options.init),
+    atomic_write_json({"stage": vstage.name, "data": str(options.data), "init": str(options.init),
                        "trainable": sorted(trainable), **context}, out / "stage.json")  # fmt: skip
     log_path = out / "train_log.jsonl"
     log_path.write_text("", encoding="utf-8")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from sam3spec.data.world import WorldConfig, WorldPaths, WorldSummary, generate_world
+from sam3spec.world import WorldConfig, WorldPaths, WorldSummary, generate_world
 
 CONCEPT_WORLD_IMAGES = 200
 CONCEPT_WORLD_VIDEOS = 10
@@ -48,7 +48,7 @@ def distill_run(run_dir):
     no run (e.g. the shipped teacher is missing), else None."""
     from pathlib import Path
 
-    from sam3spec.distill.pipeline import DEFAULT_RUN_DIR, run_pipeline
+    from sam3spec.world.pipeline import DEFAULT_RUN_DIR, run_pipeline
     from sam3spec.teacher.loading import TeacherLoadError
 
     if run_dir is not None:

@@ -153,7 +153,7 @@ def world_images(tmp_path_factory):
     crop (letterbox padding) and a small crop (upscaled: the resize's other branch)."""
     from PIL import Image
 
-    from sam3spec.data.world import generate_world
+    from sam3spec.world import generate_world
 
     folder = tmp_path_factory.mktemp("native-world")
     generate_world(folder / "world", num_images=4, num_videos=0, seed=5, progress=False)

@@ -37,7 +37,7 @@ def test_sensitive_layers_stay_float(gate, tiny_student):
 
 
 def test_qat_round_trip(gate, tiny_student, tmp_path):
-    from sam3spec.data.world import generate_world
+    from sam3spec.world import generate_world
     from sam3spec.quant.qat import QatOptions, train_qat
 
     generate_world(tmp_path / "world", 8, 0, 0, progress=False)
@@ -82,7 +82,7 @@ def test_quantized_accuracy(gate, run_dir, trained_student):
     from sam3spec.checkpoint import load_student
     from sam3spec.export.artifacts import cached_export
     from sam3spec.export.recipes import get_export_recipe
-    from sam3spec.quant.compare import compare
+    from sam3spec.eval.quant_compare import compare
 
     label = f"tiny-{checkpoint.parent.name}"  # tiny-phase2 or tiny-phase1
     pte, _ = cached_export(

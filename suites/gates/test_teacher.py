@@ -38,7 +38,7 @@ def tiny_teacher_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory) -> Path:
-    from sam3spec.data.world import WorldConfig, generate_world
+    from sam3spec.world import WorldConfig, generate_world
 
     root = tmp_path_factory.mktemp("small_world")
     generate_world(
@@ -123,9 +123,9 @@ def test_cache_survives_sigkill(gate, tiny_teacher_dir, small_world, tmp_path) -
 
 @pytest.fixture(scope="module")
 def world_metrics(tmp_path_factory, run_dir) -> dict[str, float]:
-    from sam3spec.data.world import generate_world
+    from sam3spec.world import generate_world
     from sam3spec.teacher.loading import default_teacher_path, load_teacher
-    from sam3spec.teacher.world_eval import evaluate_world
+    from sam3spec.world.evaluate import evaluate_world
 
     if not (default_teacher_path() / "teacher.json").is_file():
         pytest.skip(

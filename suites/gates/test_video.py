@@ -66,8 +66,8 @@ def test_only_the_memory_trains_on_the_seed_preset(gate):
 @pytest.mark.spec("video.jf_gain")
 @pytest.mark.spec("video.reentry_gain_margin")
 def test_memory_beats_no_memory_on_the_video_eval_split(gate, tmp_path_factory):
-    from sam3spec.data.world import WorldConfig, generate_world
-    from sam3spec.video.evaluate import evaluate_memory
+    from sam3spec.world import WorldConfig, generate_world
+    from sam3spec.eval.video import evaluate_memory
     from sam3spec.video.train import VideoRunOptions, distill_video
 
     candidates = [Path(os.environ["SAM3SPEC_VIDEO_STUDENT"])] if os.environ.get("SAM3SPEC_VIDEO_STUDENT") else TRAINED

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from sam3spec.data.world import WorldConfig, WorldPaths, generate_world
+from sam3spec.world import WorldConfig, WorldPaths, generate_world
 
 SMALL = WorldConfig(image_size=64, video_min_frames=36, video_max_frames=40)
 

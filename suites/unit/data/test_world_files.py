@@ -14,10 +14,10 @@ from pycocotools.coco import COCO
 from sam3spec.data import SA1BDataset, SACoDataset, SAVDataset
 from sam3spec.data.sav import ANNOTATION_STRIDE
 from sam3spec.data.verify import verify
-from sam3spec.data.world import WorldConfig, generate_world
-from sam3spec.data.world.generate import image_item, splits, video_item
-from sam3spec.data.world.phrases import Phrase, is_held_out
-from sam3spec.data.world.shapes import COLOURS, SHAPES, SIZES
+from sam3spec.world import WorldConfig, generate_world
+from sam3spec.world.generate import image_item, splits, video_item
+from sam3spec.world.phrases import Phrase, is_held_out
+from sam3spec.world.shapes import COLOURS, SHAPES, SIZES
 
 TINY = WorldConfig(image_size=48, video_min_frames=12, video_max_frames=16)
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from sam3spec.data.world import WorldConfig
-from sam3spec.data.world.config import split_counts
-from sam3spec.data.world.images import generate_scene, visible
-from sam3spec.data.world.phrases import (
+from sam3spec.world import WorldConfig
+from sam3spec.world.config import split_counts
+from sam3spec.world.images import generate_scene, visible
+from sam3spec.world.phrases import (
     HARD_NEGATIVE,
     NEGATIVE,
     POSITIVE,
@@ -19,8 +19,8 @@ from sam3spec.data.world.phrases import (
     is_held_out,
     sample_queries,
 )
-from sam3spec.data.world.shapes import COLOURS, SHAPES, SIZES, WorldObject, rasterize
-from sam3spec.data.world.videos import generate_video
+from sam3spec.world.shapes import COLOURS, SHAPES, SIZES, WorldObject, rasterize
+from sam3spec.world.videos import generate_video
 
 CONFIG = WorldConfig()
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from sam3spec.config import TINY_PRESET, get_preset, override
-from sam3spec.data.world import WorldConfig, generate_world
+from sam3spec.world import WorldConfig, generate_world
 
 TINY_WORLD = WorldConfig(image_size=64)
 RESOLUTION = 64

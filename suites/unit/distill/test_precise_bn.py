@@ -22,7 +22,7 @@ from sam3spec.distill.precise_bn import batch_norm_layers, recalibrate_batch_nor
 from sam3spec.distill.runtime import Processes
 from sam3spec.distill.state import latest_checkpoint
 from sam3spec.distill.task import DistillModel
-from sam3spec.distill.world_stages import PHASE1_WORLD
+from sam3spec.world.stages import PHASE1_WORLD
 
 from .conftest import RESOLUTION
 from .test_trainer import LIMIT, cli_args, free_port, stage, subprocess_env

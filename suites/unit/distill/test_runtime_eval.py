@@ -10,12 +10,12 @@ import torch
 
 from sam3spec.cli import main
 from sam3spec.config import override
-from sam3spec.data.world import WorldConfig
+from sam3spec.world import WorldConfig
 from sam3spec.distill import runtime
 from sam3spec.distill.commands import default_init, parse_overrides, resolve_stage
-from sam3spec.distill.evaluate import StudentTeacherView, ratios
-from sam3spec.distill.pipeline import PipelineConfig, run_pipeline
-from sam3spec.distill.world_stages import PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD
+from sam3spec.eval.student_view import StudentTeacherView, ratios
+from sam3spec.world.pipeline import PipelineConfig, run_pipeline
+from sam3spec.world.stages import PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD
 from sam3spec.teacher.protocol import Teacher
 
 

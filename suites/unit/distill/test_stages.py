@@ -19,7 +19,7 @@ from sam3spec.distill.stages import (
     learning_rate_factor,
     set_trainable,
 )
-from sam3spec.distill.world_stages import STAGE3_WORLD
+from sam3spec.world.stages import STAGE3_WORLD
 
 
 def test_phase1_is_the_mission_phase1():

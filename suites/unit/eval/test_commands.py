@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from sam3spec.cli import main
-from sam3spec.data.world import WorldConfig, WorldPaths, generate_world
+from sam3spec.world import WorldConfig, WorldPaths, generate_world
 from sam3spec.eval.metrics import evaluate_pair, summarize
 from sam3spec.eval.model_eval import kind_breakdown, predict_split
 from sam3spec.eval.saco_files import evaluate_saco, load_ground_truth

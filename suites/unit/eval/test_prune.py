@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sam3spec.cli import main
-from sam3spec.eval.prune import apply_prune, plan_prune
+from sam3spec.prune import apply_prune, plan_prune
 
 
 def touch(path: Path, size: int = 10) -> Path:

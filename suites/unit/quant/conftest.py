@@ -19,7 +19,7 @@ def tiny_student() -> Student:
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory: pytest.TempPathFactory):
     """A 10-image concept world (2 eval images), no videos."""
-    from sam3spec.data.world import generate_world
+    from sam3spec.world import generate_world
 
     root = tmp_path_factory.mktemp("quant_world")
     generate_world(root, 10, 0, 0, progress=False)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sam3spec.quant.compare import CompareRow, compare, drop_percent, format_table
-from sam3spec.quant.evaluate import world_pairs
+from sam3spec.eval.quant_compare import CompareRow, compare, drop_percent, format_table
+from sam3spec.eval.predictors import world_pairs
 
 
 def test_world_pairs_reads_eval_split(small_world):

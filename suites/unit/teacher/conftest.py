@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sam3spec.data.world import WorldConfig, generate_world
+from sam3spec.world import WorldConfig, generate_world
 
 TINY_WORLD = WorldConfig(
     image_size=64, video_min_frames=8, video_max_frames=8, video_min_objects=2, video_max_objects=2

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from sam3spec.cli import main
-from sam3spec.teacher.calibration import PairOutputs, collect_outputs, fit_offset, score_at
+from sam3spec.world.teacher.calibration import PairOutputs, collect_outputs, fit_offset, score_at
 from sam3spec.teacher.loading import TeacherLoadError, load_teacher, update_teacher_meta
-from sam3spec.teacher.world_eval import image_outputs, world_eval_samples
+from sam3spec.world.evaluate import image_outputs, world_eval_samples
 
 
 def _square(x: int, y: int) -> np.ndarray:

@@ -23,7 +23,7 @@ def test_subcommands_are_registered() -> None:
 
 def test_train_world_flags_override_the_recipe() -> None:
     from sam3spec.teacher.commands import train_config
-    from sam3spec.teacher.world_train import WorldTrainConfig
+    from sam3spec.world.teacher.train import WorldTrainConfig
 
     parser = build_parser()
     assert train_config(parser.parse_args(["teacher", "train-world", "--out", "o"])) == WorldTrainConfig()

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sam3spec.data.world import WorldConfig
-from sam3spec.teacher.world_data import IGNORE, WorldImage, attribute_labels
-from sam3spec.teacher.world_losses import WordAlignment, word_alignment_loss
-from sam3spec.teacher.world_train import attribute_vocabularies
+from sam3spec.world import WorldConfig
+from sam3spec.world.teacher.data import IGNORE, WorldImage, attribute_labels
+from sam3spec.world.teacher.losses import WordAlignment, word_alignment_loss
+from sam3spec.world.teacher.train import attribute_vocabularies
 
 
 def _image() -> WorldImage:

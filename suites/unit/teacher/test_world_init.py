@@ -1,7 +1,7 @@
 """Training-only initialisation of the concept-world teacher and the anchor-guided matching.
 
 Each test pins one measured cause of the "learns only priors" failure (see
-:func:`sam3spec.teacher.world_train.initialise_for_training`).
+:func:`sam3spec.world.teacher.train.initialise_for_training`).
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import torch
 
 from sam3spec.teacher.architecture import TINY, WORLD
 from sam3spec.teacher.hf_adapter import build_models, encode_detector_image
-from sam3spec.teacher.world_init import (
+from sam3spec.world.teacher.init import (
     BOX_WINDOW_STRENGTH,
     anchor_centres,
     initialise_for_training,
 )
-from sam3spec.teacher.world_losses import LossWeights, hungarian
-from sam3spec.teacher.world_train import trainable_parameters
+from sam3spec.world.teacher.losses import LossWeights, hungarian
+from sam3spec.world.teacher.train import trainable_parameters
 
 
 def rms(tensor: torch.Tensor) -> float:

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from sam3spec.data.transforms import boxes_from_masks
-from sam3spec.data.world import WorldConfig
-from sam3spec.data.world.phrases import Phrase, is_held_out
+from sam3spec.world import WorldConfig
+from sam3spec.world.phrases import Phrase, is_held_out
 from sam3spec.teacher.architecture import TINY
-from sam3spec.teacher.world_data import boxes_xyxy, draw_image, mask_targets, training_images
-from sam3spec.teacher.world_losses import LossWeights, dice_loss, generalized_iou, hungarian
-from sam3spec.teacher.world_train import WorldTrainConfig, decay_start, learning_rate_at, train_world_teacher
+from sam3spec.world.teacher.data import boxes_xyxy, draw_image, mask_targets, training_images
+from sam3spec.world.teacher.losses import LossWeights, dice_loss, generalized_iou, hungarian
+from sam3spec.world.teacher.train import WorldTrainConfig, decay_start, learning_rate_at, train_world_teacher
 
 SMALL = WorldConfig(image_size=64)
 
@@ -127,7 +127,7 @@ def test_resume_refuses_another_length_after_the_decay_started(tmp_path) -> None
 
 def test_fine_tune_starts_from_a_trained_teacher(tmp_path) -> None:
     from sam3spec.teacher.hf_adapter import build_models
-    from sam3spec.teacher.world_train import start_from
+    from sam3spec.world.teacher.train import start_from
 
     trained = train_world_teacher(tmp_path / "first", replace(TINY_RUN, steps=1), progress=False)
     detector, tracker = build_models(TINY, seed=5)
@@ -143,7 +143,7 @@ def test_fine_tune_starts_from_a_trained_teacher(tmp_path) -> None:
 def test_fine_tune_refuses_another_architecture(tmp_path) -> None:
     from sam3spec.teacher.hf_adapter import build_models
     from sam3spec.teacher.loading import TeacherLoadError
-    from sam3spec.teacher.world_train import start_from
+    from sam3spec.world.teacher.train import start_from
 
     trained = train_world_teacher(tmp_path / "first", replace(TINY_RUN, steps=1), progress=False)
     detector, tracker = build_models(replace(TINY, detr_decoder_layers=TINY.detr_decoder_layers + 1))
@@ -153,7 +153,7 @@ def test_fine_tune_refuses_another_architecture(tmp_path) -> None:
 
 def test_detector_loss_compares_upsampled_logits_with_finer_targets() -> None:
     from sam3spec.models.outputs import Sam3Outputs
-    from sam3spec.teacher.world_losses import detector_loss
+    from sam3spec.world.teacher.losses import detector_loss
 
     generator = torch.Generator().manual_seed(0)
     queries, side = 3, 8

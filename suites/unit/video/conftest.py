@@ -22,7 +22,7 @@ def video_student():
 @pytest.fixture(scope="session")
 def video_world(tmp_path_factory):
     """A small concept world: 2 images, 5 videos (4 train mp4, 1 val frames), seed 3."""
-    from sam3spec.data.world import WorldConfig, generate_world
+    from sam3spec.world import WorldConfig, generate_world
 
     root = tmp_path_factory.mktemp("video_world")
     generate_world(root, 2, 5, 3, WorldConfig(), progress=False)

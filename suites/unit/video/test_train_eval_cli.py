@@ -62,7 +62,7 @@ def test_memory_checkpoint_loads_onto_a_full_student(trained, tmp_path):
 
 
 def test_jf_with_closed_gate_equals_without_memory(video_world, tmp_path):
-    from sam3spec.video.evaluate import evaluate_memory
+    from sam3spec.eval.video import evaluate_memory
 
     torch.manual_seed(0)
     student = build_student(override(get_preset(TINY_PRESET), {"image_size": 160})).eval()
@@ -99,14 +99,14 @@ def _masklet(root, visible):
 
 
 def test_reappearance_frames(tmp_path):
-    from sam3spec.video.evaluate import reappearance_frames
+    from sam3spec.eval.video import reappearance_frames
 
     _masklet(tmp_path, [True, True, False, False, True, True, False, True])  # back at frames 4 and 7
     assert reappearance_frames(tmp_path) == [("sav_1", "000", "00016"), ("sav_1", "000", "00028")]
 
 
 def test_frame_categories_window(tmp_path):
-    from sam3spec.video.evaluate import frame_categories
+    from sam3spec.eval.video import frame_categories
 
     # hidden at 1, back at 2; the window (2 here) covers 3 and 4; hidden again at 6, back at 7
     _masklet(tmp_path, [True, False, True, True, True, True, False, True, True])
@@ -116,7 +116,7 @@ def test_frame_categories_window(tmp_path):
 
 
 def test_reentry_margin_weighs_frames():
-    from sam3spec.video.evaluate import VideoEvalResult
+    from sam3spec.eval.video import VideoEvalResult
 
     summary = {"J": 0.0, "F": 0.0, "J&F": 0.0, "num_objects": 1}
     result = VideoEvalResult(summary, summary, {

@@ -1,0 +1,67 @@
+"""The ``sam3spec`` command line: one noun per command, each a module of this package.
+
+=========== ==========================================================================
+command     what
+=========== ==========================================================================
+info        parameters per component and GMACs of a student preset
+segment     segment every instance of a noun phrase (or a box / point) in an image
+track       segment and track a prompted concept through a video
+data        ``generate`` the concept world, ``verify`` SA-1B / SA-Co / SA-V trees
+teacher     ``run`` / ``cache`` a teacher; ``train`` / ``eval`` / ``calibrate`` the world teacher
+train       ``stage``, ``pipeline`` (the concept world's main job), ``video`` memory, ``qat``
+eval        ``saco``, ``vos``, ``model``, ``compare``, ``video``, ``quant``, ``visual-qa``
+quantize    post-training quantization of a student (torchao)
+export      one multi-method ExecuTorch program (.pte) per backend
+bench       latency, peak memory, size per method and delegated share of a .pte
+prune       free disk space in a run directory (dry run unless --apply)
+report      render a markdown performance report from results JSON files
+=========== ==========================================================================
+
+Every module has ``register(subparsers)``; its leaf parsers set ``func(args) -> int`` (the exit
+status). Modules import the library inside their functions, so ``sam3spec --help`` and building
+the parser import neither torch nor the models. Earlier spellings (``distill``, ``pipeline``,
+``compare``, ``visual-qa``, ``world generate``, ``video distill|eval``) are accepted as hidden aliases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+NOUNS = ("info", "segment", "track", "data", "teacher", "train", "eval", "quantize", "export", "bench",
+         "prune", "report", "aliases")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser (every command registered); imports no heavy library."""
+    parser = argparse.ArgumentParser(
+        prog="sam3spec",
+        description="Distil SAM 3 into a phone-sized promptable concept segmenter, proven against specs.",
+        epilog="Run `sam3spec COMMAND --help` for a command's options. Manual: README.md and docs/.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for noun in NOUNS:
+        importlib.import_module(f"sam3spec.cli.{noun}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of the command
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""``sam3spec eval``: SA-Co and SA-V metrics, model evaluation, comparisons, visual QA.
+
+=========== ===========================================================================
+saco        score COCO-results predictions against SA-Co files (a Gold triple: oracle)
+vos         J&F of PNG masks (SA-V or DAVIS layout)
+model       run a student or teacher over a concept world's held-out split and score it
+compare     student vs teacher on a concept world's held-out split, side by side
+video       J&F of the video predictor with and without memory on a world's SA-V val split
+quant       float vs each quantization recipe (and .pte programs) on a world's held-out split
+visual-qa   HTML page: original | teacher | student masks per image and prompt
+=========== ===========================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from sam3spec.cli.common import fail, teacher_or_shipped, write_json
+from sam3spec.cli.track import add_model_arguments, load_video_model
+
+HEADLINE = ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1", "J", "F", "J&F")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    evaluate = subparsers.add_parser(
+        "eval", help="SA-Co cgF1 / SA-V J&F, model evaluation, comparisons, visual QA",
+        description="saco and vos score prediction files with the SA-Co / SA-V evaluators' semantics; "
+        "model, compare, video, quant and visual-qa run models on a concept world's held-out split.",
+    )  # fmt: skip
+    commands = evaluate.add_subparsers(dest="eval_command", required=True, metavar="SUBCOMMAND")
+    add_saco_arguments(commands.add_parser("saco", help="score COCO-results predictions against SA-Co file(s) (Gold: a b c)"))
+    add_vos_arguments(commands.add_parser("vos", help="J&F of PNG masks (SA-V or DAVIS layout)"))
+    add_model_eval_arguments(commands.add_parser("model", help="run a student or teacher over a world's eval split and score it"))
+    add_compare_arguments(commands.add_parser("compare", help="student vs teacher on a concept world's held-out split"))
+    add_video_arguments(commands.add_parser("video", help="J&F on a world's SA-V val split, with and without memory"))
+    add_quant_arguments(commands.add_parser("quant", help="float vs quantization recipes vs .pte on a world's held-out split"))
+    add_visual_qa_arguments(commands.add_parser("visual-qa", help="HTML page: original | teacher | student masks per image x prompt"))
+
+
+def print_headline(metrics: dict[str, Any]) -> None:
+    parts = []
+    for key in HEADLINE:
+        value = metrics.get(key)
+        if isinstance(value, float) and not math.isnan(value):
+            parts.append(f"{key} {value:.4f}")
+    print("  ".join(parts))
+
+
+# --- saco / vos ----------------------------------------------------------------------------------
+
+
+def add_saco_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gt", type=Path, nargs="+", required=True, help="SA-Co ground-truth file(s); several = Gold oracle"
+    )
+    parser.add_argument("--pred", type=Path, required=True, help="COCO results JSON (image_id = pair id)")
+    parser.add_argument(
+        "--presence", type=Path, help="optional {pair id: presence probability} JSON for presence_f1"
+    )
+    parser.add_argument("--threshold", type=float, default=0.5, help="score threshold (SA-Co: 0.5)")
+    parser.add_argument("--box-units", choices=("auto", "normalized", "pixels"), default="auto",
+                      help="GT bbox units for the box variant (SA-Co: normalized)")  # fmt: skip
+    parser.add_argument("--json", type=Path, help="write the metrics here")
+    parser.set_defaults(func=run_saco)
+
+
+def run_saco(args: argparse.Namespace) -> int:
+    from sam3spec.eval.saco_files import SacoFormatError, evaluate_saco
+
+    try:
+        presence = None
+        if args.presence is not None:
+            presence = {int(k): float(v) for k, v in json.loads(args.presence.read_text()).items()}
+        segm = evaluate_saco(
+            args.gt, args.pred, "segm", args.threshold, presence, box_units=args.box_units
+        ).summary()
+        bbox = evaluate_saco(
+            args.gt, args.pred, "bbox", args.threshold, presence, box_units=args.box_units
+        ).summary()
+    except (FileNotFoundError, SacoFormatError, ValueError) as error:
+        return fail(error)
+    out = {key: segm[key] for key in ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1")}
+    out.update({"gt": [str(p) for p in args.gt], "pred": str(args.pred), "segm": segm, "bbox": bbox})
+    print_headline(out)
+    print(f"box variant: cgF1 {bbox['cgF1']:.4f}  pmF1 {bbox['pmF1']:.4f}  IL_MCC {bbox['IL_MCC']:.4f}")
+    if segm["ignored_predictions"]:
+        print(
+            f"note: {segm['ignored_predictions']} prediction(s) are for pairs not evaluated (unknown or non-exhaustive)"
+        )
+    write_json(out, args.json)
+    return 0
+
+
+def add_vos_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gt-root", type=Path, required=True, help="e.g. sav_val/Annotations_6fps")
+    parser.add_argument("--pred-root", type=Path, required=True, help="same layout as --gt-root")
+    parser.add_argument("--lenient", action="store_true", help="score only videos that have predictions")
+    parser.add_argument(
+        "--keep-first-and-last", action="store_true", help="also score the first and last frames"
+    )
+    parser.add_argument("--json", type=Path, help="write the metrics here")
+    parser.set_defaults(func=run_vos)
+
+
+def run_vos(args: argparse.Namespace) -> int:
+    from sam3spec.eval.vos import evaluate_vos
+
+    try:
+        evaluation = evaluate_vos(args.gt_root, args.pred_root, strict=not args.lenient,
+                                  skip_first_and_last=not args.keep_first_and_last)  # fmt: skip
+    except (FileNotFoundError, ValueError) as error:
+        return fail(error)
+    summary = evaluation.summary()
+    print_headline(summary)
+    print(f"{summary['num_objects']} object(s) in {len(summary['videos'])} video(s)")
+    write_json(summary, args.json)
+    return 0
+
+
+# --- model / compare -----------------------------------------------------------------------------
+
+
+def add_model_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="student checkpoint folder, teacher folder, or 'teacher'")
+    parser.add_argument("--data", type=Path, required=True, help="a concept world (sam3spec data generate)")
+    parser.add_argument("--out", type=Path, help="folder for predictions (default: the --json folder)")
+    parser.add_argument("--json", type=Path, help="write the metrics here")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--min-score", type=float, default=0.05, help="results below this score are not written")
+    parser.add_argument("--limit", type=int, help="only the first N images (smoke tests)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_model)
+
+
+def run_model(args: argparse.Namespace) -> int:
+    from sam3spec.eval.saco_files import SacoFormatError
+    from sam3spec.world.evaluate import evaluate_model_on_world
+
+    out = args.out or (args.json.parent if args.json else Path("eval_out"))
+    try:
+        metrics = evaluate_model_on_world(args.model, args.data, out, args.device, args.min_score, args.limit,
+                                          progress=not args.quiet)  # fmt: skip
+    except (FileNotFoundError, SacoFormatError, ValueError) as error:
+        return fail(error)
+    print_headline(metrics)
+    print(f"{metrics['kind']} {args.model}: predictions in {metrics['predictions']}; {metrics['vos_note']}")
+    write_json(metrics, args.json)
+    return 0
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--student", required=True, type=Path, help="student checkpoint directory")
+    parser.add_argument("--world", required=True, type=Path)
+    parser.add_argument("--teacher", default=None, help="teacher folder (default: the shipped concept-world teacher)")
+    parser.add_argument("--limit", type=int, default=None, help="first N held-out images only")
+    parser.add_argument("--json", type=Path, default=None, help="also write metrics.json here")
+    parser.set_defaults(func=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from sam3spec.checkpoint import load_student
+    from sam3spec.eval.student_view import StudentTeacherView
+    from sam3spec.teacher.loading import load_teacher
+    from sam3spec.world.evaluate import evaluate_models, write_metrics
+    from sam3spec.world.pipeline import side_by_side
+
+    teacher = load_teacher(teacher_or_shipped(args.teacher))
+    models = {"teacher": teacher, "student": StudentTeacherView(load_student(args.student))}
+    metrics = evaluate_models(models, args.world, args.limit)
+    print(side_by_side(metrics), end="")
+    if args.json:
+        write_metrics(metrics, args.json)
+    return 0
+
+
+# --- video / quant -------------------------------------------------------------------------------
+
+
+def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--world", required=True, type=Path, help="a concept world (its SA-V val split)")
+    parser.add_argument("--out", required=True, type=Path)
+    add_model_arguments(parser)
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--limit", type=int, default=None, help="first N val videos only")
+    parser.add_argument("--select", choices=("threshold", "top1"), default="threshold",
+                        help="object mask: union of instances over --threshold, or the best instance per frame")  # fmt: skip
+    parser.set_defaults(func=run_video)
+
+
+def run_video(args: argparse.Namespace) -> int:
+    from sam3spec.eval.video import evaluate_memory
+    from sam3spec.world.evaluate import world_video_split
+
+    try:
+        videos = world_video_split(args.world)
+    except FileNotFoundError as error:
+        return fail(error)
+    result = evaluate_memory(load_video_model(args), videos, args.out, args.threshold, args.limit, args.select)
+    print(json.dumps(result.as_dict(), indent=1))
+    return 0
+
+
+def add_quant_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, required=True, help="student checkpoint directory")
+    parser.add_argument("--world", type=Path, required=True, help="a concept world (its held-out split)")
+    parser.add_argument("--recipes", default="8da4w,int4wo-g128,8da8w", help="comma-separated recipes")
+    parser.add_argument("--pte", type=Path, action="append", help="also score this .pte (repeatable)")
+    parser.add_argument("--limit", type=int, help="first N eval images only")
+    parser.add_argument("--json", type=Path, help="write the rows as JSON")
+    parser.set_defaults(func=run_quant)
+
+
+def run_quant(args: argparse.Namespace) -> int:
+    from sam3spec.checkpoint import CheckpointError, load_student
+    from sam3spec.eval.quant_compare import compare, format_table, rows_to_json
+    from sam3spec.world.inputs import world_images
+
+    try:
+        student = load_student(args.model)
+        images = world_images(args.world, args.limit)
+    except (CheckpointError, FileNotFoundError) as error:
+        return fail(error)
+    recipes = [name for name in args.recipes.split(",") if name]
+    rows = compare(student, images, recipes, args.pte or ())
+    print(format_table(rows))
+    if args.json is not None:
+        write_json(rows_to_json(rows), args.json)
+        print(f"JSON written to {args.json}")
+    return 0
+
+
+# --- visual QA -----------------------------------------------------------------------------------
+
+
+def add_visual_qa_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--student", type=Path, required=True, help="student checkpoint folder")
+    parser.add_argument("--teacher", help="teacher folder, or 'default' for the shipped concept-world teacher")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", type=Path)
+    source.add_argument("--image-dir", type=Path)
+    parser.add_argument("--prompt", action="append", required=True, help="noun phrase (repeat for several)")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.set_defaults(func=run_visual_qa)
+
+
+def run_visual_qa(args: argparse.Namespace) -> int:
+    from sam3spec.eval.model_eval import load_model
+    from sam3spec.eval.visual_qa import find_images, render
+
+    try:
+        images = find_images(args.image, args.image_dir)
+        models = {}
+        if args.teacher is not None:
+            teacher, kind = load_model(teacher_or_shipped(args.teacher), args.device)
+            if kind != "teacher":
+                raise ValueError(
+                    f"--teacher {args.teacher} is not a teacher folder (no teacher.json / detector/)"
+                )
+            models["teacher"] = teacher
+        student, kind = load_model(args.student, args.device)
+        if kind != "student":
+            raise ValueError(f"--student {args.student} is a teacher folder")
+        models["student"] = student
+        page = render(models, images, args.prompt, args.top_k, args.out)
+    except (FileNotFoundError, ValueError) as error:
+        return fail(error)
+    print(f"{len(images)} image(s) x {len(args.prompt)} prompt(s): open {page}")
+    return 0

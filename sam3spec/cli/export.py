@@ -1,0 +1,126 @@
+"""``sam3spec export``: the student as one multi-method ExecuTorch program (``.pte``) per backend.
+
+Calibration images, parity samples and the text table's phrases come from a concept world
+(``--world``, default a small generated one, :class:`sam3spec.world.inputs.WorldExportInputs`);
+``--vocabulary`` replaces the text table's phrases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from sam3spec.cli.common import fail
+from sam3spec.export.recipes import BACKENDS, EXPORT_RECIPES, METHODS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    recipes = ", ".join(sorted(EXPORT_RECIPES))
+    export = subparsers.add_parser(
+        "export",
+        help="export the student to one multi-method ExecuTorch program (.pte)",
+        description=f"Export encode_image, encode_text, decode and track into one .pte. Recipes: {recipes}.",
+    )
+    source = export.add_mutually_exclusive_group()
+    source.add_argument("--model", type=Path, help="student checkpoint directory")
+    source.add_argument("--preset", help="preset name (with --random-weights)")
+    export.add_argument("--random-weights", action="store_true", help="random weights (size/latency work)")
+    export.add_argument("--backend", choices=BACKENDS, default="xnnpack")
+    export.add_argument("--recipe", help="backend recipe (default: xnnpack 8da4w, coreml fp16-w8, qnn 16a8w)")
+    export.add_argument(
+        "--out", type=Path, required=True, help="the .pte to write (model.json + text table beside it)"
+    )
+    export.add_argument(
+        "--world", type=Path,
+        help="concept world whose images calibrate and check the program (default: a small generated one)",
+    )
+    export.add_argument("--force", action="store_true", help="write the .pte even if parity fails")
+    export.add_argument("--vocabulary", type=Path, help="text file, one phrase per line, for the text table")
+    export.add_argument("--no-text-table", action="store_true")
+    export.add_argument(
+        "--methods", default=",".join(METHODS), help="comma-separated subset of the four methods"
+    )
+    export.add_argument("--max-points", type=int, default=4)
+    export.add_argument("--max-boxes", type=int, default=4)
+    export.add_argument("--memory-frames", type=int, default=8)
+    export.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    export.set_defaults(func=run)
+
+
+def _student(args: argparse.Namespace):
+    """The student of ``--model`` or ``--preset --random-weights``, and how to describe its weights."""
+    from sam3spec.models.image_encoder import randomise_batch_norms
+    from sam3spec.models.student import build_student
+
+    if args.model is not None:
+        from sam3spec.checkpoint import load_student
+
+        return load_student(args.model), "trained"
+    import torch
+
+    torch.manual_seed(args.seed)
+    student = build_student(args.preset).eval()
+    # timm zero-initialises RepViT's last BN per block: random statistics keep sizes honest.
+    randomise_batch_norms(student, seed=args.seed)
+    return student, "random (randomised BN statistics)"
+
+
+def _command_line(args: argparse.Namespace, recipe: str) -> str:
+    """The export command as one would type it again (recorded in the manifest)."""
+    parts = ["sam3spec", "export"]
+    parts += ["--model", str(args.model)] if args.model else ["--preset", args.preset, "--random-weights"]
+    parts += ["--backend", args.backend, "--recipe", recipe, "--out", str(args.out)]
+    if args.world:
+        parts += ["--world", str(args.world)]
+    if args.methods != ",".join(METHODS):
+        parts += ["--methods", args.methods]
+    if args.force:
+        parts.append("--force")
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sam3spec.config import get_preset
+    from sam3spec.export.backends import BackendUnavailable
+    from sam3spec.export.pipeline import ParityError, export_student
+    from sam3spec.export.recipes import get_export_recipe
+
+    if args.model is None and (args.preset is None or not args.random_weights):
+        return fail("give --model DIR, or --preset NAME --random-weights")
+    try:
+        recipe = get_export_recipe(args.backend, args.recipe)
+        if args.model is None:
+            get_preset(args.preset)
+    except KeyError as error:
+        return fail(error.args[0])
+    student, weights = _student(args)
+    vocabulary = None
+    if args.vocabulary is not None:
+        vocabulary = [line.strip() for line in args.vocabulary.read_text().splitlines() if line.strip()]
+    shapes = {"max_points": args.max_points, "max_boxes": args.max_boxes, "memory_frames": args.memory_frames}
+    methods = [name for name in args.methods.split(",") if name]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown or not methods:
+        return fail(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
+    from sam3spec.world.inputs import WorldExportInputs
+
+    try:
+        export_student(
+            student,
+            args.out,
+            recipe,
+            WorldExportInputs(args.world)(student.config.image_size),
+            force=args.force,
+            weights=weights,
+            vocabulary=vocabulary,
+            methods=methods,
+            text_table=not args.no_text_table,
+            command=_command_line(args, recipe.name),
+            **shapes,
+        )
+    except BackendUnavailable as error:
+        return fail(error)
+    except ParityError as error:
+        return fail(error, 3)
+    return 0

@@ -1,0 +1,68 @@
+"""``sam3spec quantize``: post-training quantization of a student with torchao.
+
+The recipes compared side by side: ``sam3spec eval quant``; quantization-aware training:
+``sam3spec train qat``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sam3spec.cli.common import fail
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from sam3spec.quant.schemes import RECIPES
+
+    parser = subparsers.add_parser(
+        "quantize",
+        help="quantize a student (torchao post-training quantization)",
+        description="Post-training quantization; sensitive layers (IoU head, scoring, Perceiver, memory "
+        "attention) stay in float. Recipes: " + "; ".join(f"{r.name}: {r.what}" for r in RECIPES.values()),
+    )
+    parser.add_argument("--model", type=Path, required=True, help="student checkpoint directory")
+    parser.add_argument("--recipe", default="8da4w", help=f"one of {', '.join(RECIPES)}")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.set_defaults(func=run)
+
+
+def write_quantized(student, report_or_plan: dict, out: Path, state: dict | None = None) -> None:
+    """``out/``: the float checkpoint (config.json + model.safetensors) and ``quantization.json``
+    (the caller adds ``quantized_state.pt``, the torchao state dict)."""
+    from sam3spec.checkpoint import save_pretrained
+
+    save_pretrained(student if state is None else _float_copy(student, state), out)
+    (out / "quantization.json").write_text(json.dumps(report_or_plan, indent=2) + "\n")
+
+
+def _float_copy(student, state: dict):
+    from sam3spec.models.student import build_student
+
+    model = build_student(student.config)
+    model.load_state_dict(state, strict=False)
+    return model.eval()
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from sam3spec.checkpoint import CheckpointError, load_student
+    from sam3spec.quant.recipes import RECIPES, quantize_student
+
+    if args.recipe not in RECIPES:
+        return fail(f"unknown recipe {args.recipe!r}; known: {', '.join(RECIPES)}")
+    try:
+        student = load_student(args.model)
+    except CheckpointError as error:
+        return fail(error)
+    float_state = {name: value.clone() for name, value in student.state_dict().items()}
+    report = quantize_student(student, args.recipe)
+    print(report.describe())
+    write_quantized(student, {"recipe": args.recipe, "mode": "ptq", "describe": report.describe(),
+                              "kept_float": report.plan.kept_float, "float_bytes": report.float_bytes,
+                              "packed_bytes": report.packed_bytes}, args.out, float_state)  # fmt: skip
+    torch.save(student.state_dict(), args.out / "quantized_state.pt")
+    print(f"wrote {args.out} (float checkpoint + quantization.json + quantized_state.pt)")
+    return 0

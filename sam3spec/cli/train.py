@@ -1,0 +1,265 @@
+"""``sam3spec train``: one distillation ``stage``, the concept world's ``pipeline``, ``video``
+memory training, quantization-aware training (``qat``).
+
+Launch on several GPUs (or CPU processes) with torchrun; the same command runs on one device::
+
+    torchrun --nproc_per_node 8 -m sam3spec.cli train stage --stage phase1 --data /data/sa1b \\
+        --teacher /models/sam3 --out runs/phase1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sam3spec.cli.common import add_set_option, fail, note, parse_overrides, set_threads, teacher_or_shipped
+
+SCHEDULES = ("auto", "plan", "world")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="distil the student: a stage, the concept-world pipeline, video memory, QAT",
+        description="stage: one distillation stage (phase1, phase2, stage3, or their -world versions). "
+        "pipeline: the concept world's main job (world -> teacher -> Phase 1 -> Phase 2 -> Stage 3 -> "
+        "students vs teacher). video: train only the video memory of a student. qat: "
+        "quantization-aware training, then conversion.",
+    )
+    commands = train.add_subparsers(dest="train_command", required=True, metavar="SUBCOMMAND")
+    add_stage_arguments(commands.add_parser("stage", help="run one distillation stage (phase1, phase2, stage3, ...)"))
+    add_pipeline_arguments(
+        commands.add_parser("pipeline", help="concept world -> teacher -> phase1 -> phase2 -> stage3 -> students vs teacher")
+    )
+    add_video_arguments(commands.add_parser("video", help="train only the memory (resampler + memory attention)"))
+    add_qat_arguments(commands.add_parser("qat", help="quantization-aware training (fake quantization), then convert"))
+
+
+# --- stage ---------------------------------------------------------------------------------------
+
+
+def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stage", required=True, help="phase1, phase2, stage3 (or phase1-world, ...)")
+    parser.add_argument("--data", required=True, type=Path, help="a data root (e.g. a concept world) or an SA-1B folder")
+    parser.add_argument("--teacher", default=None, help="teacher folder (default: the shipped concept-world teacher)")
+    parser.add_argument("--out", required=True, type=Path, help="run directory")
+    parser.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    parser.add_argument("--debug", action="store_true", help="3 steps on a few samples (smoke test)")
+    parser.add_argument(
+        "--init", type=Path, default=None, help="student checkpoint to start from (default: the previous stage's final/)"
+    )
+    parser.add_argument(
+        "--schedule", choices=(*SCHEDULES, "mission"), default="auto", metavar="{auto,plan,world}",
+        help="auto: the concept-world version of the stage when --data is a concept world; plan: the stage "
+        "as named; world: always the concept-world version",
+    )  # fmt: skip
+    add_set_option(parser, "override a stage field, e.g. epochs=2")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: auto)")
+    parser.add_argument("--no-cache", action="store_true", help="run the teacher on every batch instead of caching its targets")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--pretrained-backbone", type=Path, default=None, help="RepViT weights for a fresh student")
+    parser.add_argument("--pretrained-text", type=Path, default=None, help="MobileCLIP weights for a fresh student")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N training samples")
+    parser.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
+    parser.add_argument("--pause", type=float, default=0.0, help=argparse.SUPPRESS)  # tests: sleep per step
+    parser.set_defaults(func=run_stage)
+
+
+def is_concept_world(data: Path) -> bool:
+    from sam3spec.world import WorldPaths
+
+    return WorldPaths.of(data).manifest.is_file()
+
+
+def resolve_stage(name: str, data: Path, schedule: str, changes: list[str]):
+    """The stage to run: ``name``, its concept-world version for a world (``schedule`` auto/world),
+    then ``--set key=value`` overrides (dotted paths, JSON values)."""
+    import sam3spec.world.stages  # noqa: F401  (registers the concept-world stages)
+    from sam3spec.config import override
+    from sam3spec.distill.registry import STAGES, get_stage
+
+    world = schedule == "world" or (schedule == "auto" and is_concept_world(data))
+    if world and not name.endswith("-world") and f"{name}-world" in STAGES:
+        name = f"{name}-world"
+    stage = get_stage(name)
+    parsed = parse_overrides(changes)
+    return override(stage, parsed) if parsed else stage
+
+
+def default_init(stage, out: Path) -> Path | None:
+    """Where the previous stage's final weights are by convention: ``<out>/../<init_from>/final``
+    (also tried without the ``-world`` suffix)."""
+    if stage.init_from is None:
+        return None
+    for name in (stage.init_from, stage.init_from.removesuffix("-world")):
+        candidate = out.parent / name / "final"
+        if (candidate / "model.safetensors").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"stage {stage.name!r} starts from {stage.init_from!r}, but "
+        f"{out.parent / stage.init_from.removesuffix('-world') / 'final'} does not exist; run that stage "
+        "first or pass --init DIR"
+    )
+
+
+def run_stage(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from sam3spec.distill.trainer import RunOptions, distill
+
+    set_threads(args.threads)
+    try:
+        stage = resolve_stage(args.stage, args.data, args.schedule, args.set)
+        init = args.init if args.init is not None else default_init(stage, args.out)
+    except (KeyError, ValueError, FileNotFoundError) as error:
+        return fail(error.args[0] if error.args else error)
+    options = RunOptions(data=args.data, out=args.out, teacher=teacher_or_shipped(args.teacher), init=init,
+                         resume=args.resume, device=args.device, cache_targets=not args.no_cache,
+                         progress=not args.quiet, step_pause=args.pause, tensorboard=not args.no_tensorboard,
+                         limit=args.limit, pretrained_backbone=args.pretrained_backbone,
+                         pretrained_text=args.pretrained_text)  # fmt: skip
+    if args.debug:
+        stage = replace(stage, checkpoint_every=2, log_every=1, prompt_draws=1)
+        options.max_steps = 3
+        options.limit = options.limit or 3 * stage.batch_size * stage.grad_accum
+    print(f"stage {stage.name}: student {stage.student} at {stage.resolution} px, {stage.epochs} epoch(s), "
+          f"lr {stage.learning_rate:g}, losses {', '.join(stage.losses.active())}")  # fmt: skip
+    summary = distill(stage, options)
+    print(f"done: {summary['steps']} steps, {summary['images_per_second']:.1f} images/s; "
+          f"final weights in {args.out / 'final'}")  # fmt: skip
+    return 0
+
+
+# --- pipeline ------------------------------------------------------------------------------------
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("runs/concept-world"))
+    parser.add_argument("--images", type=int, default=600, help="concept-world images (20%% held out)")
+    parser.add_argument("--teacher", default=None, help="teacher folder (default: the shipped one)")
+    parser.add_argument("--eval-limit", type=int, default=None, help="first N held-out images only")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--quiet", action="store_true")
+    add_set_option(
+        parser,
+        "override a pipeline field, e.g. phase1.epochs=3 or phase2.losses.presence=4 (a longer schedule "
+        "than the main job's; stage3=null stops after Phase 2)",
+    )
+    parser.set_defaults(func=run_pipeline)
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    from sam3spec.config import override
+    from sam3spec.teacher.layout import TeacherLoadError
+    from sam3spec.world.pipeline import PipelineConfig, run_pipeline, side_by_side
+
+    set_threads(args.threads)
+    config = PipelineConfig(images=args.images, teacher=args.teacher, eval_limit=args.eval_limit)
+    try:
+        config = override(config, parse_overrides(args.set)) if args.set else config
+    except (KeyError, ValueError, TypeError) as error:
+        return fail(f"--set: {error}")
+    try:
+        record = run_pipeline(args.out, config, progress=not args.quiet)
+    except TeacherLoadError as error:
+        return fail(f"no teacher to distil from: {error}")
+    metrics = json.loads((args.out / "metrics.json").read_text())
+    print(side_by_side(metrics), end="")
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in record["seconds"].items())
+    print(f"pipeline: {record['total_seconds']:.0f} s ({steps}); metrics in {args.out / 'metrics.json'}")
+    return 0
+
+
+# --- video ---------------------------------------------------------------------------------------
+
+
+def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", "--world", dest="data", required=True, type=Path,
+                        help="a concept world (its SA-V train videos and their objects' phrases)")  # fmt: skip
+    parser.add_argument("--out", required=True, type=Path, help="run folder")
+    parser.add_argument("--stage", default="video-world", help="video stage (default video-world)")
+    parser.add_argument("--init", type=Path, default=None, help="student checkpoint to start from")
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--limit", type=int, default=None, help="first N videos only")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="override the stage's epochs")
+    parser.add_argument("--context", choices=("student", "teacher_cache"), default=None,
+                        help="override the stage's context source (video-world: student; video: teacher_cache)")  # fmt: skip
+    parser.add_argument("--teacher-cache", type=Path, default=None,
+                        help="teacher cache folder (`sam3spec teacher cache`) for context_source teacher_cache")  # fmt: skip
+    parser.set_defaults(func=run_video)
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """Train the memory; exit 0, 2 when the data, the context options or the teacher cache do not fit."""
+    from dataclasses import replace
+
+    import sam3spec.world.stages  # noqa: F401  (registers the concept-world video stage)
+    from sam3spec.video.stage import get_video_stage
+    from sam3spec.video.teacher_context import TeacherContextError
+    from sam3spec.video.train import VideoRunOptions, distill_video
+    from sam3spec.world.manifest import object_phrases
+
+    if args.init is None:
+        note("no --init given; training the memory of a randomly initialised student (smoke tests only)")
+    try:
+        stage = get_video_stage(args.stage)
+        phrases = object_phrases(args.data)
+    except (KeyError, FileNotFoundError) as error:
+        return fail(error.args[0] if error.args else error)
+    if args.epochs is not None:
+        stage = replace(stage, stage=replace(stage.stage, epochs=args.epochs))
+    if args.context is not None:
+        stage = replace(stage, context_source=args.context)
+    options = VideoRunOptions(args.data, args.out, phrases, args.init, args.max_steps, args.limit, args.threads,
+                              teacher_cache=args.teacher_cache)  # fmt: skip
+    try:
+        summary = distill_video(stage, options)
+    except TeacherContextError as error:
+        return fail(error)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+# --- qat -----------------------------------------------------------------------------------------
+
+
+def add_qat_arguments(parser: argparse.ArgumentParser) -> None:
+    from sam3spec.quant.schemes import RECIPES
+
+    parser.add_argument("--model", type=Path, required=True, help="student checkpoint directory")
+    parser.add_argument("--data", "--world", dest="data", type=Path, required=True,
+                        help="a data root with SA-Co train files (e.g. a concept world)")  # fmt: skip
+    parser.add_argument("--recipe", default="8da4w", help=f"one of {', '.join(RECIPES)}")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--steps", type=int, default=200, help="optimizer steps")
+    parser.add_argument("--lr", type=float, default=1e-5, help="learning rate (the plan: 1e-5)")
+    parser.add_argument("--batch-size", type=int, default=4, help="samples per step")
+    parser.set_defaults(func=run_qat)
+
+
+def run_qat(args: argparse.Namespace) -> int:
+    import torch
+
+    from sam3spec.checkpoint import CheckpointError, load_student
+    from sam3spec.cli.quantize import write_quantized
+    from sam3spec.quant.qat import QatOptions, train_qat
+    from sam3spec.quant.schemes import RECIPES
+
+    if args.recipe not in RECIPES:
+        return fail(f"unknown recipe {args.recipe!r}; known: {', '.join(RECIPES)}")
+    try:
+        student = load_student(args.model)
+    except CheckpointError as error:
+        return fail(error)
+    options = QatOptions(steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size)
+    result = train_qat(student, args.data, args.recipe, options)
+    float_state = result.pop("float_state")
+    write_quantized(student, {"recipe": args.recipe, "mode": "qat", "steps": args.steps, "lr": args.lr,
+                              "plan": result["plan"], "losses": result["losses"],
+                              "packed_bytes": result["packed_bytes"]}, args.out, float_state)  # fmt: skip
+    torch.save(student.state_dict(), args.out / "quantized_state.pt")
+    print(f"QAT done in {result['seconds']:.0f} s; wrote {args.out} (QAT-trained float weights + quantized_state.pt)")
+    return 0

@@ -1,0 +1,89 @@
+"""The quantization schemes by name (a table; no torch at import, so the command line can list it).
+
+Each :class:`QuantRecipe` builds its torchao configs on demand (:meth:`QuantRecipe.linear_config`,
+:meth:`QuantRecipe.embedding_config`); :mod:`sam3spec.quant.recipes` applies them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+# Embedding tables at least this large are quantized by recipes with embedding_bits (the text
+# tower's 49408-token table); the prompt encoder's 2-row label tables stay in float.
+LARGE_EMBEDDING = 1024
+
+
+@dataclass(frozen=True)
+class QuantRecipe:
+    """An eager quantization scheme.
+
+    Attributes:
+        name: registry key.
+        what: one-line description.
+        weight_bits: 4 or 8.
+        group_size: weights per scale along the input dimension; None = one scale per row.
+        dynamic_activations: int8 per-token dynamic activation quantization (8daXw).
+        embedding_bits: bits of large embedding tables (None: kept in float).
+    """
+
+    name: str
+    what: str
+    weight_bits: int
+    group_size: int | None
+    dynamic_activations: bool
+    embedding_bits: int | None = None
+
+    def linear_config(self, device: str | torch.device = "cpu", per_channel: bool = False):
+        """The torchao config for Linear layers on ``device`` (``per_channel``: one scale per row)."""
+        import torch
+        from torchao.quantization import (
+            Int4WeightOnlyConfig,
+            Int8DynamicActivationIntxWeightConfig,
+            IntxWeightOnlyConfig,
+        )
+        from torchao.quantization.granularity import PerAxis, PerGroup
+
+        group = None if per_channel else self.group_size
+        granularity = PerAxis(0) if group is None else PerGroup(group)
+        dtype = torch.int4 if self.weight_bits == 4 else torch.int8
+        if self.dynamic_activations:
+            return Int8DynamicActivationIntxWeightConfig(weight_dtype=dtype, weight_granularity=granularity)
+        if self.weight_bits == 4 and torch.device(device).type == "cuda" and group is not None:
+            return Int4WeightOnlyConfig(group_size=group)
+        return IntxWeightOnlyConfig(weight_dtype=dtype, granularity=granularity)
+
+    def embedding_config(self):
+        """Weight-only config for large embedding tables (group 32 for 4 bits, per row for 8)."""
+        import torch
+        from torchao.quantization import IntxWeightOnlyConfig
+        from torchao.quantization.granularity import PerAxis, PerGroup
+
+        if self.embedding_bits is None:
+            return None
+        if self.embedding_bits == 4:
+            return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(32))
+        return IntxWeightOnlyConfig(weight_dtype=torch.int8, granularity=PerAxis(0))
+
+
+RECIPES: dict[str, QuantRecipe] = {
+    recipe.name: recipe
+    for recipe in (
+        QuantRecipe("int4wo-g128", "int4 weight-only, group 128 (MISSION.md 7)", 4, 128, False, 4),
+        QuantRecipe(
+            "8da4w", "int8 dynamic activations + int4 weights, group 32 (MISSION.md 7)", 4, 32, True, 4
+        ),
+        QuantRecipe("8da8w", "int8 dynamic activations + int8 per-channel weights", 8, None, True, 8),
+        QuantRecipe("int8wo", "int8 per-channel weight-only", 8, None, False, 8),
+    )
+}
+
+
+def get_recipe(name: str) -> QuantRecipe:
+    """The recipe registered under ``name``; ``KeyError`` names the known ones."""
+    if name not in RECIPES:
+        raise KeyError(f"unknown quantization recipe {name!r}; known: {', '.join(RECIPES)}")
+    return RECIPES[name]

@@ -93,7 +93,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from sam3spec.export.bench import benchmark, format_report
+    from sam3spec.bench.pte import benchmark, format_report
 
     if not args.pte.is_file():
         print(f"error: {args.pte}: no such file", file=sys.stderr)

@@ -77,9 +77,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import write_report
-    from harness.results import ResultStore
-    from harness.specs import SPECS_DIR, load_specs
+    from sam3spec.report import SPECS_DIR, ResultStore, load_specs, write_report
 
     store = ResultStore()
     for path in args.results:

@@ -20,9 +20,17 @@ from typing import Any
 
 import pytest
 
-from harness.report import write_report
-from harness.results import FAIL, Result, ResultStore, evaluate, not_measured
-from harness.specs import SPECS_DIR, Spec, load_specs
+from sam3spec.report import (
+    FAIL,
+    SPECS_DIR,
+    Result,
+    ResultStore,
+    Spec,
+    evaluate,
+    load_specs,
+    not_measured,
+    write_report,
+)
 
 STAGE_MARKERS = {
     "student": "student model gate: parameter counts, shapes, K=64 memory, fused == unfused",

@@ -1,6 +1,6 @@
 """``sam3spec bench``: per-method latency, peak RSS, bytes per method and delegated share of a ``.pte``.
 
-Latency and memory are measured in fresh processes (see :mod:`sam3spec.export.bench`).
+Latency and memory are measured in fresh processes (see :mod:`sam3spec.bench.pte`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sam3spec.export.bench import benchmark, format_report
+    from sam3spec.bench.pte import benchmark, format_report
 
     if not args.pte.is_file():
         return fail(f"{args.pte}: no such file")

@@ -21,9 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.report import write_report
-    from harness.results import ResultStore
-    from harness.specs import SPECS_DIR, load_specs
+    from sam3spec.report import SPECS_DIR, ResultStore, load_specs, write_report
 
     store = ResultStore()
     for path in args.results:

@@ -5,8 +5,10 @@
   parity -> ``.pte`` + manifest + text table), as ExecuTorch's examples: ``export_modules``
   (get_model), :func:`~sam3spec.export.lowering.export_methods` (export_model),
   :func:`~sam3spec.export.lowering.lower_to_executorch`;
-* :class:`~sam3spec.export.runtime.PtePredictor`: the eager predictor's API over a ``.pte``;
-* :func:`~sam3spec.export.bench.benchmark`: latency, RSS, bytes and delegated share per method.
+* :class:`~sam3spec.export.runtime.PtePredictor`: the eager predictor's API over a ``.pte``.
+
+Latency, RSS, bytes and delegated share per method of a ``.pte`` (``sam3spec bench``) are measured
+by :func:`sam3spec.bench.pte.benchmark`, which imports this package, not the other way round.
 
 Imported lazily: ``import sam3spec.export`` does not import ExecuTorch.
 """
@@ -23,7 +25,6 @@ _EXPORTS = {
     "get_export_recipe": "sam3spec.export.recipes",
     "PteProgram": "sam3spec.export.runtime",
     "PtePredictor": "sam3spec.export.runtime",
-    "benchmark": "sam3spec.export.bench",
 }
 __all__ = sorted(_EXPORTS)
 

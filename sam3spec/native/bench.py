@@ -17,10 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sam3spec.bench.measure import peak_rss_mb
+
 
 def worker(pte: str, repeats: int, threads: int) -> dict[str, float]:
     """Median encode_image / decode / both (ms) and peak RSS (MB) through executorch.runtime."""
-    import resource
     import time
 
     import torch
@@ -46,12 +47,7 @@ def worker(pte: str, repeats: int, threads: int) -> dict[str, float]:
             encode.append((middle - start) * 1e3)
             decode.append((end - middle) * 1e3)
     both = [a + b for a, b in zip(encode, decode, strict=True)]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    status = Path("/proc/self/status")
-    if status.is_file():  # VmHWM: this process image only (ru_maxrss survives execve on Linux)
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
+    peak = peak_rss_mb()  # VmHWM on Linux: this process image only (ru_maxrss survives execve)
     return {"encode_image": statistics.median(encode), "decode": statistics.median(decode),
             "image_path": statistics.median(both), "peak_rss_mb": peak}  # fmt: skip
 

@@ -4,7 +4,7 @@
 
 The matcher at SAM 3's size: 100 student queries x 200 teacher queries, masks at the seed
 student's 504 px mask size (126 x 126). Training throughput per preset: ``python -m
-sam3spec.distill.benchmark`` (see docs/BENCHMARKS.md).
+sam3spec.bench.training`` (see docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations

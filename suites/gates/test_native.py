@@ -74,7 +74,7 @@ def small_programs(tmp_path_factory):
 
 def test_cli_targets_match_the_specs():
     """The thresholds sam3spec-run --json judges with are the YAML specs' (they must not drift)."""
-    from harness.specs import SPECS_DIR, load_specs
+    from sam3spec.report.specs import SPECS_DIR, load_specs
 
     specs = load_specs(SPECS_DIR)
     source = (NATIVE_DIR / "tools" / "sam3spec_run.cpp").read_text()
@@ -297,10 +297,10 @@ def test_latency_next_to_python(gate, runner, tiny_program, world_images):
 
 @pytest.mark.slow
 def test_seed_latency_and_results_json(gate, runner, run_dir, world_images, tmp_path):
-    """The seed preset (504 px, XNNPACK 8da4w): the runner's --json ingests into the harness store."""
-    from harness.results import ResultStore
+    """The seed preset (504 px, XNNPACK 8da4w): the runner's --json ingests into the result store."""
     from sam3spec.export.artifacts import cached_export
     from sam3spec.export.recipes import get_export_recipe
+    from sam3spec.report.results import ResultStore
 
     pte, _ = cached_export(
         SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", random_weights=True, run_dir=run_dir

@@ -25,8 +25,8 @@ def test_device_targets_are_not_measured_here(gate, spec_id):
 
 @pytest.mark.slow
 def test_cpu_image_path(gate, run_dir):
+    from sam3spec.bench.pte import benchmark
     from sam3spec.export.artifacts import cached_export
-    from sam3spec.export.bench import benchmark
     from sam3spec.export.recipes import get_export_recipe
 
     pte, _ = cached_export(

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from harness.runners import run_isolated
+from sam3spec.bench.measure import run_isolated
 from sam3spec.config import SEED_PRESET, TINY_PRESET
 from sam3spec.info import count_parameters
 from sam3spec.models.image_encoder import randomise_batch_norms
@@ -140,7 +140,7 @@ def test_fused_backbone_equals_unfused(gate, seed_student):
 @pytest.mark.parametrize("resolution", [504, 1008])
 def test_eager_cpu_latency_and_memory(gate, resolution):
     result = run_isolated(
-        "harness.bench_image", ["--preset", SEED_PRESET, "--resolution", str(resolution), "--repeats", "3"]
+        "sam3spec.bench.image", ["--preset", SEED_PRESET, "--resolution", str(resolution), "--repeats", "3"]
     )
     context = {**SEED, "resolution": resolution, "device": f"cpu, {result['threads']} threads, fp32 eager, fused"}
     print(f"\n{SEED_PRESET} @ {resolution}px: {result}")

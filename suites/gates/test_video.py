@@ -35,7 +35,7 @@ def open_tiny():
 
 @pytest.mark.spec("video.memory.constant")
 def test_memory_constant_over_1000_frames(gate, open_tiny):
-    from sam3spec.video.benchmark import stream
+    from sam3spec.bench.video import stream
 
     result = stream(open_tiny, 1000, STREAM_SIDE, checkpoints=(1, 100, 1000))
     shapes = result["state_shapes"]
@@ -104,7 +104,7 @@ def test_memory_beats_no_memory_on_the_video_eval_split(gate, tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.spec("video.step_cost_ratio")
 def test_step_cost_vs_image_forward(gate):
-    from sam3spec.video.benchmark import cost_ratio
+    from sam3spec.bench.video import cost_ratio
 
     torch.manual_seed(0)
     student = build_student(TINY_PRESET).eval()

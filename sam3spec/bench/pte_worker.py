@@ -1,11 +1,11 @@
 """Time methods of a ``.pte`` (or the eager float student) in a fresh process; print one JSON line.
 
-    python -m sam3spec.export.bench_worker --pte model.pte --methods encode_image,decode
-    python -m sam3spec.export.bench_worker --eager efficientsam3-repvit_m2_3-mobileclip_s1 --methods encode_image,decode
+    python -m sam3spec.bench.pte_worker --pte model.pte --methods encode_image,decode
+    python -m sam3spec.bench.pte_worker --eager efficientsam3-repvit_m2_3-mobileclip_s1 --methods encode_image,decode
 
-Run by :func:`sam3spec.export.bench.benchmark` through ``harness.runners.run_isolated`` so the peak
-RSS is this workload's alone. Inputs are synthetic (random normalised pixels, a fixed 4-token
-prompt, one point), so no tokenizer is imported. ``image_path`` = ``encode_image`` + ``decode``.
+Run by :func:`sam3spec.bench.pte.benchmark` through :func:`sam3spec.bench.measure.run_isolated`
+so the peak RSS is this workload's alone. Inputs are synthetic (random normalised pixels, a fixed
+4-token prompt, one point), so no tokenizer is imported. ``image_path`` = ``encode_image`` + ``decode``.
 Printed: per method ``{median_ms, min_ms, mean_ms, repeats}``, ``baseline_rss_mb`` (after
 imports, before loading the model), ``loaded_rss_mb`` (after loading), ``peak_rss_mb``,
 ``threads`` (libtorch) and, for a ``.pte``, ``executorch_threads`` (XNNPACK's pool, set equal).
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from harness.runners import current_rss_mb, peak_rss_mb, time_callable
+from sam3spec.bench.measure import current_rss_mb, peak_rss_mb, time_callable
 
 PROMPT_IDS = (49406, 320, 321, 49407)
 

@@ -1,12 +1,15 @@
 """``sam3spec bench --pte``: per-method latency, peak RSS, bytes per method and delegated share.
 
-Latency and memory are measured in fresh processes (:mod:`sam3spec.export.bench_worker` through
-``harness.runners.run_isolated``): one for the image path alone (``encode_image`` + ``decode``:
-its peak RSS is the app's image-path footprint, including libtorch and the ExecuTorch
+Latency and memory are measured in fresh processes (:mod:`sam3spec.bench.pte_worker` through
+:func:`sam3spec.bench.measure.run_isolated`): one for the image path alone (``encode_image`` +
+``decode``: its peak RSS is the app's image-path footprint, including libtorch and the ExecuTorch
 bindings that any Python process carries), one for every method. With ``eager`` the float
 student's image path is timed the same way, in the same run, for the speed ratio. Bytes per
 method come from the ``.pte`` itself; the delegated share from the manifest written by
 ``sam3spec export`` (``model.json``), which holds ExecuTorch's delegation info.
+
+The ExecuTorch side (:mod:`sam3spec.export`) is imported inside :func:`benchmark`, so this module
+stays importable without it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.runners import run_isolated
+from sam3spec.bench.measure import run_isolated
 
 
 def benchmark(
@@ -55,7 +58,7 @@ def benchmark(
     common = ["--warmup", str(warmup), "--repeats", str(repeats)]
     if threads is not None:
         common += ["--threads", str(threads)]
-    module = "sam3spec.export.bench_worker"
+    module = "sam3spec.bench.pte_worker"
     image_path = run_isolated(module, ["--pte", str(pte), "--methods", "image_path", *common])
     all_methods = run_isolated(module, ["--pte", str(pte), "--methods", ",".join(methods), *common])
     eager_result = None

@@ -8,7 +8,7 @@ import torch
 def test_executorch_pool_follows_torch_threads():
     from executorch.extension.pybindings import portable_lib
 
-    from sam3spec.export.bench_worker import match_executorch_threads
+    from sam3spec.bench.pte_worker import match_executorch_threads
 
     before_torch, before_pool = torch.get_num_threads(), portable_lib._threadpool_get_thread_count()
     try:

@@ -1,8 +1,11 @@
-"""Measurement runners: wall-clock latency, peak resident memory, file sizes.
+"""Measurement helpers: wall-clock latency, peak resident memory, file sizes, isolated runs.
 
 Latency and memory are measured here and by benchmarks, never asserted inside unit tests. Peak
 memory of one workload is measured in a fresh subprocess (:func:`run_isolated`), since a process's
 high-water mark includes everything it ran before.
+
+Standard library only (``psutil`` is imported inside :func:`current_rss_mb`), so every layer of
+``sam3spec`` and the gate suites can use it without pulling anything else in.
 """
 
 from __future__ import annotations
@@ -74,10 +77,18 @@ def file_size_mb(path: str | Path) -> float:
 def run_isolated(module: str, args: Sequence[str], timeout: float = 1800) -> dict[str, Any]:
     """Run ``python -m module *args`` in a fresh process and parse the JSON on its last stdout line.
 
+    Args:
+        module: a module path with a ``__main__`` entry point, e.g. ``sam3spec.bench.image``.
+        args: its command-line arguments.
+        timeout: seconds before the child is killed.
+
+    Returns:
+        The parsed JSON object of the child's last stdout line.
+
     Raises:
         RuntimeError: when the process fails or prints no JSON, with its stderr tail.
     """
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the repository: ``-m`` finds this checkout's sam3spec
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     process = subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=root

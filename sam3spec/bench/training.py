@@ -1,7 +1,7 @@
 """Student training throughput and peak memory, one preset per process.
 
-    python -m sam3spec.distill.benchmark --preset efficientsam3-tiny --resolution 160 --batch 8
-    python -m sam3spec.distill.benchmark --preset efficientsam3-repvit_m2_3-mobileclip_s1 --resolution 504 --batch 4
+    python -m sam3spec.bench.training --preset efficientsam3-tiny --resolution 160 --batch 8
+    python -m sam3spec.bench.training --preset efficientsam3-repvit_m2_3-mobileclip_s1 --resolution 504 --batch 4
 
 Times full Phase 1 training steps (student forward with intermediates, query matching, all nine
 losses, backward, AdamW) on random images with text prompts against synthetic teacher targets of
@@ -18,6 +18,8 @@ import json
 from collections.abc import Sequence
 
 import torch
+
+from sam3spec.bench.measure import current_rss_mb, peak_rss_mb, time_callable
 
 
 def synthetic_targets(batch: int, queries: int, geometry, width: int):
@@ -51,7 +53,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from harness.runners import current_rss_mb, peak_rss_mb, time_callable
     from sam3spec.config import get_preset, override
     from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
     from sam3spec.distill.stages import PHASE1, set_trainable

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.specs import SPECS_DIR, SpecError, load_spec_file, load_specs
+from sam3spec.report.specs import SPECS_DIR, SpecError, load_spec_file, load_specs
 
 GOOD = """
 - id: demo.size

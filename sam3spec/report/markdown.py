@@ -12,8 +12,16 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.results import FAIL, NOT_MEASURED, PASS, Result, ResultStore, atomic_write_text, machine_context
-from harness.specs import Spec
+from sam3spec.report.results import (
+    FAIL,
+    NOT_MEASURED,
+    PASS,
+    Result,
+    ResultStore,
+    atomic_write_text,
+    machine_context,
+)
+from sam3spec.report.specs import Spec
 
 NO_GATE_REASON = "no gate measured it in this run"
 CONTEXT_KEYS = ("preset", "weights", "data", "resolution", "device", "note")

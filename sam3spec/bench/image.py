@@ -1,6 +1,6 @@
 """Eager image-path benchmark of a student preset, one resolution, in its own process.
 
-    python -m harness.bench_image --preset efficientsam3-repvit_m2_3-mobileclip_s1 --resolution 504
+    python -m sam3spec.bench.image --preset efficientsam3-repvit_m2_3-mobileclip_s1 --resolution 504
 
 Times ``encode_image`` + ``encode_prompt`` (text) + ``decode`` at batch 1 (fp32, eval, no grad,
 random weights, backbone re-parameterised as deployed) and prints one JSON line:
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from harness.runners import current_rss_mb, peak_rss_mb, time_callable
+from sam3spec.bench.measure import current_rss_mb, peak_rss_mb, time_callable
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,7 +30,7 @@ MEASURED_ON = ("any", "cpu", "gpu", "device")
 REQUIRED = ("id", "what", "metric", "op", "value", "source", "measured_on")
 OPTIONAL = ("goal", "unit", "tolerance")
 
-SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
+SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"  # the repository's specs/, beside sam3spec/
 
 
 class SpecError(ValueError):

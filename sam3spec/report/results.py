@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.specs import Spec
+from sam3spec.report.specs import Spec
 
 PASS, FAIL, NOT_MEASURED = "pass", "fail", "not measured"
 STATUSES = (PASS, FAIL, NOT_MEASURED)
@@ -57,7 +57,7 @@ class Result:
 
 @functools.lru_cache(maxsize=1)
 def _commit() -> str:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the repository holding this package
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
@@ -82,7 +82,7 @@ def machine_context() -> dict[str, Any]:
 
         torch_version = torch.__version__
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:  # the harness itself does not need torch
+    except ImportError:  # the report itself does not need torch
         torch_version, gpu = None, None
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
     if gpu:

@@ -1,7 +1,7 @@
 """Video streaming benchmark: RSS and state size while streaming, and per-frame cost of
 ``VideoPredictor.step`` vs one image forward of the same preset, measured side by side.
 
-    python -m sam3spec.video.benchmark --preset efficientsam3-tiny --frames 1000 --threads 1
+    python -m sam3spec.bench.video --preset efficientsam3-tiny --frames 1000 --threads 1
 
 Frames are random RGB images (content does not change the cost of a dense model); the prompt is a
 text phrase, encoded once by the predictor as in real use. The image forward is
@@ -17,12 +17,9 @@ import statistics
 import time
 
 import numpy as np
-import psutil
 import torch
 
-
-def rss_mb() -> float:
-    return psutil.Process().memory_info().rss / 2**20
+from sam3spec.bench.measure import current_rss_mb
 
 
 def stream(student, frames: int, side: int, checkpoints=(1, 10, 100, 1000), seed: int = 0) -> dict:
@@ -38,7 +35,7 @@ def stream(student, frames: int, side: int, checkpoints=(1, 10, 100, 1000), seed
     for index in range(1, frames + 1):
         predictor.step(np.roll(image, index, axis=1))  # a moving picture, same cost
         if index in checkpoints:
-            rss[index] = round(rss_mb(), 1)
+            rss[index] = round(current_rss_mb(), 1)
             sizes[index] = {k: list(v.shape) for k, v in predictor.state.tensors().items()}
     return {"rss_mb": rss, "state_shapes": sizes, "state_bytes": predictor.state.nbytes()}
 

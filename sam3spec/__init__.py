@@ -15,7 +15,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "build_student": "sam3spec.models.student",
+    "build_student": "sam3spec.models.build",
     "load_student": "sam3spec.checkpoint",
     "save_pretrained": "sam3spec.checkpoint",
     "ImagePredictor": "sam3spec.predictor",

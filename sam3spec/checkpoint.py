@@ -180,7 +180,7 @@ def load_student(
     Returns:
         The student in eval mode; ``student.load_report`` holds the :class:`CheckpointReport`.
     """
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     model = build_student(config or read_config(directory))
     report = load_weights(model, directory, strict=strict)

@@ -68,7 +68,7 @@ def model_info(model: Student, resolutions: tuple[int, ...] = ()) -> dict[str, A
 def preset_info(preset: str, resolutions: tuple[int, ...] = ()) -> dict[str, Any]:
     """:func:`model_info` of a preset built on the meta device: shapes only, no weights are
     allocated or initialised, so counting the seed's 100M parameters takes no memory and little time."""
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     with torch.device("meta"):
         model = build_student(preset)

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from sam3spec.info import example_inputs
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     model = build_student(args.preset).eval()
     if not args.unfused:

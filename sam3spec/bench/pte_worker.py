@@ -101,8 +101,8 @@ def bench_eager(source: str, methods: Sequence[str], warmup: int, repeats: int, 
     from pathlib import Path
 
     from sam3spec.export.shapes import ExportShapes, padded_prompt
+    from sam3spec.models.build import build_student
     from sam3spec.models.image_encoder import randomise_batch_norms
-    from sam3spec.models.student import build_student
 
     baseline = current_rss_mb()
     if Path(source).is_dir():

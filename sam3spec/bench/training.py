@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
     from sam3spec.distill.stages import PHASE1, set_trainable
     from sam3spec.distill.task import DistillModel, loss_terms, total_loss
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     torch.manual_seed(0)
     student = build_student(override(get_preset(args.preset), {"image_size": args.resolution}))

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     from sam3spec.config import get_preset, override
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     if args.threads:
         torch.set_num_threads(args.threads)

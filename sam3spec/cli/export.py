@@ -50,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _student(args: argparse.Namespace):
     """The student of ``--model`` or ``--preset --random-weights``, and how to describe its weights."""
+    from sam3spec.models.build import build_student
     from sam3spec.models.image_encoder import randomise_batch_norms
-    from sam3spec.models.student import build_student
 
     if args.model is not None:
         from sam3spec.checkpoint import load_student

@@ -38,7 +38,7 @@ def write_quantized(student, report_or_plan: dict, out: Path, state: dict | None
 
 
 def _float_copy(student, state: dict):
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     model = build_student(student.config)
     model.load_state_dict(state, strict=False)

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def load_model(args: argparse.Namespace):
     """The student of ``--model``, or a randomly initialised ``--preset`` (with a note)."""
     from sam3spec.checkpoint import load_student
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     if getattr(args, "model", None):
         return load_student(args.model)

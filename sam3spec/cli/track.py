@@ -41,7 +41,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def load_video_model(args: argparse.Namespace):
     """The student of ``--model`` (or a random ``--preset``) with ``--memory`` loaded onto it."""
     from sam3spec.checkpoint import load_student
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
     from sam3spec.video.checkpoint import load_memory
 
     if args.model is not None:

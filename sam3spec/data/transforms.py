@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 # One implementation of the box conversions, shared with the models (names kept for data code).
-from sam3spec.models.boxes import boxes_cxcywh_to_xyxy as cxcywh_to_xyxy  # noqa: F401
-from sam3spec.models.boxes import boxes_xyxy_to_cxcywh as xyxy_to_cxcywh  # noqa: F401
+from sam3spec.boxes import boxes_cxcywh_to_xyxy as cxcywh_to_xyxy  # noqa: F401
+from sam3spec.boxes import boxes_xyxy_to_cxcywh as xyxy_to_cxcywh  # noqa: F401
 
 
 class Normalization(Enum):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from sam3spec.models.boxes import boxes_xyxy_to_cxcywh
+from sam3spec.boxes import boxes_xyxy_to_cxcywh
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ def distill(stage: StageConfig, options: RunOptions) -> dict:
                            "init": None if options.init is None else str(options.init)}, out / "stage.json")  # fmt: skip
 
     # --- student (+ adapters), what trains -------------------------------------------------------
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
     from sam3spec.models.text_encoder import Tokenizer
 
     torch.manual_seed(stage.seed)

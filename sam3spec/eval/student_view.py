@@ -8,14 +8,12 @@ evaluator (:mod:`sam3spec.world.evaluate`) then score both models with the same 
 
 from __future__ import annotations
 
-
 import torch
 
 from sam3spec.data.transforms import Normalization, ResizeNormalize, TransformConfig
 from sam3spec.models.image_encoder import ImageFeatures
 from sam3spec.models.outputs import Sam3Outputs
 from sam3spec.teacher.protocol import ImageEmbeddings
-
 
 
 class StudentTeacherView:

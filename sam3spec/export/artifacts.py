@@ -105,8 +105,8 @@ def cached_export(
     if random_weights:
         import torch
 
+        from sam3spec.models.build import build_student
         from sam3spec.models.image_encoder import randomise_batch_norms
-        from sam3spec.models.student import build_student
 
         torch.manual_seed(0)
         student = randomise_batch_norms(build_student(str(source)).eval(), seed=0)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sam3spec.models.boxes import boxes_cxcywh_to_xyxy
+from sam3spec.boxes import boxes_cxcywh_to_xyxy
 from sam3spec.models.detr_decoder import BoxRelativePositionBias
 from sam3spec.models.prompt_encoder import PromptEncoder
 

@@ -16,14 +16,12 @@ that export as separate methods; they take and return tensors (or dataclasses of
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sam3spec.config import StudentConfig
-from sam3spec.models.boxes import boxes_cxcywh_to_xyxy
+from sam3spec.boxes import boxes_cxcywh_to_xyxy
 from sam3spec.models.detr_decoder import DetrDecoder
 from sam3spec.models.detr_encoder import DetrEncoder
 from sam3spec.models.image_encoder import ImageEncoder, ImageFeatures
@@ -372,19 +370,3 @@ class Student(nn.Module):
         """Fuse the backbone's re-parameterisable branches for deployment (in place); returns self."""
         self.image_encoder.reparameterize()
         return self
-
-
-def build_student(
-    config_or_preset: StudentConfig | str,
-    pretrained_backbone: str | Path | None = None,
-    pretrained_text: str | Path | None = None,
-    online: bool = False,
-) -> Student:
-    """Build a student from a config or preset name; see :func:`sam3spec.models.build.build_student`.
-
-    Re-exported here so ``from sam3spec.models.student import build_student`` works; imported
-    lazily because the builders import this module.
-    """
-    from sam3spec.models.build import build_student as build
-
-    return build(config_or_preset, pretrained_backbone, pretrained_text, online)

@@ -83,7 +83,7 @@ def frozen_digest(student: torch.nn.Module, trainable: set[str]) -> str:
 
 def build_video_student(vstage: VideoStage, init: Path | None):
     from sam3spec.checkpoint import load_student
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     if init is not None:
         return load_student(init)

@@ -60,7 +60,12 @@ class WorldExportInputs:
 
     def _from(self, world: Path, image_size: int):
         from sam3spec.export.parity import parity_samples
-        from sam3spec.export.pipeline import CALIBRATION_IMAGES, PARITY_SAMPLES, ExportInputs, letterboxed_images
+        from sam3spec.export.pipeline import (
+            CALIBRATION_IMAGES,
+            PARITY_SAMPLES,
+            ExportInputs,
+            letterboxed_images,
+        )
         from sam3spec.world.phrases import all_phrases
 
         train = sorted(WorldPaths.of(world).sa1b_train.glob("*.jpg"))[:CALIBRATION_IMAGES]

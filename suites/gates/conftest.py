@@ -48,8 +48,8 @@ def distill_run(run_dir):
     no run (e.g. the shipped teacher is missing), else None."""
     from pathlib import Path
 
-    from sam3spec.world.pipeline import DEFAULT_RUN_DIR, run_pipeline
     from sam3spec.teacher.loading import TeacherLoadError
+    from sam3spec.world.pipeline import DEFAULT_RUN_DIR, run_pipeline
 
     if run_dir is not None:
         return Path(run_dir), None

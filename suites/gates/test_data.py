@@ -13,12 +13,12 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from sam3spec.data import SA1BDataset, SACoDataset, SAVDataset, make_loader
-from sam3spec.world.faults import plant_faults
 from sam3spec.data.files import read_binary_mask
 from sam3spec.data.loader import good_batches
 from sam3spec.data.sav import ANNOTATION_STRIDE, find_videos
 from sam3spec.data.verify import verify
 from sam3spec.world import WorldConfig, generate_world
+from sam3spec.world.faults import plant_faults
 from sam3spec.world.generate import image_item, splits, video_item
 from sam3spec.world.phrases import HARD_NEGATIVE, NEGATIVE, Phrase, is_held_out
 

@@ -59,9 +59,10 @@ def test_coreml_program_is_written(gate, tmp_path):
 def seed_program(run_dir):
     from sam3spec.export.artifacts import cached_export
     from sam3spec.export.recipes import get_export_recipe
+    from sam3spec.world.inputs import WorldExportInputs
 
     return cached_export(
-        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", random_weights=True, run_dir=run_dir
+        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", inputs=WorldExportInputs(), random_weights=True, run_dir=run_dir
     )
 
 
@@ -109,10 +110,11 @@ def test_trained_parity(gate, run_dir, trained_student):
         return
     from sam3spec.export.artifacts import cached_export
     from sam3spec.export.recipes import get_export_recipe
+    from sam3spec.world.inputs import WorldExportInputs
 
     label = f"tiny-{checkpoint.parent.name}"  # the program the quant gate measures (same cache entry)
     _, manifest = cached_export(
-        checkpoint, get_export_recipe("xnnpack", "8da4w"), label, world_dir=world, run_dir=run_dir
+        checkpoint, get_export_recipe("xnnpack", "8da4w"), label, inputs=WorldExportInputs(world), run_dir=run_dir
     )
     parity = manifest["parity"]
     gate.check("export.parity_mask_iou_trained", parity["mask_iou"], preset=TINY_PRESET, weights="trained",

@@ -140,9 +140,10 @@ def tiny_program(run_dir):
     from sam3spec.export.artifacts import cached_export
     from sam3spec.export.pipeline import companion_paths
     from sam3spec.export.recipes import get_export_recipe
+    from sam3spec.world.inputs import WorldExportInputs
 
     pte, _ = cached_export(
-        TINY_PRESET, get_export_recipe("xnnpack", "fp32"), "tiny", random_weights=True, run_dir=run_dir
+        TINY_PRESET, get_export_recipe("xnnpack", "fp32"), "tiny", inputs=WorldExportInputs(), random_weights=True, run_dir=run_dir
     )
     return pte, companion_paths(pte)["text_table"]
 
@@ -180,14 +181,14 @@ def test_image_parity(gate, runner, tiny_program, world_images, tmp_path):
 
     from sam3spec.data.transforms import Normalization, ResizeNormalize, TransformConfig
     from sam3spec.export.runtime import PtePredictor
-    from sam3spec.export.text_table import concept_world_phrases
     from sam3spec.predictor import image_to_tensor
+    from sam3spec.world.phrases import all_phrases
 
     pte, table = tiny_program
     predictor = PtePredictor(pte, text_table=table)
     side = predictor.model.shapes.image_size
     transform = ResizeNormalize(TransformConfig(side, "letterbox", Normalization.IMAGENET))
-    phrases = concept_world_phrases()
+    phrases = all_phrases()
     agreement, pixel_diff, cases = Agreement(), 0.0, 0
     for stem, path in sorted(world_images.items())[:6]:
         rgb = np.asarray(Image.open(path).convert("RGB"))
@@ -243,7 +244,7 @@ def test_video_parity(gate, runner, tiny_program, world_images, tmp_path):
     from PIL import Image
 
     from sam3spec.export.runtime import PtePredictor
-    from sam3spec.export.text_table import concept_world_phrases
+    from sam3spec.world.phrases import all_phrases
 
     pte, table = tiny_program
     frames_dir = tmp_path / "frames"
@@ -251,7 +252,7 @@ def test_video_parity(gate, runner, tiny_program, world_images, tmp_path):
     sources = [path for stem, path in sorted(world_images.items()) if stem.endswith("-full")]
     for index, source in enumerate(sources * 2):  # 8 frames: the buffer fills up
         (frames_dir / f"{index:04d}.png").write_bytes(source.read_bytes())
-    phrase = concept_world_phrases()[0]
+    phrase = all_phrases()[0]
     done = run_cli(runner.binary, pte, "--video", frames_dir, "--prompt", phrase, "--threshold", "0",
                    "--out-dir", tmp_path / "out")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -301,9 +302,10 @@ def test_seed_latency_and_results_json(gate, runner, run_dir, world_images, tmp_
     from sam3spec.export.artifacts import cached_export
     from sam3spec.export.recipes import get_export_recipe
     from sam3spec.report.results import ResultStore
+    from sam3spec.world.inputs import WorldExportInputs
 
     pte, _ = cached_export(
-        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", random_weights=True, run_dir=run_dir
+        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", inputs=WorldExportInputs(), random_weights=True, run_dir=run_dir
     )
     image = next(iter(world_images.values()))
     results = tmp_path / "native.json"

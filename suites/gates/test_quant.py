@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sam3spec.config import SEED_PRESET, TINY_PRESET
-from sam3spec.models.student import build_student
+from sam3spec.models.build import build_student
 from sam3spec.quant.recipes import quantize_student
 from sam3spec.quant.sensitivity import sensitive_float_share
 
@@ -37,8 +37,8 @@ def test_sensitive_layers_stay_float(gate, tiny_student):
 
 
 def test_qat_round_trip(gate, tiny_student, tmp_path):
-    from sam3spec.world import generate_world
     from sam3spec.quant.qat import QatOptions, train_qat
+    from sam3spec.world import generate_world
 
     generate_world(tmp_path / "world", 8, 0, 0, progress=False)
     model = copy.deepcopy(tiny_student)
@@ -59,9 +59,10 @@ def test_qat_round_trip(gate, tiny_student, tmp_path):
 def test_seed_size_ratio(gate, run_dir):
     from sam3spec.export.artifacts import cached_export
     from sam3spec.export.recipes import get_export_recipe
+    from sam3spec.world.inputs import WorldExportInputs
 
     pte, manifest = cached_export(
-        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", random_weights=True, run_dir=run_dir
+        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", inputs=WorldExportInputs(), random_weights=True, run_dir=run_dir
     )
     student = build_student(SEED_PRESET).eval().reparameterize()
     float_bytes = sum(p.numel() * 4 for p in student.parameters())
@@ -80,15 +81,16 @@ def test_quantized_accuracy(gate, run_dir, trained_student):
         )
         return
     from sam3spec.checkpoint import load_student
+    from sam3spec.eval.quant_compare import compare
     from sam3spec.export.artifacts import cached_export
     from sam3spec.export.recipes import get_export_recipe
-    from sam3spec.eval.quant_compare import compare
+    from sam3spec.world.inputs import WorldExportInputs, world_images
 
     label = f"tiny-{checkpoint.parent.name}"  # tiny-phase2 or tiny-phase1
     pte, _ = cached_export(
-        checkpoint, get_export_recipe("xnnpack", "8da4w"), label, world_dir=world, run_dir=run_dir
+        checkpoint, get_export_recipe("xnnpack", "8da4w"), label, inputs=WorldExportInputs(world), run_dir=run_dir
     )
-    rows = compare(load_student(checkpoint), world, recipes=(), ptes=[pte])
+    rows = compare(load_student(checkpoint), world_images(world), recipes=(), ptes=[pte])
     float_row, pte_row = rows[0], rows[-1]
     if not float_row.metrics["mIoU"]:  # a relative drop from 0 cannot fail: never a silent pass
         gate.not_measured(

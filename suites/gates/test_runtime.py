@@ -28,9 +28,10 @@ def test_cpu_image_path(gate, run_dir):
     from sam3spec.bench.pte import benchmark
     from sam3spec.export.artifacts import cached_export
     from sam3spec.export.recipes import get_export_recipe
+    from sam3spec.world.inputs import WorldExportInputs
 
     pte, _ = cached_export(
-        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", random_weights=True, run_dir=run_dir
+        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", inputs=WorldExportInputs(), random_weights=True, run_dir=run_dir
     )
     result = benchmark(pte, warmup=2, repeats=5, eager=SEED_PRESET)
     image, eager = result["image_path"], result["eager"]

@@ -11,8 +11,9 @@ import torch
 from sam3spec.bench.measure import run_isolated
 from sam3spec.config import SEED_PRESET, TINY_PRESET
 from sam3spec.info import count_parameters
+from sam3spec.models.build import build_student
 from sam3spec.models.image_encoder import randomise_batch_norms
-from sam3spec.models.student import COMPONENTS, build_student
+from sam3spec.models.student import COMPONENTS
 
 pytestmark = pytest.mark.student
 SEED = {"preset": SEED_PRESET, "weights": "random"}

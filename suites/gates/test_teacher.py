@@ -123,13 +123,14 @@ def test_cache_survives_sigkill(gate, tiny_teacher_dir, small_world, tmp_path) -
 
 @pytest.fixture(scope="module")
 def world_metrics(tmp_path_factory, run_dir) -> dict[str, float]:
+    from sam3spec.teacher.loading import load_teacher
     from sam3spec.world import generate_world
-    from sam3spec.teacher.loading import default_teacher_path, load_teacher
     from sam3spec.world.evaluate import evaluate_world
+    from sam3spec.world.teacher import shipped_teacher_path
 
-    if not (default_teacher_path() / "teacher.json").is_file():
+    if not (shipped_teacher_path() / "teacher.json").is_file():
         pytest.skip(
-            "no shipped concept-world teacher in sam3spec/assets/teacher (run `sam3spec teacher train-world`)"
+            "no shipped concept-world teacher in sam3spec/world/assets/teacher (run `sam3spec teacher train --ship`)"
         )
     world = (
         run_dir / "world" if run_dir is not None and (run_dir / "world" / "world.json").is_file() else None
@@ -137,7 +138,7 @@ def world_metrics(tmp_path_factory, run_dir) -> dict[str, float]:
     if world is None:
         world = tmp_path_factory.mktemp("eval_world")
         generate_world(world, EVAL_WORLD_IMAGES, 0, EVAL_WORLD_SEED, progress=False)
-    teacher = load_teacher()
+    teacher = load_teacher(shipped_teacher_path())
     # The shipped teacher's scores carry its calibrated offset (teacher.json, fitted by cgF1 on a
     # world's training split): the report names it next to the figures.
     return {**evaluate_world(teacher, world), "score_offset": teacher.score_offset}

@@ -14,8 +14,9 @@ import torch
 
 from sam3spec.config import SEED_PRESET, TINY_PRESET, get_preset, override
 from sam3spec.distill.stages import set_trainable
-from sam3spec.models.student import build_student
-from sam3spec.video.stage import VIDEO, VIDEO_WORLD
+from sam3spec.models.build import build_student
+from sam3spec.video.stage import VIDEO
+from sam3spec.world.stages import VIDEO_WORLD
 
 pytestmark = pytest.mark.video
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,9 +67,11 @@ def test_only_the_memory_trains_on_the_seed_preset(gate):
 @pytest.mark.spec("video.jf_gain")
 @pytest.mark.spec("video.reentry_gain_margin")
 def test_memory_beats_no_memory_on_the_video_eval_split(gate, tmp_path_factory):
-    from sam3spec.world import WorldConfig, generate_world
     from sam3spec.eval.video import evaluate_memory
     from sam3spec.video.train import VideoRunOptions, distill_video
+    from sam3spec.world import WorldConfig, generate_world
+    from sam3spec.world.evaluate import world_video_split
+    from sam3spec.world.manifest import object_phrases
 
     candidates = [Path(os.environ["SAM3SPEC_VIDEO_STUDENT"])] if os.environ.get("SAM3SPEC_VIDEO_STUDENT") else TRAINED
     trained = next((path.resolve() for path in candidates if (path / "model.safetensors").is_file()), None)
@@ -82,14 +85,14 @@ def test_memory_beats_no_memory_on_the_video_eval_split(gate, tmp_path_factory):
     # Half the videos held out (36 val videos, ~100 re-entry frames): with the default 20% the
     # split had 8 videos and 12 re-appearances, too few to say where memory helps.
     generate_world(root / "world", 4, 72, 11, WorldConfig(eval_fraction=0.5), progress=False)
-    summary = distill_video(VIDEO_WORLD, VideoRunOptions(root / "world", root / "run", init=trained, progress=False))
+    summary = distill_video(VIDEO_WORLD, VideoRunOptions(root / "world", root / "run", object_phrases(root / "world"), init=trained, progress=False))
     assert summary["frozen_unchanged"]
     from sam3spec.checkpoint import load_student
     from sam3spec.video.checkpoint import load_memory
 
     student = load_student(trained)
     load_memory(student, root / "run" / "final")
-    result = evaluate_memory(student, root / "world", root / "eval")
+    result = evaluate_memory(student, world_video_split(root / "world"), root / "eval")
     figures = result.as_dict()
     common = dict(preset=TINY_PRESET, weights="trained", data="concept-world")
     jf_note = (f"J&F {figures['with_memory']['J&F']:.2f} with vs {figures['without_memory']['J&F']:.2f} without "

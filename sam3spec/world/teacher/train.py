@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sam3spec.world.config import WorldConfig
 from sam3spec.teacher.architecture import WORLD, TeacherArchitecture
+from sam3spec.world.config import WorldConfig
 from sam3spec.world.teacher.data import (
     WorldImage,
     attribute_labels,

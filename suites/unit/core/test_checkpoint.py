@@ -7,7 +7,7 @@ import torch
 
 from sam3spec.checkpoint import CheckpointError, load_student, load_weights, read_config, save_pretrained
 from sam3spec.config import TINY_PRESET, get_preset, override
-from sam3spec.models.student import build_student
+from sam3spec.models.build import build_student
 
 
 @pytest.fixture(scope="module")

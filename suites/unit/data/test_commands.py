@@ -1,18 +1,10 @@
-"""CLI: ``world generate`` and ``data verify`` through ``register`` (as sam3spec.cli wires them)."""
+"""CLI: ``data generate`` and ``data verify``."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from sam3spec.data.commands import register
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="sam3spec")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
+from sam3spec.cli import main
 
 
 def test_generate_then_verify(tmp_path, capsys):
@@ -20,7 +12,7 @@ def test_generate_then_verify(tmp_path, capsys):
     assert (
         main(
             [
-                "world",
+                "data",
                 "generate",
                 "--out",
                 str(out),
@@ -49,9 +41,9 @@ def test_generate_then_verify(tmp_path, capsys):
 
 def test_exit_codes(tmp_path, capsys):
     (tmp_path / "taken.txt").write_text("x")
-    assert main(["world", "generate", "--out", str(tmp_path), "--images", "1", "--videos", "0"]) == 2
+    assert main(["data", "generate", "--out", str(tmp_path), "--images", "1", "--videos", "0"]) == 2
     assert "not empty" in capsys.readouterr().err
-    assert main(["world", "generate", "--out", str(tmp_path / "w"), "--size", "33"]) == 2
+    assert main(["data", "generate", "--out", str(tmp_path / "w"), "--size", "33"]) == 2
     assert main(["data", "verify", str(tmp_path)]) == 2  # nothing recognisable
     assert main(["data", "verify", str(tmp_path / "missing")]) == 2
     broken = tmp_path / "broken"

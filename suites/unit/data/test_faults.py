@@ -9,12 +9,12 @@ import warnings
 import pytest
 
 from sam3spec.data import SA1BDataset, SACoDataset, SAVDataset, make_loader
-from sam3spec.world.faults import plant_faults
 from sam3spec.data.faults import FAULT_KINDS, DataFault, DataFaultWarning, FaultLog, Problem, Skipped
 from sam3spec.data.loader import collate_samples, good_batches, pin_memory_for
 from sam3spec.data.transforms import ResizeNormalize, TransformConfig
 from sam3spec.data.verify import verify
 from sam3spec.world import WorldConfig, generate_world
+from sam3spec.world.faults import plant_faults
 
 CONFIG = WorldConfig(image_size=48, video_min_frames=12, video_max_frames=16)
 

@@ -46,7 +46,7 @@ def stand_in_teacher(stand_in_teacher_dir: Path):
 
 @pytest.fixture
 def tiny_student():
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     torch.manual_seed(0)
     return build_student(override(get_preset(TINY_PRESET), {"image_size": RESOLUTION}))

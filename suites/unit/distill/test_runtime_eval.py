@@ -9,14 +9,16 @@ import pytest
 import torch
 
 from sam3spec.cli import main
+from sam3spec.cli.common import parse_overrides
+from sam3spec.cli.train import default_init, resolve_stage
 from sam3spec.config import override
-from sam3spec.world import WorldConfig
 from sam3spec.distill import runtime
-from sam3spec.distill.commands import default_init, parse_overrides, resolve_stage
-from sam3spec.eval.student_view import StudentTeacherView, ratios
+from sam3spec.eval.student_view import StudentTeacherView
+from sam3spec.teacher.protocol import Teacher
+from sam3spec.world import WorldConfig
+from sam3spec.world.evaluate import ratios
 from sam3spec.world.pipeline import PipelineConfig, run_pipeline
 from sam3spec.world.stages import PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD
-from sam3spec.teacher.protocol import Teacher
 
 
 def test_precision_choices():
@@ -81,10 +83,10 @@ def test_stage_resolution_for_worlds_and_overrides(distill_world, tmp_path):
     with pytest.raises(FileNotFoundError, match="run that stage first"):
         default_init(resolve_stage("phase2", distill_world, "auto", []), tmp_path / "phase2")
     assert (
-        main(["distill", "--stage", "phase7", "--data", str(distill_world), "--out", str(tmp_path / "x")])
+        main(["train", "stage", "--stage", "phase7", "--data", str(distill_world), "--out", str(tmp_path / "x")])
         == 2
     )
-    assert main(["pipeline", "--out", str(tmp_path / "p"), "--set", "phase1.no_such=1"]) == 2
+    assert main(["train", "pipeline", "--out", str(tmp_path / "p"), "--set", "phase1.no_such=1"]) == 2
     assert not (tmp_path / "p").exists()  # refused before any work
     longer = override(PipelineConfig(), parse_overrides(["stage3=null", "phase1.epochs=16"]))
     assert longer.stage3 is None and longer.phase1.epochs == 16
@@ -121,6 +123,6 @@ def test_tiny_main_job_end_to_end(distill_world, stand_in_teacher_dir, tmp_path,
     assert run_pipeline(out, config, progress=False) == record  # same configuration: reused
     changed = replace(config, eval_limit=1)
     assert run_pipeline(out, changed, progress=False)["key"] != record["key"]
-    assert main(["compare", "--student", str(out / "phase2" / "final"), "--world", str(out / "world"),
+    assert main(["eval", "compare", "--student", str(out / "phase2" / "final"), "--world", str(out / "world"),
                  "--teacher", str(stand_in_teacher_dir), "--limit", "1"]) == 0  # fmt: skip
     assert "| presence_f1 |" in capsys.readouterr().out

@@ -124,7 +124,7 @@ def test_world_stages_train_masks_against_the_teachers_resolution():
 
 
 def test_world_stages_build_students_with_the_mask_box_prior_and_masks_at_the_target_grid():
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     for name in ("phase1-world", "phase2-world", "stage3-world"):
         config = get_stage(name).student_config()

@@ -264,7 +264,7 @@ def test_a_student_that_upsamples_its_masks_trains_exactly_as_one_upsampled_in_t
     masks it outputs are the upsampled logits the loss saw."""
     from dataclasses import replace
 
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     student = model.student
     upsampling = build_student(replace(student.config, mask_upsample=2))
@@ -373,7 +373,7 @@ def test_query_groups_are_matched_apart_and_averaged(tiny_student):
 
 def test_a_student_with_query_groups_trains_every_group(tiny_student):
     from sam3spec.config import override
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     torch.manual_seed(0)
     student = build_student(override(tiny_student.config, {"detr.train_groups": 2}))

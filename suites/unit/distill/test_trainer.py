@@ -49,7 +49,7 @@ def subprocess_env() -> dict[str, str]:
 
 def test_debug_run_from_the_cli(distill_world, stand_in_teacher_dir, tmp_path, capsys):
     out = tmp_path / "debug"
-    code = main(["distill", "--stage", "phase1", "--data", str(distill_world), "--teacher", str(stand_in_teacher_dir),
+    code = main(["train", "stage", "--stage", "phase1", "--data", str(distill_world), "--teacher", str(stand_in_teacher_dir),
                  "--out", str(out), "--debug", "--quiet", "--set", "resolution=64"])  # fmt: skip
     assert code == 0
     assert "stage phase1-world" in capsys.readouterr().out
@@ -64,8 +64,8 @@ def test_debug_run_from_the_cli(distill_world, stand_in_teacher_dir, tmp_path, c
 def test_phase2_starts_from_phase1_and_reports(distill_world, stand_in_teacher_dir, tmp_path):
     base = ["--data", str(distill_world), "--teacher", str(stand_in_teacher_dir), "--debug", "--quiet",
             "--set", "resolution=64", "--no-tensorboard"]  # fmt: skip
-    assert main(["distill", "--stage", "phase1", "--out", str(tmp_path / "phase1"), *base]) == 0
-    assert main(["distill", "--stage", "phase2", "--out", str(tmp_path / "phase2"), *base]) == 0
+    assert main(["train", "stage", "--stage", "phase1", "--out", str(tmp_path / "phase1"), *base]) == 0
+    assert main(["train", "stage", "--stage", "phase2", "--out", str(tmp_path / "phase2"), *base]) == 0
     report = json.loads((tmp_path / "phase2" / "init_report.json").read_text())
     assert report["from"] == str(tmp_path / "phase1" / "final")
     assert report["summary"] == "all weights loaded"

@@ -13,11 +13,12 @@ import torch
 from PIL import Image
 
 from sam3spec.cli import main
-from sam3spec.world import WorldConfig, WorldPaths, generate_world
 from sam3spec.eval.metrics import evaluate_pair, summarize
 from sam3spec.eval.model_eval import kind_breakdown, predict_split
 from sam3spec.eval.saco_files import evaluate_saco, load_ground_truth
 from sam3spec.models.outputs import Sam3Outputs
+from sam3spec.world import WorldConfig, WorldPaths, generate_world
+from sam3spec.world.manifest import pair_kinds
 
 HEADLINE = ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1", "J", "F", "J&F")
 
@@ -34,7 +35,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sam3spec.checkpoint import save_pretrained
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     torch.manual_seed(0)
     return save_pretrained(build_student("efficientsam3-tiny"), tmp_path_factory.mktemp("student") / "tiny")
@@ -132,7 +133,7 @@ def test_prediction_path_with_an_oracle_model(world: Path, tmp_path: Path, damag
         assert new["cgF1"] == pytest.approx(100.0, abs=0.05) and new["mIoU"] == pytest.approx(1.0)
         assert new["presence_f1"] == pytest.approx(1.0)
         truths = [load_ground_truth(p) for p in paths.saco_eval]
-        breakdown = kind_breakdown(truths, pred, presence, paths.manifest)["positive+hard_negative"]
+        breakdown = kind_breakdown(truths, pred, presence, pair_kinds(world))["positive+hard_negative"]
         manifest = json.loads(paths.manifest.read_text())["images"]
         kinds = [q["kind"] for i in manifest if i["split"] == "eval" for q in i.get("queries", [])]
         expected = sum(k in ("positive", "hard_negative") for k in kinds)

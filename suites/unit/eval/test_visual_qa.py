@@ -23,7 +23,7 @@ CHROMIUM = next(
 @pytest.fixture(scope="module")
 def qa_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from sam3spec.checkpoint import save_pretrained
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     root = tmp_path_factory.mktemp("qa")
     torch.manual_seed(0)
@@ -40,7 +40,7 @@ def qa_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_page_rows_and_panels(qa_inputs: tuple[Path, Path], tmp_path: Path) -> None:
     student, images = qa_inputs
     out = tmp_path / "qa"
-    code = main(["visual-qa", "--student", str(student), "--image-dir", str(images), "--prompt", "red circle",
+    code = main(["eval", "visual-qa", "--student", str(student), "--image-dir", str(images), "--prompt", "red circle",
                  "--prompt", "blue square", "--top-k", "2", "--out", str(out)])  # fmt: skip
     assert code == 0
     page = (out / "index.html").read_text()
@@ -56,13 +56,13 @@ def test_page_rows_and_panels(qa_inputs: tuple[Path, Path], tmp_path: Path) -> N
 def test_teacher_default_and_errors(qa_inputs: tuple[Path, Path], tmp_path: Path, capsys) -> None:
     student, images = qa_inputs
     out = tmp_path / "qa"
-    assert main(["visual-qa", "--student", str(student), "--teacher", "default", "--image", str(images / "photo1.png"),
+    assert main(["eval", "visual-qa", "--student", str(student), "--teacher", "default", "--image", str(images / "photo1.png"),
                  "--prompt", "circle", "--top-k", "1", "--out", str(out)]) == 0  # fmt: skip
     assert "<th>teacher</th><th>student</th>" in (out / "index.html").read_text()
-    assert main(["visual-qa", "--student", str(student), "--image", str(tmp_path / "none.png"), "--prompt", "x",
+    assert main(["eval", "visual-qa", "--student", str(student), "--image", str(tmp_path / "none.png"), "--prompt", "x",
                  "--out", str(out)]) == 2  # fmt: skip
     assert "none.png" in capsys.readouterr().err
-    assert main(["visual-qa", "--student", str(student), "--teacher", str(student), "--image",
+    assert main(["eval", "visual-qa", "--student", str(student), "--teacher", str(student), "--image",
                  str(images / "photo1.png"), "--prompt", "x", "--out", str(out)]) == 2  # fmt: skip
     assert "not a teacher folder" in capsys.readouterr().err
 
@@ -79,7 +79,7 @@ def chromium_dom(page: Path) -> str:
 def test_renders_in_headless_chromium(qa_inputs: tuple[Path, Path], tmp_path: Path) -> None:
     student, images = qa_inputs
     out = tmp_path / "qa"
-    assert main(["visual-qa", "--student", str(student), "--image-dir", str(images), "--prompt", "circle",
+    assert main(["eval", "visual-qa", "--student", str(student), "--image-dir", str(images), "--prompt", "circle",
                  "--top-k", "3", "--out", str(out)]) == 0  # fmt: skip
     body = re.search(r"<body[^>]*>", chromium_dom(out / "index.html")).group(0)
     total, loaded = (int(re.search(rf'data-{k}="(\d+)"', body).group(1)) for k in ("images", "loaded"))

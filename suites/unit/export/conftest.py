@@ -7,8 +7,9 @@ import torch
 
 from sam3spec.config import TINY_PRESET
 from sam3spec.export.wrappers import ExportModules, export_modules
+from sam3spec.models.build import build_student
 from sam3spec.models.image_encoder import randomise_batch_norms
-from sam3spec.models.student import Student, build_student
+from sam3spec.models.student import Student
 
 
 class EagerProgram:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sam3spec.export.text_table import TextTable, concept_world_phrases
+from sam3spec.export.text_table import TextTable
+from sam3spec.world.phrases import all_phrases
 
 
 def test_concept_world_vocabulary():
-    phrases = concept_world_phrases()
+    phrases = all_phrases()
     assert len(phrases) == len(set(phrases))
     assert {"circle", "red circle", "large red circle", "red shape", "small star"} <= set(phrases)
     assert "shape" not in phrases

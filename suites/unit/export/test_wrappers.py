@@ -94,7 +94,7 @@ def test_world_student_exports_decode(tiny_student):
     from sam3spec.config import override
     from sam3spec.export.lowering import export_methods
     from sam3spec.export.wrappers import export_modules
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     student = build_student(
         override(tiny_student.config, {"mask_box_prior": 30.0, "mask_upsample": 2, "mask_refine_layers": 1})
@@ -125,7 +125,7 @@ def test_student_with_query_groups_exports_its_first_group(tiny_student):
     from sam3spec.config import override
     from sam3spec.export.lowering import export_methods
     from sam3spec.export.wrappers import export_modules
-    from sam3spec.models.student import build_student
+    from sam3spec.models.build import build_student
 
     torch.manual_seed(0)
     student = build_student(override(tiny_student.config, {"detr.train_groups": 3})).eval()

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from sam3spec.models.boxes import boxes_cxcywh_to_xyxy, boxes_xyxy_to_cxcywh, inverse_sigmoid
+from sam3spec.boxes import boxes_cxcywh_to_xyxy, boxes_xyxy_to_cxcywh, inverse_sigmoid
 from sam3spec.models.detr_decoder import BoxRelativePositionBias, DetrDecoder, grid_reference_boxes
 from sam3spec.models.mask_decoder import MaskDecoder, outside_box_distance
 from sam3spec.models.outputs import resize_mask_logits

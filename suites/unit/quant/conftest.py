@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from sam3spec.config import TINY_PRESET
-from sam3spec.models.student import Student, build_student
+from sam3spec.models.build import build_student
+from sam3spec.models.student import Student
 
 
 @pytest.fixture(scope="session")

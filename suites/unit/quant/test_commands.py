@@ -1,9 +1,10 @@
-"""``sam3spec quantize``: PTQ output folder, errors."""
+"""``sam3spec quantize``: PTQ output folder, errors (and ``eval quant``'s missing world)."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from sam3spec.checkpoint import save_pretrained
@@ -40,7 +41,9 @@ def test_quantize_errors(tiny_student, tmp_path, capsys):
         == 2
     )
     assert "unknown recipe" in capsys.readouterr().err
-    assert main(["quantize", "--model", str(tmp_path / "student"), "--compare"]) == 2
+    with pytest.raises(SystemExit) as exit_info:  # the comparison needs a world: argparse says so
+        main(["eval", "quant", "--model", str(tmp_path / "student")])
+    assert exit_info.value.code == 2
     assert "--world" in capsys.readouterr().err
     assert (
         main(

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from sam3spec.eval.quant_compare import CompareRow, compare, drop_percent, format_table
-from sam3spec.eval.predictors import world_pairs
+from sam3spec.world.inputs import world_images
 
 
-def test_world_pairs_reads_eval_split(small_world):
-    pairs = list(world_pairs(small_world))
+def test_world_images_reads_eval_split(small_world):
+    pairs = world_images(small_world)
     assert pairs and all(len(p.phrases) == len(p.instances) for p in pairs)
     assert all(p.image.ndim == 3 and p.image.dtype.name == "uint8" for p in pairs)
 
 
 def test_compare_rows(tiny_student, small_world):
-    rows = compare(tiny_student, small_world, recipes=["8da8w"], limit=1, log=lambda _: None)
+    rows = compare(tiny_student, world_images(small_world, limit=1), recipes=["8da8w"], log=lambda _: None)
     assert [row.name for row in rows] == ["float", "8da8w"]
     assert rows[1].size_mb < rows[0].size_mb
     for row in rows:

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from sam3spec.cli import main
-from sam3spec.world.teacher.calibration import PairOutputs, collect_outputs, fit_offset, score_at
 from sam3spec.teacher.loading import TeacherLoadError, load_teacher, update_teacher_meta
 from sam3spec.world.evaluate import image_outputs, world_eval_samples
+from sam3spec.world.teacher.calibration import PairOutputs, collect_outputs, fit_offset, score_at
 
 
 def _square(x: int, y: int) -> np.ndarray:
@@ -100,7 +100,7 @@ def test_calibrate_world_writes_the_best_offset(
 ) -> None:
     folder = tmp_path / "teacher"
     shutil.copytree(tiny_teacher_dir, folder)
-    code = main(["teacher", "calibrate-world", "--world", str(tiny_world), "--teacher", str(folder),
+    code = main(["teacher", "calibrate", "--world", str(tiny_world), "--teacher", str(folder),
                  "--dtype", "float32", "--images", "4", "--offsets", "0", "1", "--write"])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
@@ -111,6 +111,6 @@ def test_calibrate_world_writes_the_best_offset(
     missing = tmp_path / "plain"
     shutil.copytree(tiny_teacher_dir / "detector", missing)  # transformers layout: no teacher.json
     assert (
-        main(["teacher", "calibrate-world", "--world", str(tiny_world), "--teacher", str(missing), "--write"])
+        main(["teacher", "calibrate", "--world", str(tiny_world), "--teacher", str(missing), "--write"])
         == 2
     )

@@ -13,22 +13,26 @@ from sam3spec.cli import build_parser, main
 
 def test_subcommands_are_registered() -> None:
     parser = build_parser()
-    for command in ("cache", "run", "train-world", "eval-world", "calibrate-world"):
-        args = parser.parse_args(["teacher", command, *{
-            "cache": ["--data", "d", "--out", "o"], "run": ["image.png", "--prompt", "x", "--out", "o"],
-            "train-world": ["--out", "o"], "eval-world": ["--world", "w"], "calibrate-world": ["--world", "w"],
-        }[command]])  # fmt: skip
-        assert callable(args.func)
+    arguments = {
+        "cache": ["--data", "d", "--out", "o"], "run": ["image.png", "--prompt", "x", "--out", "o"],
+        "train": ["--out", "o"], "eval": ["--world", "w"], "calibrate": ["--world", "w"],
+    }  # fmt: skip
+    for command, rest in arguments.items():
+        assert callable(parser.parse_args(["teacher", command, *rest]).func)
+    for old, new in (("train-world", "train"), ("eval-world", "eval"), ("calibrate-world", "calibrate")):
+        assert parser.parse_args(["teacher", old, *arguments[new]]).func is parser.parse_args(
+            ["teacher", new, *arguments[new]]
+        ).func  # the earlier spellings stay as hidden aliases
 
 
 def test_train_world_flags_override_the_recipe() -> None:
-    from sam3spec.teacher.commands import train_config
+    from sam3spec.cli.teacher import train_config
     from sam3spec.world.teacher.train import WorldTrainConfig
 
     parser = build_parser()
-    assert train_config(parser.parse_args(["teacher", "train-world", "--out", "o"])) == WorldTrainConfig()
+    assert train_config(parser.parse_args(["teacher", "train", "--out", "o"])) == WorldTrainConfig()
     tuned = train_config(parser.parse_args([
-        "teacher", "train-world", "--out", "o", "--init-from", "t", "--lr", "3e-4", "--warmup-steps", "50",
+        "teacher", "train", "--out", "o", "--init-from", "t", "--lr", "3e-4", "--warmup-steps", "50",
         "--phrases-per-image", "8", "--steps", "2000", "--seed", "1", "--threads", "1"]))  # fmt: skip
     assert (tuned.init_from, tuned.learning_rate, tuned.warmup_steps, tuned.phrases_per_image) == ("t", 3e-4, 50, 8)
     assert (tuned.steps, tuned.seed, tuned.threads) == (2000, 1, 1)
@@ -52,7 +56,7 @@ def test_eval_world_prints_and_writes_metrics(
     tiny_teacher_dir: Path, tiny_world: Path, tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "metrics.json"
-    code = main(["teacher", "eval-world", "--world", str(tiny_world), "--teacher", str(tiny_teacher_dir),
+    code = main(["teacher", "eval", "--world", str(tiny_world), "--teacher", str(tiny_teacher_dir),
                  "--dtype", "float32", "--json", str(out)])  # fmt: skip
     assert code == 0 and "mIoU" in capsys.readouterr().out
     metrics = json.loads(out.read_text())

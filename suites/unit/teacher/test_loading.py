@@ -102,18 +102,17 @@ def test_hub_id_is_not_downloaded_offline(monkeypatch: pytest.MonkeyPatch) -> No
         load_teacher("facebook/sam3")
 
 
-def test_shipped_teacher_missing_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from sam3spec.teacher import loading
-
-    monkeypatch.setattr(loading, "ASSET_TEACHER", tmp_path / "nowhere")
+def test_missing_teacher_is_explained(tmp_path: Path) -> None:
     with pytest.raises(TeacherLoadError, match="nowhere"):
-        load_teacher()
+        load_teacher(tmp_path / "nowhere")
+    with pytest.raises(TeacherLoadError, match="no teacher given"):
+        load_teacher(None)
 
 
 def test_ship_halves_the_weights_and_keeps_outputs(
     tiny_teacher_dir: Path, tiny_teacher, tmp_path: Path, pixels
 ) -> None:
-    from sam3spec.teacher.loading import ship_teacher
+    from sam3spec.world.teacher import ship_teacher
 
     shipped = ship_teacher(tiny_teacher_dir, tmp_path / "assets", {"metrics": {"mIoU": 0.5}})
     meta = json.loads((shipped / "teacher.json").read_text())

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from sam3spec.data.transforms import boxes_from_masks
+from sam3spec.teacher.architecture import TINY
 from sam3spec.world import WorldConfig
 from sam3spec.world.phrases import Phrase, is_held_out
-from sam3spec.teacher.architecture import TINY
 from sam3spec.world.teacher.data import boxes_xyxy, draw_image, mask_targets, training_images
 from sam3spec.world.teacher.losses import LossWeights, dice_loss, generalized_iou, hungarian
 from sam3spec.world.teacher.train import WorldTrainConfig, decay_start, learning_rate_at, train_world_teacher

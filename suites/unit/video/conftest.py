@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sam3spec.config import TINY_PRESET
-from sam3spec.models.student import build_student
+from sam3spec.models.build import build_student
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,14 @@ import torch.nn.functional as F
 
 from sam3spec.cli import main
 from sam3spec.config import TINY_PRESET, get_preset, override
-from sam3spec.models.student import build_student
+from sam3spec.models.build import build_student
 from sam3spec.teacher.cache import CacheOptions, TeacherCache, build_cache
 from sam3spec.video.data import FeatureBank
-from sam3spec.video.stage import VIDEO, VIDEO_WORLD
+from sam3spec.video.stage import VIDEO
 from sam3spec.video.teacher_context import TeacherContextError, attach_teacher_context, to_student_grid
 from sam3spec.video.train import VideoRunOptions, distill_video
+from sam3spec.world.manifest import object_phrases
+from sam3spec.world.stages import VIDEO_WORLD
 
 # Level 3 = half the 10 x 10 patch grid = 5 x 5, 64 wide: the tiny student's context at 160 px.
 OPTIONS = CacheOptions(levels=(3,), boxes_per_image=0, points_per_image=0, mask_queries=1, limit=2)
@@ -54,7 +56,7 @@ def cache_64(video_world, tmp_path_factory) -> Path:
 def bank(video_world):
     torch.manual_seed(0)
     student = build_student(override(get_preset(TINY_PRESET), {"image_size": 160})).eval()
-    return FeatureBank(student, video_world, limit=2)
+    return FeatureBank(student, video_world, object_phrases(video_world), limit=2)
 
 
 def test_bank_context_is_the_cached_teacher_maps(bank, cache_64) -> None:
@@ -82,7 +84,7 @@ def test_stage_trains_only_the_memory_on_cached_context(video_world, cache_64, t
                         lambda resampler, context, valid: seen.append(context[valid].detach().clone())
                         or original(resampler, context, valid))  # fmt: skip
     out = tmp_path / "run"
-    code = main(["video", "distill", "--world", str(video_world), "--out", str(out), "--context", "teacher_cache",
+    code = main(["train", "video", "--data", str(video_world), "--out", str(out), "--context", "teacher_cache",
                  "--teacher-cache", str(cache_64), "--max-steps", "2", "--limit", "2", "--threads", "1"])  # fmt: skip
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -100,12 +102,12 @@ def test_stage_trains_only_the_memory_on_cached_context(video_world, cache_64, t
 
 def test_missing_or_unwanted_cache_flag(video_world, tmp_path, cache_64, capsys) -> None:
     with pytest.raises(TeacherContextError, match=r"stage 'video'.*--teacher-cache"):
-        distill_video(VIDEO, VideoRunOptions(video_world, tmp_path / "a", progress=False))
+        distill_video(VIDEO, VideoRunOptions(video_world, tmp_path / "a", object_phrases(video_world), progress=False))
     with pytest.raises(TeacherContextError, match=r"stage 'video-world'.*--context teacher_cache"):
         distill_video(
-            VIDEO_WORLD, VideoRunOptions(video_world, tmp_path / "b", progress=False, teacher_cache=cache_64)
+            VIDEO_WORLD, VideoRunOptions(video_world, tmp_path / "b", object_phrases(video_world), progress=False, teacher_cache=cache_64)
         )
-    assert main(["video", "distill", "--world", str(video_world), "--out", str(tmp_path / "c"),
+    assert main(["train", "video", "--data", str(video_world), "--out", str(tmp_path / "c"),
                  "--context", "teacher_cache"]) == 2  # fmt: skip
     assert "--teacher-cache" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()  # refused before any work

@@ -12,10 +12,12 @@ from safetensors.torch import load_file, save_file
 from sam3spec.cli import main
 from sam3spec.config import TINY_PRESET, get_preset, override
 from sam3spec.data.video_io import read_frames, write_empty_mp4
-from sam3spec.models.student import build_student
+from sam3spec.models.build import build_student
 from sam3spec.video.checkpoint import MEMORY_WEIGHTS, load_memory
-from sam3spec.video.stage import VIDEO_WORLD
 from sam3spec.video.train import VideoRunOptions, distill_video
+from sam3spec.world.evaluate import world_video_split
+from sam3spec.world.manifest import object_phrases
+from sam3spec.world.stages import VIDEO_WORLD
 
 MEMORY = ("memory_resampler.", "memory_attention.")
 
@@ -23,7 +25,7 @@ MEMORY = ("memory_resampler.", "memory_attention.")
 @pytest.fixture(scope="module")
 def trained(video_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("video_run")
-    summary = distill_video(VIDEO_WORLD, VideoRunOptions(video_world, out, max_steps=4, limit=2, threads=1,
+    summary = distill_video(VIDEO_WORLD, VideoRunOptions(video_world, out, object_phrases(video_world), max_steps=4, limit=2, threads=1,
                                                          progress=False))  # fmt: skip
     return out, summary
 
@@ -66,7 +68,7 @@ def test_jf_with_closed_gate_equals_without_memory(video_world, tmp_path):
 
     torch.manual_seed(0)
     student = build_student(override(get_preset(TINY_PRESET), {"image_size": 160})).eval()
-    result = evaluate_memory(student, video_world, tmp_path, threshold=0.2, limit=1)
+    result = evaluate_memory(student, world_video_split(video_world), tmp_path, threshold=0.2, limit=1)
     assert result.with_memory["num_objects"] > 0
     assert result.gain == 0.0  # gate 0: memory cannot change a single pixel
     assert (tmp_path / "video_eval.json").is_file()

@@ -1,4 +1,6 @@
-"""Box format conversions and the inverse sigmoid used by iterative box refinement."""
+"""Box format conversions (xyxy <-> cxcywh) and the inverse sigmoid of iterative box refinement.
+
+At the bottom of the package: the models, the data transforms and the matcher all use them."""
 
 from __future__ import annotations
 

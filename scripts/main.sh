@@ -12,7 +12,7 @@ bash scripts/setup.sh
 report=${REPORT:-concept-world}
 start=$SECONDS
 set +e
-.venv/bin/python -m sam3spec.cli pipeline --out runs/concept-world
+.venv/bin/python -m sam3spec.cli train pipeline --out runs/concept-world
 pipeline_status=$?
 echo "main: distillation pipeline exit $pipeline_status after $((SECONDS - start)) s"
 # A missed target is a result (listed in the report and summarised below), not a crash: the job

@@ -1,4 +1,4 @@
-"""``sam3spec visual-qa``: an HTML page of teacher vs student masks on your own images.
+"""``sam3spec eval visual-qa``: an HTML page of teacher vs student masks on your own images.
 
 One row per (image, prompt): original | teacher | student, each model's top-k masks coloured
 (:func:`sam3spec.visualize.draw_overlay`) with their scores, and the presence score in the

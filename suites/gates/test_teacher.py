@@ -17,7 +17,7 @@ import torch
 pytestmark = pytest.mark.teacher
 
 # The held-out split the acceptance figures are measured on: the eval split (20 %) of
-# `sam3spec world generate --images 1000 --videos 0 --seed 0`, i.e. 200 images never trained on.
+# `sam3spec data generate --images 1000 --videos 0 --seed 0`, i.e. 200 images never trained on.
 EVAL_WORLD_IMAGES, EVAL_WORLD_SEED = 1000, 0
 SMALL_WORLD = dict(
     image_size=64, video_min_frames=8, video_max_frames=8, video_min_objects=2, video_max_objects=2

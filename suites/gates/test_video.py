@@ -77,7 +77,7 @@ def test_memory_beats_no_memory_on_the_video_eval_split(gate, tmp_path_factory):
     trained = next((path.resolve() for path in candidates if (path / "model.safetensors").is_file()), None)
     if trained is None:
         reason = (f"no trained tiny student ({', '.join(str(p) for p in candidates)} absent; "
-                  "produce it with `sam3spec pipeline --out runs/concept-world`): memory on a random student is noise")  # fmt: skip
+                  "produce it with `sam3spec train pipeline --out runs/concept-world`): memory on a random student is noise")  # fmt: skip
         gate.not_measured("video.jf_gain", reason)
         gate.not_measured("video.reentry_gain_margin", reason)
         pytest.skip(reason)

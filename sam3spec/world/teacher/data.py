@@ -1,7 +1,7 @@
 """Training samples for the concept-world teacher, drawn from the concept world's generator.
 
 The teacher trains on an endless stream of fresh scenes (``generate_scene`` + ``sample_queries``
-of :mod:`sam3spec.world`, the same code ``sam3spec world generate`` writes files with) under
+of :mod:`sam3spec.world`, the same code ``sam3spec data generate`` writes files with) under
 the *train* split rule: no phrase names a held-out (colour, shape) pair. Every image goes through
 the same JPEG round trip as the written files, so training pixels look like the files it is
 evaluated on. Each image has its own random stream ``default_rng([seed, stream, step, index])``:

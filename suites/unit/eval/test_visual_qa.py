@@ -1,4 +1,4 @@
-"""``sam3spec visual-qa``: the page, its PNGs, and (when Chromium is installed) a headless render
+"""``sam3spec eval visual-qa``: the page, its PNGs, and (when Chromium is installed) a headless render
 that checks every image loaded and takes a screenshot."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The concept-world vocabulary and the text table file."""
+"""The text table file: round trip and lookup."""
 
 from __future__ import annotations
 
@@ -6,16 +6,6 @@ import pytest
 import torch
 
 from sam3spec.export.text_table import TextTable
-from sam3spec.world.phrases import all_phrases
-
-
-def test_concept_world_vocabulary():
-    phrases = all_phrases()
-    assert len(phrases) == len(set(phrases))
-    assert {"circle", "red circle", "large red circle", "red shape", "small star"} <= set(phrases)
-    assert "shape" not in phrases
-    # 7 shapes + 7 x 7 colour-shape + 2 x 7 x 7 size-colour-shape + 7 colours + 2 x 7 size-shape
-    assert len(phrases) == 7 + 49 + 98 + 7 + 14
 
 
 def test_round_trip_and_lookup(tmp_path):

@@ -1,17 +1,20 @@
-"""Fixtures for the teacher unit tests: a tiny random SAM 3 detector + tracker saved once per session."""
+"""Fixtures shared by the unit suites (session-scoped, built only when a test asks): a tiny random
+SAM 3 teacher saved once, and two small concept worlds (read-only for tests)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
-from sam3spec.world import WorldConfig, generate_world
+from sam3spec.world import WorldConfig, WorldPaths, generate_world
 
 TINY_WORLD = WorldConfig(
     image_size=64, video_min_frames=8, video_max_frames=8, video_min_objects=2, video_max_objects=2
 )
+SMALL = WorldConfig(image_size=64, video_min_frames=36, video_max_frames=40)
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +49,20 @@ def pixels() -> torch.Tensor:
     return torch.randint(
         0, 256, (2, 3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
     )
+
+
+@dataclass(frozen=True)
+class SmallWorld:
+    paths: WorldPaths
+    config: WorldConfig
+    seed: int
+    num_images: int
+    num_videos: int
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> SmallWorld:
+    """14 images (11 train / 3 eval) and 4 videos (3 train / 1 val) at 64 px; do not modify."""
+    root = tmp_path_factory.mktemp("small_world")
+    generate_world(root, 14, 4, seed=7, config=SMALL, progress=False)
+    return SmallWorld(WorldPaths.of(root), SMALL, 7, 14, 4)

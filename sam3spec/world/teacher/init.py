@@ -1,6 +1,6 @@
 """Training-only initialisation of the concept-world teacher (a small SAM 3 from scratch on a CPU
 budget): what transformers' defaults got wrong at width 48 and why (docs/TEACHER.md, "What
-happened"); pinned by ``suites/unit/teacher/test_world_init.py``."""
+happened"); pinned by ``suites/unit/world/test_teacher_init.py``."""
 
 from __future__ import annotations
 

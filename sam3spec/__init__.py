@@ -5,6 +5,7 @@ The public names are imported lazily so that ``import sam3spec`` does no heavy w
 * :func:`build_student` (a preset name or :class:`~sam3spec.config.StudentConfig` -> student)
 * :func:`load_student` / :func:`save_pretrained` (safetensors + JSON config checkpoints)
 * :class:`ImagePredictor` (``set_image`` then ``predict``)
+* :class:`VideoPredictor` (``start`` then ``step`` per frame, a fixed-size memory)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ _EXPORTS = {
     "load_student": "sam3spec.checkpoint",
     "save_pretrained": "sam3spec.checkpoint",
     "ImagePredictor": "sam3spec.predictor",
+    "VideoPredictor": "sam3spec.video.predictor",
     "StudentConfig": "sam3spec.config",
     "get_preset": "sam3spec.config",
 }

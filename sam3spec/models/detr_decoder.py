@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sam3spec.models.attention import MLP, Attention, FeedForward, mask_value
 from sam3spec.boxes import boxes_cxcywh_to_xyxy, inverse_sigmoid
+from sam3spec.models.attention import MLP, Attention, FeedForward, mask_value
 from sam3spec.models.position import sine_embedding
 
 PRESENCE_LOGIT_LIMIT = 10.0  # SAM 3 clamps presence logits to +-10

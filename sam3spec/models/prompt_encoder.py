@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sam3spec.models.attention import xavier_init
 from sam3spec.boxes import boxes_xyxy_to_cxcywh
+from sam3spec.models.attention import xavier_init
 from sam3spec.models.position import sine_embedding
 
 POINT, BOX = 0, 1  # rows of the type embedding

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sam3spec.config import StudentConfig
 from sam3spec.boxes import boxes_cxcywh_to_xyxy
+from sam3spec.config import StudentConfig
 from sam3spec.models.detr_decoder import DetrDecoder
 from sam3spec.models.detr_encoder import DetrEncoder
 from sam3spec.models.image_encoder import ImageEncoder, ImageFeatures

@@ -1,4 +1,5 @@
-"""Sizes of small SAM 3 teachers (the shipped concept-world teacher and tiny test models).
+"""Sizes of small SAM 3 teachers (the concept world's, :data:`sam3spec.world.teacher.WORLD`, and tiny
+test models).
 
 Only hyper-parameters live here; :func:`sam3spec.teacher.hf_adapter.sam3_configs` turns them into
 transformers' ``Sam3Config`` / ``Sam3TrackerConfig`` (the adapter is the only module that imports
@@ -81,10 +82,6 @@ class TeacherArchitecture:
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
 
-
-# The shipped concept-world teacher: 160 px (the world's native size), 80x80 masks; narrow (48)
-# because the 3x3 convolutions at 80x80 dominate a CPU training step.
-WORLD = TeacherArchitecture()
 
 # Tiny random models for unit tests (forward in milliseconds).
 TINY = TeacherArchitecture(

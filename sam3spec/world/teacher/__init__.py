@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sam3spec.teacher.architecture import TeacherArchitecture
+
+# The shipped concept-world teacher: 160 px (the world's native size), 80x80 masks; narrow (48)
+# because the 3x3 convolutions at 80x80 dominate a CPU training step.
+WORLD = TeacherArchitecture()
+
 SHIPPED_TEACHER = Path(__file__).resolve().parents[1] / "assets" / "teacher"
 
 

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sam3spec.teacher.architecture import WORLD, TeacherArchitecture
+from sam3spec.teacher.architecture import TeacherArchitecture
 from sam3spec.world.config import WorldConfig
+from sam3spec.world.teacher import WORLD
 from sam3spec.world.teacher.data import (
     WorldImage,
     attribute_labels,

@@ -1,6 +1,6 @@
 """The dynamic prompt sampler: per sample, a text, point or box prompt by configurable ratios.
 
-MISSION ratios: Phase 1 text 50 / point 25 / box 25 (:data:`PHASE1_PROMPTS`), Phase 2
+The plan's ratios (docs/PLAN.md 4.1, 4.2): Phase 1 text 50 / point 25 / box 25 (:data:`PHASE1_PROMPTS`), Phase 2
 30 / 35 / 35 (:data:`PHASE2_PROMPTS`). A kind the sample cannot support is dropped and the others
 renormalised: no text without a phrase or vocabulary, no point / box without a visible instance
 (a negative SA-Co phrase is always asked as text).

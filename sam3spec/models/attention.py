@@ -8,8 +8,8 @@ SDPA and 314 ms for ``nn.MultiheadAttention``, whose k/v projection weights are 
 ``in_proj_weight`` that the partitioner leaves on the CPU), and every projection is an
 ``nn.Linear`` that torchao can quantize. Training (gradients on) calls
 ``F.scaled_dot_product_attention`` on the same projections instead: the same function, 10% more
-training images/s in an A/B of 60 concept-world Phase 1 steps (docs/NOTES.md, session 18; not
-visible in that session's main job); inference and export keep the explicit form.
+training images/s in an A/B of 60 concept-world Phase 1 steps (docs/DECISIONS.md "Attention in
+training"; not visible in a whole main job); inference and export keep the explicit form.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def _log_scale(deltas: torch.Tensor) -> torch.Tensor:
 # the same global average, and post-norm layers squash the queries' differences away; a student
 # trained from scratch then settles on the shortcut "every query predicts the prompt's semantic
 # mask" with one shared score (measured on the concept world: decoder states identical across
-# queries to 0.2%, every query's probability equal; docs/NOTES.md, session 5). Two of each MLP's
+# queries to 0.2%, every query's probability equal; docs/DECISIONS.md "Query collapse"). Two of each MLP's
 # hidden units start as "distance outside the box" on either side, weighted -LOCALITY_INIT into
 # every head: a grid cell 0.1 outside a box starts at bias ~-2.2, 0.3 outside at ~-4.7. Same
 # architecture and parameters as SAM 3's boxRPB; only the starting point differs.

@@ -155,7 +155,7 @@ def randomise_batch_norms(module: nn.Module, seed: int = 0) -> nn.Module:
 
     timm zero-initialises the last BN of each RepViT residual MLP, so on random weights a fused
     model has millions of exactly-zero weights: fusion or quantization errors then look tiny and
-    compressed files shrink (ENVIRONMENT.md). Call this before measuring either on random weights.
+    compressed files shrink (docs/DECISIONS.md "Student architecture"). Call this before measuring either on random weights.
     Returns ``module``.
     """
     generator = torch.Generator().manual_seed(seed)

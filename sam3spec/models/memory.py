@@ -6,7 +6,7 @@ latents, so the memory costs the same whatever the video length (EdgeTAM's 2-D P
 a ``tanh(gate)`` residual with the gate at 0, so a fresh module leaves image behaviour exactly
 unchanged until it is trained (Flamingo's gated cross-attention).
 
-MISSION.md names ``nn.MultiheadAttention``; both use :class:`~sam3spec.models.attention.Attention`
+The plan names ``nn.MultiheadAttention`` (docs/PLAN.md 3.1); both use :class:`~sam3spec.models.attention.Attention`
 instead, which has the same parameter count (4 projections with bias) but separate
 ``nn.Linear`` projections and an explicit softmax that ExecuTorch/XNNPACK delegates fully
 (~50x faster than MHA there) and torchao can quantize.

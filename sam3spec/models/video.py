@@ -22,7 +22,7 @@ from torch import nn
 
 from sam3spec.models.memory import context_tokens
 
-CONTEXT_FRAMES = 8  # T: frames the memory reads (MISSION.md video distillation)
+CONTEXT_FRAMES = 8  # T: frames the memory reads (docs/PLAN.md 4.3)
 
 
 @dataclass

@@ -72,9 +72,9 @@ class QuantRecipe:
 RECIPES: dict[str, QuantRecipe] = {
     recipe.name: recipe
     for recipe in (
-        QuantRecipe("int4wo-g128", "int4 weight-only, group 128 (MISSION.md 7)", 4, 128, False, 4),
+        QuantRecipe("int4wo-g128", "int4 weight-only, group 128 (docs/PLAN.md 8)", 4, 128, False, 4),
         QuantRecipe(
-            "8da4w", "int8 dynamic activations + int4 weights, group 32 (MISSION.md 7)", 4, 32, True, 4
+            "8da4w", "int8 dynamic activations + int4 weights, group 32 (docs/PLAN.md 8)", 4, 32, True, 4
         ),
         QuantRecipe("8da8w", "int8 dynamic activations + int8 per-channel weights", 8, None, True, 8),
         QuantRecipe("int8wo", "int8 per-channel weight-only", 8, None, False, 8),

@@ -1,6 +1,6 @@
 """Which Linear layers a recipe quantizes and which it keeps in float.
 
-MISSION.md keeps four parts of the student in float because they are small and their errors
+The plan keeps four parts of the student in float (docs/PLAN.md 8) because they are small and their errors
 compound: the IoU head, the dot-product scoring, the Perceiver resampler and the memory
 cross-attention. :func:`plan_linears` lists every ``nn.Linear`` of a module tree by its
 qualified name and decides; :meth:`LinearPlan.describe` is the line every recipe prints.

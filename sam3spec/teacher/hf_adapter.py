@@ -4,7 +4,7 @@ Text and box prompts go to ``Sam3Model`` (the concept detector); point prompts g
 ``Sam3TrackerModel`` (``Sam3Model.forward`` has no points). Both read the same
 :class:`~sam3spec.teacher.protocol.ImageEmbeddings`, computed once per image.
 
-transformers facts this module relies on (measured, see ENVIRONMENT.md): ``pred_boxes`` are
+transformers facts this module relies on (measured, see docs/TEACHER.md): ``pred_boxes`` are
 normalised xyxy while ``input_boxes`` and the decoder's reference boxes are cxcywh; only the last
 decoder layer is returned, so per-layer outputs are captured with forward hooks and the box / score
 heads re-applied exactly as ``Sam3Model.forward`` does; ``get_text_features`` returns an object

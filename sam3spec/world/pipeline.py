@@ -220,7 +220,7 @@ def run_pipeline(
 
 
 def hard_negative_breakdown(out: Path, world: Path, limit: int | None) -> dict[str, dict]:
-    """SA-Co metrics (issue 6's evaluator) of the Phase 2 and Stage 3 students on the held-out
+    """SA-Co metrics (:mod:`sam3spec.eval.model_eval`) of the Phase 2 and Stage 3 students on the held-out
     pairs split by query kind (positives + hard negatives, positives + other negatives)."""
     from sam3spec.world.evaluate import evaluate_model_on_world
 

@@ -27,7 +27,7 @@ class ConceptWorld:
 
 @pytest.fixture(scope="session")
 def concept_world(tmp_path_factory: pytest.TempPathFactory) -> ConceptWorld:
-    """The issue-3 world: 200 images + 10 videos, default config, seed 0, generated once per session
+    """The data gate's world: 200 images + 10 videos, default config, seed 0, generated once per session
     (the generation time is the figure the data gate reports)."""
     root = tmp_path_factory.mktemp("concept_world")
     config = WorldConfig()

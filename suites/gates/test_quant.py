@@ -77,7 +77,7 @@ def test_quantized_accuracy(gate, run_dir, trained_student):
             "quant.miou_drop_pct",
             "no trained concept-world student found (looked in "
             + ", ".join(str(path) for path in looked)
-            + "): run the distillation pipeline (issue 5) first; random weights would make the figure meaningless",
+            + "): run the distillation pipeline (sam3spec train pipeline) first; random weights would make the figure meaningless",
         )
         return
     from sam3spec.checkpoint import load_student

@@ -1,4 +1,4 @@
-"""Stage 3 gate (``-m stage3``): the metric self-checks of issue 6's evaluators (fast), and Stage 3
+"""Stage 3 gate (``-m stage3``): the metric self-checks of the SA-Co / SA-V evaluators (fast), and Stage 3
 against Phase 2 and the teacher on the concept world's held-out split (``slow``: the pipeline run
 of ``distill_run``, or ``--run-dir``)."""
 

@@ -1,8 +1,8 @@
 """Score calibration of a teacher: one offset added to its query logits, fitted on training images.
 
 A detection counts when ``sigmoid(query logit + offset) x presence`` reaches SA-Co's fixed 0.5. A
-teacher trained with few positives among its queries can be under-confident: the concept-world
-teacher of session 7 scored 18% of the held-out instances below 0.5 although one of its queries
+teacher trained with few positives among its queries can be under-confident: a concept-world
+teacher before calibration scored 18% of the held-out instances below 0.5 although one of its queries
 held a good mask (best-query IoU 0.68 on those), so they counted as misses. Refitting the
 operating point, as Platt scaling does for a classifier's bias, moves that threshold without
 touching the masks; because cgF1 also counts false positives (pmF1) and images wrongly declared

@@ -3,7 +3,7 @@
 DETR-style: per (image, phrase) pair, queries are matched one-to-one to ground-truth instances
 (Hungarian, cost = class + box L1 + GIoU + mask dice); matched queries learn their box and mask,
 every query learns whether it is matched (BCE; focal loss kept scores below 0.5, see
-ENVIRONMENT.md), on negative pairs too; the presence token learns whether the phrase has any
+docs/TEACHER.md), on negative pairs too; the presence token learns whether the phrase has any
 instance. Earlier decoder layers get the class / box / presence
 losses too (auxiliary losses, matched per layer).
 """

@@ -1,5 +1,5 @@
-"""Loaders read files written here field by field from the published formats (MISSION.md "Data
-the real pipeline reads", the SA-V README, the SA-Co Gold README), independently of the generator
+"""Loaders read files written here field by field from the published formats (docs/PLAN.md 11,
+the SA-V README, the SA-Co Gold README), independently of the generator
 and of sam3spec's own writers: only numpy, Pillow, pycocotools and PyAV are used to write them."""
 
 from __future__ import annotations

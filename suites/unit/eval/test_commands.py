@@ -140,7 +140,7 @@ def test_prediction_path_with_an_oracle_model(world: Path, tmp_path: Path, damag
         assert breakdown["IL_MCC"] == pytest.approx(1.0, abs=1e-5) and breakdown["num_pairs"] == expected > 0
         return
     assert 5.0 < new["cgF1"] < 99.0
-    # The minimal metrics (issue 4's, used by existing gates) agree up to SAM 3's 1e-4 smoothing.
+    # The minimal metrics (sam3spec.eval.metrics, used by the teacher and distillation gates) agree up to SAM 3's 1e-4 smoothing.
     from pycocotools import mask as mask_utils
 
     gt = json.loads(paths.saco_eval[0].read_text())

@@ -1,4 +1,4 @@
-"""Per-component parameter counts of the seed preset against MISSION.md's targets (+-5%).
+"""Per-component parameter counts of the seed preset against the plan's targets (docs/PLAN.md 3.1, +-5%).
 
 The seed is built on the meta device: same modules and shapes, no memory, no initialisation cost.
 """

@@ -23,9 +23,9 @@ def write(tmp_path: Path, text: str, name: str = "demo.yaml") -> Path:
     return path
 
 
-def test_shipped_specs_load_and_cover_every_mission_target():
+def test_shipped_specs_load_and_cover_every_plan_target():
     specs = load_specs(SPECS_DIR)
-    # every target of MISSION.md's final table and design has an entry
+    # every target of the plan's final table (docs/PLAN.md 10) and design has an entry
     for spec_id in [
         "student.params.total",
         "student.memory.tokens",

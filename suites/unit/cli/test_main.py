@@ -50,3 +50,51 @@ def test_report_from_results(tmp_path):
     text = out.read_text()
     assert "`runtime.image_latency_phone`" in text and "80 ms" in text
     assert "not measured (no gate measured it in this run)" in text
+
+
+NOUNS = ["info", "segment", "track", "data", "teacher", "train", "eval", "quantize", "export", "bench",
+         "prune", "report"]  # fmt: skip
+ALIASES = [["distill"], ["pipeline"], ["compare"], ["visual-qa"], ["world", "generate"],
+           ["video", "distill"], ["video", "eval"]]  # fmt: skip
+
+
+def test_help_lists_the_nouns_and_hides_the_old_spellings(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    listed = capsys.readouterr().out
+    for noun in NOUNS:
+        assert f"\n    {noun} " in listed, noun
+    for alias in ALIASES:
+        assert f"\n    {alias[0]} " not in listed, alias
+
+
+def test_every_command_explains_itself(capsys):
+    import pytest
+
+    from sam3spec.cli import build_parser
+
+    parser = build_parser()
+    subcommands = {"data": ["generate", "verify"], "teacher": ["run", "cache", "train", "eval", "calibrate"],
+                   "train": ["stage", "pipeline", "video", "qat"],
+                   "eval": ["saco", "vos", "model", "compare", "video", "quant", "visual-qa"]}  # fmt: skip
+    commands = [[noun, *([sub] if sub else [])] for noun in NOUNS for sub in subcommands.get(noun, [None])]
+    for command in commands + ALIASES:
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([*command, "--help"])
+        assert exit_info.value.code == 0, command
+        assert "usage: sam3spec " + " ".join(command) in capsys.readouterr().out, command
+
+
+def test_old_spellings_run_the_same_commands():
+    from sam3spec.cli import build_parser
+
+    parser = build_parser()
+    pairs = [(["distill", "--stage", "p", "--data", "d", "--out", "o"], ["train", "stage", "--stage", "p", "--data", "d", "--out", "o"]),
+             (["world", "generate", "--out", "o"], ["data", "generate", "--out", "o"]),
+             (["video", "distill", "--world", "w", "--out", "o"], ["train", "video", "--data", "w", "--out", "o"]),
+             (["compare", "--student", "s", "--world", "w"], ["eval", "compare", "--student", "s", "--world", "w"])]  # fmt: skip
+    for old, new in pairs:
+        assert parser.parse_args(old).func is parser.parse_args(new).func, old

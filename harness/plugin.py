@@ -164,7 +164,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     missed, crashed = config._sam3spec_missed, config._sam3spec_crashed  # type: ignore[attr-defined]
-    if config.getoption("--spec-failures-ok") and exitstatus == pytest.ExitCode.TESTS_FAILED and missed and not crashed:
+    if (
+        config.getoption("--spec-failures-ok")
+        and exitstatus == pytest.ExitCode.TESTS_FAILED
+        and missed
+        and not crashed
+    ):
         session.exitstatus = pytest.ExitCode.OK
     name = config.getoption("--report")
     if not name:
@@ -188,9 +193,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if missed:
         terminalreporter.write_line(f"{len(missed)} gate test(s) missed a spec target (see the report)")
     if crashed:
-        terminalreporter.write_line(f"{len(crashed)} test(s) failed for another reason: " + ", ".join(crashed))
+        terminalreporter.write_line(
+            f"{len(crashed)} test(s) failed for another reason: " + ", ".join(crashed)
+        )
     if missed and not crashed and config.getoption("--spec-failures-ok"):
-        terminalreporter.write_line("--spec-failures-ok: exit status 0 (missed targets are results, not crashes)")
+        terminalreporter.write_line(
+            "--spec-failures-ok: exit status 0 (missed targets are results, not crashes)"
+        )
     path = getattr(config, "_sam3spec_report_path", None)
     if path:
         terminalreporter.write_line(f"report written to {path} (and {Path(path).with_suffix('.json')})")

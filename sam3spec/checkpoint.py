@@ -114,7 +114,9 @@ def read_config(directory: str | Path) -> StudentConfig:
     """The :class:`StudentConfig` stored in a checkpoint directory."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
-        raise CheckpointError(f"{path}: missing; a student checkpoint directory holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise CheckpointError(
+            f"{path}: missing; a student checkpoint directory holds {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
     try:
         payload = json.loads(path.read_text())
     except json.JSONDecodeError as error:

@@ -23,7 +23,9 @@ def count_parameters(model: Student) -> dict[str, int]:
     for name, module in model.component_modules().items():
         for parameter in module.parameters():
             if id(parameter) in owners:
-                raise RuntimeError(f"a parameter is shared by components {owners[id(parameter)]!r} and {name!r}")
+                raise RuntimeError(
+                    f"a parameter is shared by components {owners[id(parameter)]!r} and {name!r}"
+                )
             owners[id(parameter)] = name
     if len(owners) != sum(1 for _ in model.parameters()):
         raise RuntimeError("some parameters belong to no component of component_modules()")
@@ -35,8 +37,13 @@ def example_inputs(model: Student, resolution: int, batch: int = 1) -> dict[str,
     device = next(model.parameters()).device
     context = model.config.text.context_length
     input_ids = torch.zeros(batch, context, dtype=torch.long, device=device)
-    input_ids[:, :4] = torch.tensor([49406, 320, 321, 49407])  # <start> two tokens <end>: cost is length-independent
-    return {"pixel_values": torch.randn(batch, 3, resolution, resolution, device=device), "input_ids": input_ids}
+    input_ids[:, :4] = torch.tensor(
+        [49406, 320, 321, 49407]
+    )  # <start> two tokens <end>: cost is length-independent
+    return {
+        "pixel_values": torch.randn(batch, 3, resolution, resolution, device=device),
+        "input_ids": input_ids,
+    }
 
 
 @torch.no_grad()

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from sam3spec.models.student import Student
 
 
-
 @dataclass
 class Prediction:
     """Instances found for one prompt, best first.
@@ -64,7 +63,9 @@ def image_to_tensor(image: Any) -> torch.Tensor:
         else:
             raise TypeError(f"image: expected a uint8 or float tensor, got {image.dtype}")
     else:
-        raise TypeError(f"image: expected a numpy array, PIL image or torch tensor, got {type(image).__name__}")
+        raise TypeError(
+            f"image: expected a numpy array, PIL image or torch tensor, got {type(image).__name__}"
+        )
     if tensor.shape[1] == 0 or tensor.shape[2] == 0:
         raise ValueError(f"image: empty image of shape {tuple(tensor.shape)}")
     return tensor
@@ -88,7 +89,9 @@ def _labels(labels: Any, count: int, name: str) -> np.ndarray:
         return np.ones(count, dtype=np.int64)
     array = np.asarray(labels, dtype=np.int64).reshape(-1)
     if array.shape[0] != count or not np.isin(array, (0, 1)).all():
-        raise ValueError(f"{name}: expected {count} labels, each 1 (positive) or 0 (negative), got {labels!r}")
+        raise ValueError(
+            f"{name}: expected {count} labels, each 1 (positive) or 0 (negative), got {labels!r}"
+        )
     return array
 
 
@@ -170,16 +173,35 @@ class ImagePredictor:
             inputs["input_ids"] = self.tokenizer([text]).to(device)
         if box_array is not None:
             x0, y0, x1, y1 = box_array.T
-            if (x0 < 0).any() or (y0 < 0).any() or (x1 > width).any() or (y1 > height).any() or (x1 <= x0).any() or (y1 <= y0).any():
-                raise ValueError(f"boxes: expected x0 < x1 <= {width} and y0 < y1 <= {height} (pixel xyxy), got {box_array.tolist()}")
-            inputs["boxes"] = torch.tensor(box_array * self._scale / side, dtype=torch.float32, device=device)[None]
-            inputs["box_labels"] = torch.tensor(_labels(box_labels, len(box_array), "box_labels"), device=device)[None]
+            if (
+                (x0 < 0).any()
+                or (y0 < 0).any()
+                or (x1 > width).any()
+                or (y1 > height).any()
+                or (x1 <= x0).any()
+                or (y1 <= y0).any()
+            ):
+                raise ValueError(
+                    f"boxes: expected x0 < x1 <= {width} and y0 < y1 <= {height} (pixel xyxy), got {box_array.tolist()}"
+                )
+            inputs["boxes"] = torch.tensor(
+                box_array * self._scale / side, dtype=torch.float32, device=device
+            )[None]
+            inputs["box_labels"] = torch.tensor(
+                _labels(box_labels, len(box_array), "box_labels"), device=device
+            )[None]
         if point_array is not None:
             x, y = point_array.T
             if (x < 0).any() or (y < 0).any() or (x > width).any() or (y > height).any():
-                raise ValueError(f"points: expected 0 <= x <= {width} and 0 <= y <= {height}, got {point_array.tolist()}")
-            inputs["points"] = torch.tensor(point_array * self._scale / side, dtype=torch.float32, device=device)[None]
-            inputs["point_labels"] = torch.tensor(_labels(point_labels, len(point_array), "point_labels"), device=device)[None]
+                raise ValueError(
+                    f"points: expected 0 <= x <= {width} and 0 <= y <= {height}, got {point_array.tolist()}"
+                )
+            inputs["points"] = torch.tensor(
+                point_array * self._scale / side, dtype=torch.float32, device=device
+            )[None]
+            inputs["point_labels"] = torch.tensor(
+                _labels(point_labels, len(point_array), "point_labels"), device=device
+            )[None]
         prompt_tokens, prompt_mask = self.model.encode_prompt(image_features=self._features, **inputs)
         outputs = self.model.decode(self._features, prompt_tokens, prompt_mask)
         return self._postprocess(outputs, threshold)

@@ -55,21 +55,43 @@ def saco_case(rng: np.random.Generator, annotators: int) -> tuple[list[dict], li
     for _ in range(annotators):
         images, annotations = [], []
         for p in range(pairs):
-            images.append({"id": p, "height": h, "width": w, "file_name": f"{p}.jpg", "text_input": "x",
-                           "is_instance_exhaustive": int(rng.random() > 0.1)})  # fmt: skip
+            images.append(
+                {
+                    "id": p,
+                    "height": h,
+                    "width": w,
+                    "file_name": f"{p}.jpg",
+                    "text_input": "x",
+                    "is_instance_exhaustive": int(rng.random() > 0.1),
+                }
+            )
             for _ in range(rng.integers(0, 4)):
                 encoded = _rle(mask())
-                annotations.append({"id": len(annotations) + 1, "image_id": p, "segmentation": encoded,
-                                    "bbox": mask_utils.toBbox(encoded).tolist(), "area": 1.0,
-                                    "iscrowd": int(rng.random() < 0.15), "category_id": 1})  # fmt: skip
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": p,
+                        "segmentation": encoded,
+                        "bbox": mask_utils.toBbox(encoded).tolist(),
+                        "area": 1.0,
+                        "iscrowd": int(rng.random() < 0.15),
+                        "category_id": 1,
+                    }
+                )
         files.append({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "o"}]})
     predictions = []
     for p in range(pairs):
         for _ in range(rng.integers(0, 5)):
             encoded = _rle(mask())
-            predictions.append({"image_id": p, "category_id": 1, "segmentation": encoded,
-                                "bbox": mask_utils.toBbox(encoded).tolist(),
-                                "score": float(rng.choice([0.3, 0.5, 0.7, 0.9]))})  # fmt: skip
+            predictions.append(
+                {
+                    "image_id": p,
+                    "category_id": 1,
+                    "segmentation": encoded,
+                    "bbox": mask_utils.toBbox(encoded).tolist(),
+                    "score": float(rng.choice([0.3, 0.5, 0.7, 0.9])),
+                }
+            )
     return files, predictions
 
 
@@ -77,8 +99,14 @@ def check_saco(upstream: Path, cases: int, work: Path) -> None:
     sys.path.insert(0, str(upstream))
     from cgf1_eval import CGF1Evaluator  # SAM 3's file
 
-    keys = {"cgF1": ("cgF1", 100), "pmF1": ("positive_micro_F1", 1), "IL_MCC": ("IL_MCC", 1),
-            "cgF1@50": ("cgF1@0.5", 100), "F1": ("F1", 1), "IL_F1": ("IL_F1", 1)}  # fmt: skip
+    keys = {
+        "cgF1": ("cgF1", 100),
+        "pmF1": ("positive_micro_F1", 1),
+        "IL_MCC": ("IL_MCC", 1),
+        "cgF1@50": ("cgF1@0.5", 100),
+        "F1": ("F1", 1),
+        "IL_F1": ("IL_F1", 1),
+    }
     rng, worst, scored, raised = np.random.default_rng(0), dict.fromkeys(keys, 0.0), 0, 0
     for case in range(cases):
         files, predictions = saco_case(rng, 3 if case % 2 else 1)

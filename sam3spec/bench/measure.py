@@ -89,13 +89,23 @@ def run_isolated(module: str, args: Sequence[str], timeout: float = 1800) -> dic
         RuntimeError: when the process fails or prints no JSON, with its stderr tail.
     """
     root = Path(__file__).resolve().parents[2]  # the repository: ``-m`` finds this checkout's sam3spec
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+    }
     process = subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=root
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=root,
     )
     lines = process.stdout.strip().splitlines()
     if process.returncode != 0 or not lines:
-        raise RuntimeError(f"{module} {' '.join(args)} failed ({process.returncode}): {process.stderr[-2000:]}")
+        raise RuntimeError(
+            f"{module} {' '.join(args)} failed ({process.returncode}): {process.stderr[-2000:]}"
+        )
     try:
         return json.loads(lines[-1])
     except json.JSONDecodeError as error:

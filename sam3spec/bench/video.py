@@ -50,7 +50,9 @@ def cost_ratio(student, side: int, repeats: int = 30, warmup: int = 5) -> dict:
     predictor = VideoPredictor(student, threshold=0.5)
     predictor.start(text="red circle")
     ids = Tokenizer(student.config.text)(["red circle"])
-    transform = ResizeNormalize(TransformConfig(student.config.image_size, "letterbox", Normalization.IMAGENET))
+    transform = ResizeNormalize(
+        TransformConfig(student.config.image_size, "letterbox", Normalization.IMAGENET)
+    )
     rng = np.random.default_rng(1)
     steps, images = [], []
     for index in range(warmup + repeats):
@@ -67,15 +69,21 @@ def cost_ratio(student, side: int, repeats: int = 30, warmup: int = 5) -> dict:
             steps.append(step_ms)
             images.append(image_ms)
     step, image = statistics.median(steps), statistics.median(images)
-    return {"step_ms": round(step, 2), "image_forward_ms": round(image, 2), "ratio": round(step / image, 3),
-            "repeats": repeats}  # fmt: skip
+    return {
+        "step_ms": round(step, 2),
+        "image_forward_ms": round(image, 2),
+        "ratio": round(step / image, 3),
+        "repeats": repeats,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="efficientsam3-tiny")
     parser.add_argument("--frames", type=int, default=1000)
-    parser.add_argument("--size", type=int, default=None, help="frame side and model resolution (default: preset's)")
+    parser.add_argument(
+        "--size", type=int, default=None, help="frame side and model resolution (default: preset's)"
+    )
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -93,9 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         student.memory_attention.gate.fill_(0.5)  # an open gate: the memory path really runs
     side = student.config.image_size
-    result = {"preset": args.preset, "side": side, "threads": torch.get_num_threads(),
-              "cost": cost_ratio(student, side, args.repeats),
-              "stream": stream(student, args.frames, side, tuple(c for c in (1, 10, 100, 1000) if c <= args.frames))}  # fmt: skip
+    result = {
+        "preset": args.preset,
+        "side": side,
+        "threads": torch.get_num_threads(),
+        "cost": cost_ratio(student, side, args.repeats),
+        "stream": stream(
+            student, args.frames, side, tuple(c for c in (1, 10, 100, 1000) if c <= args.frames)
+        ),
+    }
     print(json.dumps(result, indent=1))
     if args.json:
         from pathlib import Path

@@ -30,8 +30,21 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-NOUNS = ("info", "segment", "track", "data", "teacher", "train", "eval", "quantize", "export", "bench",
-         "prune", "report", "aliases")  # fmt: skip
+NOUNS = (
+    "info",
+    "segment",
+    "track",
+    "data",
+    "teacher",
+    "train",
+    "eval",
+    "quantize",
+    "export",
+    "bench",
+    "prune",
+    "report",
+    "aliases",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

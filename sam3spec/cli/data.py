@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, help="output folder (empty, or a world with --overwrite)")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="output folder (empty, or a world with --overwrite)"
+    )
     parser.add_argument("--images", type=int, default=200, help="images, train + eval (default 200)")
     parser.add_argument("--videos", type=int, default=10, help="videos, train + val (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
@@ -44,8 +46,15 @@ def run_generate(args: argparse.Namespace) -> int:
 
     try:
         config = WorldConfig() if args.size is None else WorldConfig(image_size=args.size)
-        summary = generate_world(args.out, args.images, args.videos, args.seed, config,
-                                 progress=not args.quiet, overwrite=args.overwrite)  # fmt: skip
+        summary = generate_world(
+            args.out,
+            args.images,
+            args.videos,
+            args.seed,
+            config,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+        )
     except (ValueError, FileExistsError) as error:
         return fail(error)
     counts = ", ".join(f"{key} {value}" for key, value in summary.counts.items())

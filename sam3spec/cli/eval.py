@@ -27,18 +27,33 @@ HEADLINE = ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1", "J", "F", "J&F")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
-        "eval", help="SA-Co cgF1 / SA-V J&F, model evaluation, comparisons, visual QA",
+        "eval",
+        help="SA-Co cgF1 / SA-V J&F, model evaluation, comparisons, visual QA",
         description="saco and vos score prediction files with the SA-Co / SA-V evaluators' semantics; "
         "model, compare, video, quant and visual-qa run models on a concept world's held-out split.",
-    )  # fmt: skip
+    )
     commands = evaluate.add_subparsers(dest="eval_command", required=True, metavar="SUBCOMMAND")
-    add_saco_arguments(commands.add_parser("saco", help="score COCO-results predictions against SA-Co file(s) (Gold: a b c)"))
+    add_saco_arguments(
+        commands.add_parser("saco", help="score COCO-results predictions against SA-Co file(s) (Gold: a b c)")
+    )
     add_vos_arguments(commands.add_parser("vos", help="J&F of PNG masks (SA-V or DAVIS layout)"))
-    add_model_eval_arguments(commands.add_parser("model", help="run a student or teacher over a world's eval split and score it"))
-    add_compare_arguments(commands.add_parser("compare", help="student vs teacher on a concept world's held-out split"))
-    add_video_arguments(commands.add_parser("video", help="J&F on a world's SA-V val split, with and without memory"))
-    add_quant_arguments(commands.add_parser("quant", help="float vs quantization recipes vs .pte on a world's held-out split"))
-    add_visual_qa_arguments(commands.add_parser("visual-qa", help="HTML page: original | teacher | student masks per image x prompt"))
+    add_model_eval_arguments(
+        commands.add_parser("model", help="run a student or teacher over a world's eval split and score it")
+    )
+    add_compare_arguments(
+        commands.add_parser("compare", help="student vs teacher on a concept world's held-out split")
+    )
+    add_video_arguments(
+        commands.add_parser("video", help="J&F on a world's SA-V val split, with and without memory")
+    )
+    add_quant_arguments(
+        commands.add_parser("quant", help="float vs quantization recipes vs .pte on a world's held-out split")
+    )
+    add_visual_qa_arguments(
+        commands.add_parser(
+            "visual-qa", help="HTML page: original | teacher | student masks per image x prompt"
+        )
+    )
 
 
 def print_headline(metrics: dict[str, Any]) -> None:
@@ -62,8 +77,12 @@ def add_saco_arguments(parser: argparse.ArgumentParser) -> None:
         "--presence", type=Path, help="optional {pair id: presence probability} JSON for presence_f1"
     )
     parser.add_argument("--threshold", type=float, default=0.5, help="score threshold (SA-Co: 0.5)")
-    parser.add_argument("--box-units", choices=("auto", "normalized", "pixels"), default="auto",
-                      help="GT bbox units for the box variant (SA-Co: normalized)")  # fmt: skip
+    parser.add_argument(
+        "--box-units",
+        choices=("auto", "normalized", "pixels"),
+        default="auto",
+        help="GT bbox units for the box variant (SA-Co: normalized)",
+    )
     parser.add_argument("--json", type=Path, help="write the metrics here")
     parser.set_defaults(func=run_saco)
 
@@ -110,8 +129,12 @@ def run_vos(args: argparse.Namespace) -> int:
     from sam3spec.eval.vos import evaluate_vos
 
     try:
-        evaluation = evaluate_vos(args.gt_root, args.pred_root, strict=not args.lenient,
-                                  skip_first_and_last=not args.keep_first_and_last)  # fmt: skip
+        evaluation = evaluate_vos(
+            args.gt_root,
+            args.pred_root,
+            strict=not args.lenient,
+            skip_first_and_last=not args.keep_first_and_last,
+        )
     except (FileNotFoundError, ValueError) as error:
         return fail(error)
     summary = evaluation.summary()
@@ -125,12 +148,16 @@ def run_vos(args: argparse.Namespace) -> int:
 
 
 def add_model_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="student checkpoint folder, teacher folder, or 'teacher'")
+    parser.add_argument(
+        "--model", required=True, help="student checkpoint folder, teacher folder, or 'teacher'"
+    )
     parser.add_argument("--data", type=Path, required=True, help="a concept world (sam3spec data generate)")
     parser.add_argument("--out", type=Path, help="folder for predictions (default: the --json folder)")
     parser.add_argument("--json", type=Path, help="write the metrics here")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--min-score", type=float, default=0.05, help="results below this score are not written")
+    parser.add_argument(
+        "--min-score", type=float, default=0.05, help="results below this score are not written"
+    )
     parser.add_argument("--limit", type=int, help="only the first N images (smoke tests)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_model)
@@ -142,8 +169,9 @@ def run_model(args: argparse.Namespace) -> int:
 
     out = args.out or (args.json.parent if args.json else Path("eval_out"))
     try:
-        metrics = evaluate_model_on_world(args.model, args.data, out, args.device, args.min_score, args.limit,
-                                          progress=not args.quiet)  # fmt: skip
+        metrics = evaluate_model_on_world(
+            args.model, args.data, out, args.device, args.min_score, args.limit, progress=not args.quiet
+        )
     except (FileNotFoundError, SacoFormatError, ValueError) as error:
         return fail(error)
     print_headline(metrics)
@@ -155,7 +183,9 @@ def run_model(args: argparse.Namespace) -> int:
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--student", required=True, type=Path, help="student checkpoint directory")
     parser.add_argument("--world", required=True, type=Path)
-    parser.add_argument("--teacher", default=None, help="teacher folder (default: the shipped concept-world teacher)")
+    parser.add_argument(
+        "--teacher", default=None, help="teacher folder (default: the shipped concept-world teacher)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N held-out images only")
     parser.add_argument("--json", type=Path, default=None, help="also write metrics.json here")
     parser.set_defaults(func=run_compare)
@@ -186,8 +216,12 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--limit", type=int, default=None, help="first N val videos only")
-    parser.add_argument("--select", choices=("threshold", "top1"), default="threshold",
-                        help="object mask: union of instances over --threshold, or the best instance per frame")  # fmt: skip
+    parser.add_argument(
+        "--select",
+        choices=("threshold", "top1"),
+        default="threshold",
+        help="object mask: union of instances over --threshold, or the best instance per frame",
+    )
     parser.set_defaults(func=run_video)
 
 
@@ -199,7 +233,9 @@ def run_video(args: argparse.Namespace) -> int:
         videos = world_video_split(args.world)
     except FileNotFoundError as error:
         return fail(error)
-    result = evaluate_memory(load_video_model(args), videos, args.out, args.threshold, args.limit, args.select)
+    result = evaluate_memory(
+        load_video_model(args), videos, args.out, args.threshold, args.limit, args.select
+    )
     print(json.dumps(result.as_dict(), indent=1))
     return 0
 
@@ -238,7 +274,9 @@ def run_quant(args: argparse.Namespace) -> int:
 
 def add_visual_qa_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--student", type=Path, required=True, help="student checkpoint folder")
-    parser.add_argument("--teacher", help="teacher folder, or 'default' for the shipped concept-world teacher")
+    parser.add_argument(
+        "--teacher", help="teacher folder, or 'default' for the shipped concept-world teacher"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", type=Path)
     source.add_argument("--image-dir", type=Path)

@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, required=True, help="the .pte to write (model.json + text table beside it)"
     )
     export.add_argument(
-        "--world", type=Path,
+        "--world",
+        type=Path,
         help="concept world whose images calibrate and check the program (default: a small generated one)",
     )
     export.add_argument("--force", action="store_true", help="write the .pte even if parity fails")

@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", default=SEED_PRESET, help=f"student preset (default {SEED_PRESET})")
     parser.add_argument("--resolution", type=int, nargs="*", default=[504, 1008], help="GMACs at these sizes")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--recount", action="store_true", help="count live instead of reading the stored facts")
+    parser.add_argument(
+        "--recount", action="store_true", help="count live instead of reading the stored facts"
+    )
     parser.set_defaults(func=run)
 
 

@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--apply", action="store_true", help="delete the files listed")
-    parser.add_argument("--keep-last-n", type=int, default=1, help="step checkpoints kept per checkpoints/ (>= 1)")
+    parser.add_argument(
+        "--keep-last-n", type=int, default=1, help="step checkpoints kept per checkpoints/ (>= 1)"
+    )
     for category, text in CATEGORY_HELP:
         parser.add_argument(f"--{category}", action="store_true", help=f"{text} (no category flag = all)")
     parser.set_defaults(func=run)

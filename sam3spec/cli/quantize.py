@@ -60,9 +60,19 @@ def run(args: argparse.Namespace) -> int:
     float_state = {name: value.clone() for name, value in student.state_dict().items()}
     report = quantize_student(student, args.recipe)
     print(report.describe())
-    write_quantized(student, {"recipe": args.recipe, "mode": "ptq", "describe": report.describe(),
-                              "kept_float": report.plan.kept_float, "float_bytes": report.float_bytes,
-                              "packed_bytes": report.packed_bytes}, args.out, float_state)  # fmt: skip
+    write_quantized(
+        student,
+        {
+            "recipe": args.recipe,
+            "mode": "ptq",
+            "describe": report.describe(),
+            "kept_float": report.plan.kept_float,
+            "float_bytes": report.float_bytes,
+            "packed_bytes": report.packed_bytes,
+        },
+        args.out,
+        float_state,
+    )
     torch.save(student.state_dict(), args.out / "quantized_state.pt")
     print(f"wrote {args.out} (float checkpoint + quantization.json + quantized_state.pt)")
     return 0

@@ -25,20 +25,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the concept world (trained from scratch on a CPU; the shipped one is the default --teacher).",
     )
     commands = teacher.add_subparsers(dest="teacher_command", required=True, metavar="SUBCOMMAND")
-    add_cache_arguments(commands.add_parser("cache", help="run the teacher over a dataset into a sharded cache"))
+    add_cache_arguments(
+        commands.add_parser("cache", help="run the teacher over a dataset into a sharded cache")
+    )
     add_run_arguments(commands.add_parser("run", help="one image and prompt -> raw outputs + overlay"))
     add_train_arguments(commands.add_parser("train", help="train the concept-world teacher (resumable)"))
-    add_eval_arguments(commands.add_parser("eval", help="teacher mIoU / presence F1 / cgF1 on a world's eval split"))
+    add_eval_arguments(
+        commands.add_parser("eval", help="teacher mIoU / presence F1 / cgF1 on a world's eval split")
+    )
     add_calibrate_arguments(
-        commands.add_parser("calibrate", help="fit the teacher's score offset (best cgF1) on a world's training split")
+        commands.add_parser(
+            "calibrate", help="fit the teacher's score offset (best cgF1) on a world's training split"
+        )
     )
 
 
 def add_teacher_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--teacher", default=None, help="teacher folder (default: the shipped concept-world teacher)")
+    parser.add_argument(
+        "--teacher", default=None, help="teacher folder (default: the shipped concept-world teacher)"
+    )
     parser.add_argument("--allow-hub", action="store_true", help="allow downloading --teacher from the hub")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
-    parser.add_argument("--dtype", choices=DTYPES, default=None, help="default: fp32 small teachers, bf16 SAM 3")
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default=None, help="default: fp32 small teachers, bf16 SAM 3"
+    )
     parser.add_argument("--resolution", type=int, default=None, help="run at this input size (e.g. 504)")
 
 
@@ -49,15 +59,25 @@ def load(args: argparse.Namespace):
     from sam3spec.teacher.loading import load_teacher
 
     dtype = None if args.dtype is None else getattr(torch, args.dtype)
-    return load_teacher(teacher_or_shipped(args.teacher), args.device, dtype, args.resolution, allow_hub=args.allow_hub)
+    return load_teacher(
+        teacher_or_shipped(args.teacher), args.device, dtype, args.resolution, allow_hub=args.allow_hub
+    )
 
 
 def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, type=Path, help="a data root (its train split), or an SA-1B / SA-V folder")
+    parser.add_argument(
+        "--data", required=True, type=Path, help="a data root (its train split), or an SA-1B / SA-V folder"
+    )
     parser.add_argument("--out", required=True, type=Path, help="cache folder (reruns resume it)")
-    parser.add_argument("--limit", type=int, default=None, help="first N images and N videos only (smoke runs)")
-    parser.add_argument("--levels", type=int, nargs="+", default=[2], help="FPN levels kept per image (default 2)")
-    parser.add_argument("--video-level", type=int, default=3, help="FPN level kept per video frame (default 3)")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="first N images and N videos only (smoke runs)"
+    )
+    parser.add_argument(
+        "--levels", type=int, nargs="+", default=[2], help="FPN levels kept per image (default 2)"
+    )
+    parser.add_argument(
+        "--video-level", type=int, default=3, help="FPN level kept per video frame (default 3)"
+    )
     parser.add_argument("--boxes-per-image", type=int, default=2)
     parser.add_argument("--points-per-image", type=int, default=2)
     parser.add_argument("--mask-queries", type=int, default=16, help="masks kept per prompt (best queries)")
@@ -73,23 +93,38 @@ def run_cache(args: argparse.Namespace) -> int:
     from sam3spec.teacher.cache import CacheOptions, build_cache, distributed_rank
 
     options = CacheOptions(
-        levels=tuple(args.levels), video_level=args.video_level, boxes_per_image=args.boxes_per_image,
-        points_per_image=args.points_per_image, mask_queries=args.mask_queries, shard_size=args.shard_size,
-        limit=args.limit, seed=args.seed, resolution=args.resolution, teacher=teacher_or_shipped(args.teacher),
+        levels=tuple(args.levels),
+        video_level=args.video_level,
+        boxes_per_image=args.boxes_per_image,
+        points_per_image=args.points_per_image,
+        mask_queries=args.mask_queries,
+        shard_size=args.shard_size,
+        limit=args.limit,
+        seed=args.seed,
+        resolution=args.resolution,
+        teacher=teacher_or_shipped(args.teacher),
         data=str(Path(args.data).resolve()),
-    )  # fmt: skip
+    )
     rank, world_size = distributed_rank()
-    counts = build_cache(load(args), args.data, args.out, options, rank, world_size, not args.quiet, args.pause)
-    print(f"rank {rank}/{world_size}: {counts['computed']} shard(s) computed, {counts['skipped']} already done; "
-          f"{counts['items']} item(s) in {counts['shards']} shard(s) -> {args.out}")  # fmt: skip
+    counts = build_cache(
+        load(args), args.data, args.out, options, rank, world_size, not args.quiet, args.pause
+    )
+    print(
+        f"rank {rank}/{world_size}: {counts['computed']} shard(s) computed, {counts['skipped']} already done; "
+        f"{counts['items']} item(s) in {counts['shards']} shard(s) -> {args.out}"
+    )
     return 0
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", type=Path)
     parser.add_argument("--prompt", default=None, help='noun phrase, e.g. "red circle"')
-    parser.add_argument("--box", type=float, nargs=4, default=None, metavar=("X0", "Y0", "X1", "Y1"), help="normalised")
-    parser.add_argument("--point", type=float, nargs=2, default=None, metavar=("X", "Y"), help="normalised click")
+    parser.add_argument(
+        "--box", type=float, nargs=4, default=None, metavar=("X0", "Y0", "X1", "Y1"), help="normalised"
+    )
+    parser.add_argument(
+        "--point", type=float, nargs=2, default=None, metavar=("X", "Y"), help="normalised click"
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--threshold", type=float, default=0.5)
     add_teacher_options(parser)
@@ -102,9 +137,13 @@ def run_baseline(args: argparse.Namespace) -> int:
 
     if not (args.prompt or args.box or args.point):
         return fail("give --prompt, --box or --point")
-    summary = run_baseline(load(args), read_image(args.image), args.out, args.prompt, args.box, args.point, args.threshold)
-    print(f"{len(summary['instances'])} instance(s), presence {summary['presence']:.3f}; wrote {args.out}/"
-          "{outputs.safetensors, overlay.png, summary.json}")  # fmt: skip
+    summary = run_baseline(
+        load(args), read_image(args.image), args.out, args.prompt, args.box, args.point, args.threshold
+    )
+    print(
+        f"{len(summary['instances'])} instance(s), presence {summary['presence']:.3f}; wrote {args.out}/"
+        "{outputs.safetensors, overlay.png, summary.json}"
+    )
     return 0
 
 
@@ -113,15 +152,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=7200, help="default: the shipped teacher (7200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--init-from", type=Path, default=None, help="fine-tune: start from this teacher folder's weights")
+    parser.add_argument(
+        "--init-from", type=Path, default=None, help="fine-tune: start from this teacher folder's weights"
+    )
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 8e-4)")
     parser.add_argument("--warmup-steps", type=int, default=None, help="default 150")
     parser.add_argument("--phrases-per-image", type=int, default=None, help="default 4")
     parser.add_argument(
-        "--mask-target-scale", type=int, default=None,
+        "--mask-target-scale",
+        type=int,
+        default=None,
         help="detector mask / semantic targets at this multiple of the mask grid (default 1; 2 = the "
         "world's image pixels, what the shipped teacher's last fine-tune used)",
-    )  # fmt: skip
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--ship", action="store_true", help="also copy it (fp16) over the shipped teacher")
     parser.set_defaults(func=run_train)
@@ -167,8 +210,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from sam3spec.world.evaluate import evaluate_world
 
     metrics = evaluate_world(load(args), args.world, args.limit)
-    print(" ".join(f"{key} {metrics[key]:.4f}" for key in ("mIoU", "presence_f1", "cgF1", "pmF1", "IL_MCC")),
-          f"({int(metrics['num_pairs'])} pairs, {int(metrics['num_instances'])} instances)")  # fmt: skip
+    print(
+        " ".join(f"{key} {metrics[key]:.4f}" for key in ("mIoU", "presence_f1", "cgF1", "pmF1", "IL_MCC")),
+        f"({int(metrics['num_pairs'])} pairs, {int(metrics['num_instances'])} instances)",
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return 0
@@ -177,8 +222,16 @@ def run_eval(args: argparse.Namespace) -> int:
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", required=True, type=Path, help="a generated concept world")
     parser.add_argument("--images", type=int, default=200, help="training images to fit on (default 200)")
-    parser.add_argument("--offsets", type=float, nargs="+", default=None, help="logit offsets to try (default -1 .. 3 by 0.25)")
-    parser.add_argument("--write", action="store_true", help="store the best offset in the teacher folder's teacher.json")
+    parser.add_argument(
+        "--offsets",
+        type=float,
+        nargs="+",
+        default=None,
+        help="logit offsets to try (default -1 .. 3 by 0.25)",
+    )
+    parser.add_argument(
+        "--write", action="store_true", help="store the best offset in the teacher folder's teacher.json"
+    )
     add_teacher_options(parser)
     parser.set_defaults(func=run_calibrate)
 
@@ -195,10 +248,19 @@ def run_calibrate(args: argparse.Namespace) -> int:
     samples = world_eval_samples(args.world, args.images, split="train")
     calibration = calibrate(load(args), samples, args.offsets or DEFAULT_OFFSETS)
     for row in calibration.table:
-        print(" ".join(f"{key} {value:.4f}" if key != "offset" else f"offset {value:+.2f}" for key, value in row.items()))
-    print(f"best cgF1 at offset {calibration.offset:+.2f} ({calibration.pairs} training pairs of {args.world})")
+        print(
+            " ".join(
+                f"{key} {value:.4f}" if key != "offset" else f"offset {value:+.2f}"
+                for key, value in row.items()
+            )
+        )
+    print(
+        f"best cgF1 at offset {calibration.offset:+.2f} ({calibration.pairs} training pairs of {args.world})"
+    )
     if args.write:
         source = f"{args.world} (training split, first {args.images} images)"
-        update_teacher_meta(folder, {"score_offset": calibration.offset, "calibration": calibration.as_meta(source)})
+        update_teacher_meta(
+            folder, {"score_offset": calibration.offset, "calibration": calibration.as_meta(source)}
+        )
         print(f"score_offset {calibration.offset:+.2f} written to {meta_path}")
     return 0

@@ -19,19 +19,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("video", type=Path, help="an MP4 (any FFmpeg container) or a folder of frames")
     parser.add_argument("--prompt", required=True, help="noun phrase, e.g. 'red circle'")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (overlay.mp4, masks/, tracks.json)")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="output folder (overlay.mp4, masks/, tracks.json)"
+    )
     add_model_arguments(parser)
     parser.add_argument("--threshold", type=float, default=0.5, help="instance score threshold (default 0.5)")
     parser.add_argument(
-        "--memory-every", type=int, default=4,
+        "--memory-every",
+        type=int,
+        default=4,
         help="push every k-th frame into the memory (default 4: SA-V's annotation spacing)",
-    )  # fmt: skip
+    )
     parser.add_argument("--no-memory", action="store_true", help="decode every frame without memory")
     parser.set_defaults(func=run)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, default=None, help="student checkpoint folder (default: random weights)")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="student checkpoint folder (default: random weights)"
+    )
     parser.add_argument(
         "--memory", type=Path, default=None, help="video-memory checkpoint folder (train video's final/)"
     )
@@ -71,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
             if result.skipped:
                 skipped.append(video_frame.index)
                 continue
-            write_sav_masks(args.out / "masks", name, f"{video_frame.index:05d}", result.masks, result.object_ids)
+            write_sav_masks(
+                args.out / "masks", name, f"{video_frame.index:05d}", result.masks, result.object_ids
+            )
             frames.append(overlay(video_frame.image, result.masks, result.object_ids))
             for object_id, score in zip(result.object_ids.tolist(), result.scores.tolist(), strict=True):
                 tracks.setdefault(object_id, []).append([video_frame.index, round(score, 4)])
@@ -81,9 +89,16 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, EmptyVideoError, ValueError) as error:
         return fail(error)
     objects = {str(k): {"frames": len(v), "first": v[0][0], "last": v[-1][0]} for k, v in tracks.items()}
-    summary = {"video": str(args.video), "prompt": args.prompt, "frames": len(frames) + len(skipped),
-               "skipped_frames": skipped, "objects": objects}  # fmt: skip
+    summary = {
+        "video": str(args.video),
+        "prompt": args.prompt,
+        "frames": len(frames) + len(skipped),
+        "skipped_frames": skipped,
+        "objects": objects,
+    }
     (args.out / "tracks.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    print(f"{len(frames)} frames, {len(tracks)} object ids, {len(skipped)} skipped -> {args.out}/overlay.mp4, "
-          f"{args.out}/masks/{name}/")  # fmt: skip
+    print(
+        f"{len(frames)} frames, {len(tracks)} object ids, {len(skipped)} skipped -> {args.out}/overlay.mp4, "
+        f"{args.out}/masks/{name}/"
+    )
     return 0

@@ -65,7 +65,9 @@ def load_model(spec: str | Path, device: str = "cpu"):
 
     path = Path(spec)
     if not path.is_dir():
-        raise FileNotFoundError(f"--model {spec}: not a folder (give a student checkpoint or a teacher folder)")
+        raise FileNotFoundError(
+            f"--model {spec}: not a folder (give a student checkpoint or a teacher folder)"
+        )
     if (path / "teacher.json").is_file() or (path / "detector").is_dir():
         return load_teacher(path, device=device), "teacher"
     from sam3spec.checkpoint import load_student
@@ -107,17 +109,27 @@ def coco_results(pair_id: int, prediction: PhrasePrediction, min_score: float) -
             continue
         encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
         encoded["counts"] = encoded["counts"].decode("ascii")
-        out.append({
-            "image_id": int(pair_id), "category_id": 1, "segmentation": encoded,
-            "bbox": [round(float(v), 3) for v in box], "score": round(float(score), 5),
-        })  # fmt: skip
+        out.append(
+            {
+                "image_id": int(pair_id),
+                "category_id": 1,
+                "segmentation": encoded,
+                "bbox": [round(float(v), 3) for v in box],
+                "score": round(float(score), 5),
+            }
+        )
     return out
 
 
 def predict_split(
-    model, gt_path: Path, image_root: Path, out: Path, min_score: float = 0.05, limit: int | None = None,
+    model,
+    gt_path: Path,
+    image_root: Path,
+    out: Path,
+    min_score: float = 0.05,
+    limit: int | None = None,
     progress: bool = False,
-) -> tuple[Path, Path]:  # fmt: skip
+) -> tuple[Path, Path]:
     """Predict every pair of an SA-Co file; writes ``predictions_segm.json`` and ``presence.json``.
 
     Args:
@@ -150,7 +162,9 @@ def predict_split(
     return pred_path, presence_path
 
 
-def video_metrics(model, kind: str, videos: VideoSplit | None, out: Path, limit: int | None = None) -> dict[str, Any]:
+def video_metrics(
+    model, kind: str, videos: VideoSplit | None, out: Path, limit: int | None = None
+) -> dict[str, Any]:
     """J, F, J&F of a student on SA-V val videos (the streaming video predictor of
     :mod:`sam3spec.eval.video`, with memory; masks written under ``out/vos``), scored by
     :func:`sam3spec.eval.vos.evaluate_vos`. The teacher has no text-prompted video path here: None."""
@@ -200,10 +214,17 @@ def kind_breakdown(
 
 
 def evaluate_model(
-    model_spec: str | Path, gold_files: Sequence[str | Path], image_root: str | Path, out: str | Path,
-    device: str = "cpu", min_score: float = 0.05, limit: int | None = None, progress: bool = False,
-    videos: VideoSplit | None = None, pair_kinds: Mapping[int, str] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    model_spec: str | Path,
+    gold_files: Sequence[str | Path],
+    image_root: str | Path,
+    out: str | Path,
+    device: str = "cpu",
+    min_score: float = 0.05,
+    limit: int | None = None,
+    progress: bool = False,
+    videos: VideoSplit | None = None,
+    pair_kinds: Mapping[int, str] | None = None,
+) -> dict[str, Any]:
     """``sam3spec eval model``: predictions on an SA-Co split, scored; writes ``out/metrics.json``.
 
     Args:
@@ -217,10 +238,14 @@ def evaluate_model(
     """
     gold_files = [Path(path) for path in gold_files]
     if not gold_files or not gold_files[0].is_file():
-        raise FileNotFoundError(f"SA-Co eval file {gold_files[0] if gold_files else '(none given)'} not found")
+        raise FileNotFoundError(
+            f"SA-Co eval file {gold_files[0] if gold_files else '(none given)'} not found"
+        )
     model, kind = load_model(model_spec, device)
     out = Path(out)
-    pred_path, presence_path = predict_split(model, gold_files[0], Path(image_root), out, min_score, limit, progress)
+    pred_path, presence_path = predict_split(
+        model, gold_files[0], Path(image_root), out, min_score, limit, progress
+    )
     presence = {int(k): v for k, v in json.loads(presence_path.read_text()).items()}
     gts = [load_ground_truth(p) for p in gold_files if p.is_file()]
     if limit:  # score only the pairs that were predicted
@@ -230,10 +255,16 @@ def evaluate_model(
     bbox = evaluate_saco(gts, pred_path, "bbox", presence=presence).summary()
     metrics = {key: segm[key] for key in ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1")}
     metrics.update(video_metrics(model, kind, videos, out, limit))
-    metrics.update({
-        "model": str(model_spec), "kind": kind, "data": str(gold_files[0]), "predictions": str(pred_path),
-        "segm": segm, "bbox": bbox,
-    })  # fmt: skip
+    metrics.update(
+        {
+            "model": str(model_spec),
+            "kind": kind,
+            "data": str(gold_files[0]),
+            "predictions": str(pred_path),
+            "segm": segm,
+            "bbox": bbox,
+        }
+    )
     metrics["by_kind"] = kind_breakdown(gts, pred_path, presence, pair_kinds or {})
     atomic_write_json(metrics, out / "metrics.json", indent=None, sort_keys=False)
     return metrics

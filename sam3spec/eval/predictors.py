@@ -15,7 +15,9 @@ from typing import Any
 from sam3spec.data.saco import GoldImage
 
 
-def evaluate_predictor(predictor: Any, pairs: Sequence[GoldImage], threshold: float = 0.5) -> dict[str, float]:
+def evaluate_predictor(
+    predictor: Any, pairs: Sequence[GoldImage], threshold: float = 0.5
+) -> dict[str, float]:
     """Score a predictor (``set_image`` + ``predict(text=...)``) on SA-Co images.
 
     Returns:

@@ -107,9 +107,14 @@ def compare(
         predictor = ImagePredictor(model)
         metrics = evaluate_predictor(predictor, pairs)
         row = CompareRow(
-            name, "eager", report.packed_bytes / 1e6, metrics, _latency(predictor, pairs),
-            drop_percent(float_metrics["mIoU"], metrics["mIoU"]), "torchao eager (CPU simulation)",
-        )  # fmt: skip
+            name,
+            "eager",
+            report.packed_bytes / 1e6,
+            metrics,
+            _latency(predictor, pairs),
+            drop_percent(float_metrics["mIoU"], metrics["mIoU"]),
+            "torchao eager (CPU simulation)",
+        )
         rows.append(row)
         log(f"{name}: mIoU {metrics['mIoU']:.4f} ({row.miou_drop_percent:+.2f}% drop)")
     for path in ptes:
@@ -117,9 +122,14 @@ def compare(
         metrics = evaluate_predictor(predictor, pairs)
         meta = predictor.model.program.metadata
         row = CompareRow(
-            f"pte:{Path(path).name}", "pte", Path(path).stat().st_size / 1e6, metrics, _latency(predictor, pairs),
-            drop_percent(float_metrics["mIoU"], metrics["mIoU"]), f"{meta['backend']}/{meta['recipe']} .pte",
-        )  # fmt: skip
+            f"pte:{Path(path).name}",
+            "pte",
+            Path(path).stat().st_size / 1e6,
+            metrics,
+            _latency(predictor, pairs),
+            drop_percent(float_metrics["mIoU"], metrics["mIoU"]),
+            f"{meta['backend']}/{meta['recipe']} .pte",
+        )
         rows.append(row)
         log(f"{row.name}: mIoU {metrics['mIoU']:.4f} ({row.miou_drop_percent:+.2f}% drop)")
     return rows

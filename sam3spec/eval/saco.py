@@ -275,6 +275,14 @@ def accumulate(outcomes: Sequence[PairOutcome], thresholds: Sequence[float] = IO
         instances += pair.num_gt
         matched_sum += float(np.sum(pair.matched_ious))
     return SacoMetrics(
-        thresholds, tps, fps, positive_fps, fns, counts,
-        macro / macro_count if macro_count else macro, matched_sum, instances, len(outcomes),
-    )  # fmt: skip
+        thresholds,
+        tps,
+        fps,
+        positive_fps,
+        fns,
+        counts,
+        macro / macro_count if macro_count else macro,
+        matched_sum,
+        instances,
+        len(outcomes),
+    )

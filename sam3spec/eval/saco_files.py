@@ -148,9 +148,12 @@ def _geometry(item: dict[str, Any], iou_type: str, height: int, width: int, scal
 
 
 def iou_matrix(
-    predictions: list[dict[str, Any]], annotations: list[dict[str, Any]], pair: dict[str, Any],
-    iou_type: str, normalized_boxes: bool,
-) -> np.ndarray:  # fmt: skip
+    predictions: list[dict[str, Any]],
+    annotations: list[dict[str, Any]],
+    pair: dict[str, Any],
+    iou_type: str,
+    normalized_boxes: bool,
+) -> np.ndarray:
     """``[D, G]`` IoU of kept predictions and non-crowd GTs of one pair (pycocotools)."""
     height, width = int(pair["height"]), int(pair["width"])
     if not predictions or not annotations:
@@ -259,6 +262,10 @@ def evaluate_saco(
         wrong = int(np.sum(predicted ^ actual))
         presence_f1 = 1.0 if 2 * tp + wrong == 0 else 2 * tp / (2 * tp + wrong)
     return SacoEvaluation(
-        accumulate(selected, thresholds), selected, ignored, presence_f1, iou_type,
+        accumulate(selected, thresholds),
+        selected,
+        ignored,
+        presence_f1,
+        iou_type,
         [str(t.path) for t in truths],
-    )  # fmt: skip
+    )

@@ -56,8 +56,16 @@ class StudentTeacherView:
         )
 
     @torch.no_grad()
-    def predict(self, embeddings: ImageEmbeddings, text=None, boxes=None, box_labels=None, points=None,
-                point_labels=None, return_intermediates: bool = False) -> Sam3Outputs:  # fmt: skip
+    def predict(
+        self,
+        embeddings: ImageEmbeddings,
+        text=None,
+        boxes=None,
+        box_labels=None,
+        points=None,
+        point_labels=None,
+        return_intermediates: bool = False,
+    ) -> Sam3Outputs:
         """Text, box or point prompts (normalised coordinates), one per embedded image."""
         batch = embeddings.batch_size
         features = ImageFeatures(list(embeddings.fpn_levels), list(embeddings.position_encodings))

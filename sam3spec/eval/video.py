@@ -110,20 +110,34 @@ class VideoEvalResult:
 
     def as_dict(self) -> dict:
         keep = ("J", "F", "J&F", "num_objects")
-        return {"with_memory": {k: self.with_memory[k] for k in keep},
-                "without_memory": {k: self.without_memory[k] for k in keep}, "jf_gain": self.gain,
-                "J_by_frame": self.by_category, "reentry_window": REENTRY_WINDOW,
-                "reentry_J_gain": self.reentry_gain, "visible_J_gain": self.visible_gain,
-                "reentry_margin": self.reentry_margin}  # fmt: skip
+        return {
+            "with_memory": {k: self.with_memory[k] for k in keep},
+            "without_memory": {k: self.without_memory[k] for k in keep},
+            "jf_gain": self.gain,
+            "J_by_frame": self.by_category,
+            "reentry_window": REENTRY_WINDOW,
+            "reentry_J_gain": self.reentry_gain,
+            "visible_J_gain": self.visible_gain,
+            "reentry_margin": self.reentry_margin,
+        }
 
     def describe(self) -> str:
         """One line per kind of frame, for gate notes and logs."""
-        return "; ".join(f"{c} {r['J_with']:.1f} vs {r['J_without']:.1f} ({r['frames']} frames)"
-                         for c, r in self.by_category.items())  # fmt: skip
+        return "; ".join(
+            f"{c} {r['J_with']:.1f} vs {r['J_without']:.1f} ({r['frames']} frames)"
+            for c, r in self.by_category.items()
+        )
 
 
-def predict_split(student, videos: VideoSplit, out: Path, use_memory: bool, threshold: float = 0.5,
-                  limit: int | None = None, select: str = "threshold") -> dict[tuple[str, str, str], np.ndarray]:  # fmt: skip
+def predict_split(
+    student,
+    videos: VideoSplit,
+    out: Path,
+    use_memory: bool,
+    threshold: float = 0.5,
+    limit: int | None = None,
+    select: str = "threshold",
+) -> dict[tuple[str, str, str], np.ndarray]:
     """Write the prediction tree of one mode; returns ``{(video, object, frame): mask}``.
 
     ``select``: ``"threshold"`` (union of the instances scoring >= ``threshold``) or ``"top1"``.
@@ -138,7 +152,9 @@ def predict_split(student, videos: VideoSplit, out: Path, use_memory: bool, thre
     for video in names:
         for object_dir in sorted(p for p in (videos.annotations / video).iterdir() if p.is_dir()):
             names = sorted(p.stem for p in object_dir.glob("*.png"))
-            predictor = VideoPredictor(student, threshold=0.0 if select == "top1" else threshold, use_memory=use_memory)
+            predictor = VideoPredictor(
+                student, threshold=0.0 if select == "top1" else threshold, use_memory=use_memory
+            )
             predictor.start(text=videos.phrases[video][int(object_dir.name)])
             for name in names:
                 frame = np.asarray(Image.open(videos.frames / video / f"{name}.jpg").convert("RGB"))
@@ -183,8 +199,14 @@ def reappearance_frames(gt_root: Path) -> list[tuple[str, str, str]]:
     return [key for key, kind in frame_categories(gt_root).items() if kind == "reappearance"]
 
 
-def evaluate_memory(student, videos: VideoSplit, out: str | Path, threshold: float = 0.5,
-                    limit: int | None = None, select: str = "threshold") -> VideoEvalResult:  # fmt: skip
+def evaluate_memory(
+    student,
+    videos: VideoSplit,
+    out: str | Path,
+    threshold: float = 0.5,
+    limit: int | None = None,
+    select: str = "threshold",
+) -> VideoEvalResult:
     """Run both modes on the val split and score them; writes ``out/video_eval.json``."""
     out = Path(out)
     gt_root = videos.annotations
@@ -206,8 +228,11 @@ def evaluate_memory(student, videos: VideoSplit, out: str | Path, threshold: flo
     for category in CATEGORIES:
         if category in per_kind:
             j_with, j_without = 100.0 * np.mean(per_kind[category], axis=0)
-            by_category[category] = {"frames": len(per_kind[category]), "J_with": float(j_with),
-                                     "J_without": float(j_without)}  # fmt: skip
+            by_category[category] = {
+                "frames": len(per_kind[category]),
+                "J_with": float(j_with),
+                "J_without": float(j_without),
+            }
     result = VideoEvalResult(scores["with_memory"], scores["without_memory"], by_category)
     (out / "video_eval.json").write_text(json.dumps(result.as_dict(), indent=1) + "\n", encoding="utf-8")
     return result

@@ -108,8 +108,10 @@ def write_html(rows: list[QARow], names: list[str], path: Path) -> Path:
     head = "".join(f"<th>{html.escape(n)}</th>" for n in ["image / prompt", "original", *names])
     body = []
     for row in rows:
-        cells = [f"<td><b>{html.escape(row.image)}</b><br>&ldquo;{html.escape(row.prompt)}&rdquo;</td>",
-                 f'<td><img src="{row.original}" alt="original"></td>']  # fmt: skip
+        cells = [
+            f"<td><b>{html.escape(row.image)}</b><br>&ldquo;{html.escape(row.prompt)}&rdquo;</td>",
+            f'<td><img src="{row.original}" alt="original"></td>',
+        ]
         for name in names:
             png, caption = row.panels[name]
             cells.append(

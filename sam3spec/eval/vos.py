@@ -181,15 +181,21 @@ class VosEvaluation:
         per_video: dict[str, dict[str, dict[str, float]]] = {}
         for o in self.objects:
             per_video.setdefault(o.video, {})[o.object_id] = {
-                "J": 100 * o.j, "F": 100 * o.f, "J&F": 50 * (o.j + o.f), "frames": o.frames,
-            }  # fmt: skip
+                "J": 100 * o.j,
+                "F": 100 * o.f,
+                "J&F": 50 * (o.j + o.f),
+                "frames": o.frames,
+            }
         return {"J": j, "F": f, "J&F": (j + f) / 2, "num_objects": len(self.objects), "videos": per_video}
 
 
 def evaluate_vos(
-    gt_root: str | Path, pred_root: str | Path, strict: bool = True, skip_first_and_last: bool = True,
+    gt_root: str | Path,
+    pred_root: str | Path,
+    strict: bool = True,
+    skip_first_and_last: bool = True,
     bound_th: float = BOUND_TH,
-) -> VosEvaluation:  # fmt: skip
+) -> VosEvaluation:
     """J&F of every video folder of ``gt_root`` against the same folder under ``pred_root``.
 
     Args:

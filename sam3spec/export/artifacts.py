@@ -31,6 +31,7 @@ class InputSource(Protocol):
 
     def __call__(self, image_size: int) -> ExportInputs: ...
 
+
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".sam3spec-cache" / "export"
 
 
@@ -93,11 +94,15 @@ def cached_export(
             return candidate, json.loads(manifest.read_text()) if manifest.is_file() else {}
     key = hashlib.sha256(
         json.dumps(
-            {"student": _student_identity(source, random_weights), "recipe": recipe.key, "code": _source_hash(),
-             "inputs": inputs.key},
+            {
+                "student": _student_identity(source, random_weights),
+                "recipe": recipe.key,
+                "code": _source_hash(),
+                "inputs": inputs.key,
+            },
             sort_keys=True,
         ).encode()
-    ).hexdigest()[:16]  # fmt: skip
+    ).hexdigest()[:16]
     out = cache_dir / f"{name}-{key}" / "model.pte"
     paths = companion_paths(out)
     if out.is_file() and paths["manifest"].is_file():
@@ -116,7 +121,12 @@ def cached_export(
 
         student, weights = load_student(source), "trained"
     manifest = export_student(
-        student, out, recipe, inputs(student.config.image_size), force=force, weights=weights,
+        student,
+        out,
+        recipe,
+        inputs(student.config.image_size),
+        force=force,
+        weights=weights,
         command=f"cached_export({source!r}, {recipe.key})",
-    )  # fmt: skip
+    )
     return out, manifest

@@ -178,7 +178,9 @@ def check_parity(
     )
 
 
-def parity_samples(images: Iterable[GoldImage], image_size: int, count: int = 6) -> list[tuple[torch.Tensor, str]]:
+def parity_samples(
+    images: Iterable[GoldImage], image_size: int, count: int = 6
+) -> list[tuple[torch.Tensor, str]]:
     """``count`` (normalised letterboxed image, phrase) samples: the first two phrases of each image.
 
     The image goes through the eager predictor's own transform (letterbox + ImageNet

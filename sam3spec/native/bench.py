@@ -34,8 +34,9 @@ def worker(pte: str, repeats: int, threads: int) -> dict[str, float]:
     model = PteModel(program)
     side = program.shapes.image_size
     pixels = torch.randn(1, 3, side, side)
-    (tokens, mask), geometry = model.encode_prompt(boxes=torch.tensor([[[0.2, 0.2, 0.7, 0.8]]]),
-                                                   box_labels=torch.ones(1, 1, dtype=torch.long))  # fmt: skip
+    (tokens, mask), geometry = model.encode_prompt(
+        boxes=torch.tensor([[[0.2, 0.2, 0.7, 0.8]]]), box_labels=torch.ones(1, 1, dtype=torch.long)
+    )
     encode, decode = [], []
     for index in range(repeats + 1):
         start = time.perf_counter()
@@ -48,23 +49,48 @@ def worker(pte: str, repeats: int, threads: int) -> dict[str, float]:
             decode.append((end - middle) * 1e3)
     both = [a + b for a, b in zip(encode, decode, strict=True)]
     peak = peak_rss_mb()  # VmHWM on Linux: this process image only (ru_maxrss survives execve)
-    return {"encode_image": statistics.median(encode), "decode": statistics.median(decode),
-            "image_path": statistics.median(both), "peak_rss_mb": peak}  # fmt: skip
+    return {
+        "encode_image": statistics.median(encode),
+        "decode": statistics.median(decode),
+        "image_path": statistics.median(both),
+        "peak_rss_mb": peak,
+    }
 
 
 def python_worker(pte: str, repeats: int, threads: int) -> dict[str, float]:
     """:func:`worker` in a fresh Python process (its own thread pool and peak RSS)."""
-    done = subprocess.run([sys.executable, "-m", "sam3spec.native.bench", "--worker", "--pte", pte, "--image", "-",
-                           "--threads", str(threads), "--repeats", str(repeats)],
-                          capture_output=True, text=True, errors="replace", cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sam3spec.native.bench",
+            "--worker",
+            "--pte",
+            pte,
+            "--image",
+            "-",
+            "--threads",
+            str(threads),
+            "--repeats",
+            str(repeats),
+        ],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        cwd=Path(__file__).resolve().parents[2],
+    )
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def native(binary: str, pte: str, image: str, repeats: int, threads: int) -> dict[str, float]:
-    done = subprocess.run([binary, pte, image, "--box", "10,10,60,60", "--repeat", str(repeats), "--threads",
-                           str(threads)], capture_output=True, text=True, errors="replace")  # fmt: skip
+    done = subprocess.run(
+        [binary, pte, image, "--box", "10,10,60,60", "--repeat", str(repeats), "--threads", str(threads)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+    )
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
     stages = re.search(r"encode_image ([0-9.]+) ms, decode ([0-9.]+) ms", done.stdout)
@@ -73,8 +99,12 @@ def native(binary: str, pte: str, image: str, repeats: int, threads: int) -> dic
     )
     if not stages or not total:
         raise RuntimeError(f"unexpected runner output:\n{done.stdout}")
-    return {"encode_image": float(stages.group(1)), "decode": float(stages.group(2)),
-            "image_path": float(total.group(1)), "peak_rss_mb": float(total.group(2))}  # fmt: skip
+    return {
+        "encode_image": float(stages.group(1)),
+        "decode": float(stages.group(2)),
+        "image_path": float(total.group(1)),
+        "peak_rss_mb": float(total.group(2)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             figures["Python executorch.runtime"].append(python_worker(args.pte, args.repeats, threads))
         for name, runs in figures.items():
             med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-            rows.append(f"| {name} | {threads} | {med['encode_image']:.0f} ms | {med['decode']:.0f} ms | "
-                        f"{med['image_path']:.0f} ms | {med['peak_rss_mb']:.0f} MB |")  # fmt: skip
+            rows.append(
+                f"| {name} | {threads} | {med['encode_image']:.0f} ms | {med['decode']:.0f} ms | "
+                f"{med['image_path']:.0f} ms | {med['peak_rss_mb']:.0f} MB |"
+            )
     print("| runner | threads | encode_image | decode | encode_image + decode | peak RSS (process) |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))

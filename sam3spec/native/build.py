@@ -92,10 +92,18 @@ def build_native(out_dir: Path | None = None, jobs: int = 2, native_dir: Path = 
     start = time.perf_counter()
     build_dir.mkdir(parents=True, exist_ok=True)
     commands = [
-        [cmake, "-S", str(native_dir), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
-         f"-DCMAKE_PREFIX_PATH={prefix}", f"-DCMAKE_CXX_COMPILER={compiler}"],
+        [
+            cmake,
+            "-S",
+            str(native_dir),
+            "-B",
+            str(build_dir),
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DCMAKE_PREFIX_PATH={prefix}",
+            f"-DCMAKE_CXX_COMPILER={compiler}",
+        ],
         [cmake, "--build", str(build_dir), f"-j{jobs}"],
-    ]  # fmt: skip
+    ]
     for command in commands:
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:

@@ -50,8 +50,14 @@ def read_cli_result(out_dir: str | Path) -> list[Prediction]:
             masks = read_masks(sorted(out_dir.glob("mask_*.png")))
             if masks.size == 0:
                 masks = np.zeros((0, item["height"], item["width"]), dtype=bool)
-        results.append(Prediction(masks, np.asarray(item["boxes_xyxy"], dtype=np.float64).reshape(-1, 4),
-                                  np.asarray(item["scores"], dtype=np.float64), float(item["presence"])))  # fmt: skip
+        results.append(
+            Prediction(
+                masks,
+                np.asarray(item["boxes_xyxy"], dtype=np.float64).reshape(-1, 4),
+                np.asarray(item["scores"], dtype=np.float64),
+                float(item["presence"]),
+            )
+        )
     return results
 
 

@@ -39,6 +39,7 @@ from sam3spec.quant.sensitivity import LinearPlan, group_size_rule, plan_linears
 
 __all__ = ["LARGE_EMBEDDING", "RECIPES", "QuantRecipe", "QuantReport", "get_recipe", "quantize_student"]
 
+
 @dataclass
 class QuantReport:
     """What :func:`quantize_student` did.

@@ -91,7 +91,9 @@ def render(specs: dict[str, Spec], store: ResultStore, title: str, stages: list[
                     _context_text(result, common),
                 ]
             )
-        table = tabulate(rows, headers=["id", "target", "goal", "measured", "status", "context"], tablefmt="github")
+        table = tabulate(
+            rows, headers=["id", "target", "goal", "measured", "status", "context"], tablefmt="github"
+        )
         tables += [f"## {stage}", "", table, ""]
     lines.append(
         f"**{counts[PASS]} pass, {counts[FAIL]} fail, {counts[NOT_MEASURED]} not measured** "

@@ -144,7 +144,9 @@ class ResultStore:
         return len(results)
 
     def to_json(self, path: str | Path) -> None:
-        payload = {"results": [asdict(result) for result in sorted(self.results.values(), key=lambda r: r.id)]}
+        payload = {
+            "results": [asdict(result) for result in sorted(self.results.values(), key=lambda r: r.id)]
+        }
         atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
     @classmethod

@@ -130,7 +130,9 @@ def _entry(raw: Any, file: str, index: int) -> Spec:
     if raw["op"] not in OPS:
         raise SpecError(f"{where}: field 'op' is {raw['op']!r}; expected one of {list(OPS)}")
     if raw["measured_on"] not in MEASURED_ON:
-        raise SpecError(f"{where}: field 'measured_on' is {raw['measured_on']!r}; expected one of {list(MEASURED_ON)}")
+        raise SpecError(
+            f"{where}: field 'measured_on' is {raw['measured_on']!r}; expected one of {list(MEASURED_ON)}"
+        )
     for name in ("value", "goal", "tolerance"):
         if name in raw and (isinstance(raw[name], bool) or not isinstance(raw[name], (int, float))):
             raise SpecError(f"{where}: field {name!r} must be a number, got {raw[name]!r}")

@@ -25,7 +25,14 @@ import torch
 from sam3spec.atomic import atomic_write_json
 from sam3spec.teacher.layout import TEACHER_META, TeacherLoadError, check_model_dir, resolve_layout
 
-__all__ = ["TEACHER_META", "TeacherLoadError", "check_model_dir", "load_teacher", "resolve_layout", "save_teacher"]
+__all__ = [
+    "TEACHER_META",
+    "TeacherLoadError",
+    "check_model_dir",
+    "load_teacher",
+    "resolve_layout",
+    "save_teacher",
+]
 
 
 def default_dtype(device: torch.device, shipped: bool) -> torch.dtype:

@@ -111,6 +111,7 @@ def world_eval_samples(world_dir: str | Path, limit: int | None = None, split: s
     """
     from sam3spec.data.faults import Skipped
     from sam3spec.data.saco import SACoDataset
+
     if split not in ("eval", "train"):
         raise ValueError(f"split must be 'eval' or 'train', got {split!r}")
     paths = WorldPaths.of(world_dir)
@@ -187,9 +188,14 @@ def world_video_split(world: str | Path) -> VideoSplit:
 
 
 def evaluate_model_on_world(
-    model_spec: str | Path, world: str | Path, out: str | Path, device: str = "cpu", min_score: float = 0.05,
-    limit: int | None = None, progress: bool = False,
-) -> dict:  # fmt: skip
+    model_spec: str | Path,
+    world: str | Path,
+    out: str | Path,
+    device: str = "cpu",
+    min_score: float = 0.05,
+    limit: int | None = None,
+    progress: bool = False,
+) -> dict:
     """:func:`sam3spec.eval.model_eval.evaluate_model` on the world's held-out split (Gold files
     a/b/c, images in ``sa1b/eval``), with the students' video J&F on its SA-V val videos and the
     breakdown by query kind. ``model_spec`` ``"teacher"`` is the shipped concept-world teacher."""
@@ -204,6 +210,14 @@ def evaluate_model_on_world(
         )
     spec = shipped_teacher_path() if str(model_spec) == "teacher" else model_spec
     return evaluate_model(
-        spec, paths.saco_eval, paths.sa1b_eval, out, device, min_score, limit, progress,
-        videos=world_video_split(world), pair_kinds=pair_kinds(world),
-    )  # fmt: skip
+        spec,
+        paths.saco_eval,
+        paths.sa1b_eval,
+        out,
+        device,
+        min_score,
+        limit,
+        progress,
+        videos=world_video_split(world),
+        pair_kinds=pair_kinds(world),
+    )

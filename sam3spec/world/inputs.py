@@ -47,7 +47,11 @@ class WorldExportInputs:
 
     @property
     def key(self) -> str:
-        return "generated concept world (24 images, seed 0)" if self.world is None else f"concept world {self.world}"
+        return (
+            "generated concept world (24 images, seed 0)"
+            if self.world is None
+            else f"concept world {self.world}"
+        )
 
     def __call__(self, image_size: int):
         if self.world is not None:
@@ -70,10 +74,16 @@ class WorldExportInputs:
 
         train = sorted(WorldPaths.of(world).sa1b_train.glob("*.jpg"))[:CALIBRATION_IMAGES]
         if not train:
-            raise FileNotFoundError(f"no images in {WorldPaths.of(world).sa1b_train}: generate a concept world")
+            raise FileNotFoundError(
+                f"no images in {WorldPaths.of(world).sa1b_train}: generate a concept world"
+            )
         return ExportInputs(
             calibration=letterboxed_images(train, image_size),
-            parity=parity_samples(gold_images(WorldPaths.of(world).saco_eval[0], WorldPaths.of(world).sa1b_eval), image_size, PARITY_SAMPLES),
+            parity=parity_samples(
+                gold_images(WorldPaths.of(world).saco_eval[0], WorldPaths.of(world).sa1b_eval),
+                image_size,
+                PARITY_SAMPLES,
+            ),
             phrases=all_phrases(),
             source=self.key,
         )

@@ -19,7 +19,9 @@ def read_manifest(world: str | Path) -> dict:
     """
     path = Path(world) / "world.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: generate a concept world first (sam3spec data generate --out {world})")
+        raise FileNotFoundError(
+            f"{path} not found: generate a concept world first (sam3spec data generate --out {world})"
+        )
     return json.loads(path.read_text())
 
 

@@ -165,8 +165,11 @@ def run_pipeline(
     start = time.perf_counter()
     manifest = world / "world.json"
     wanted = {"images": config.images, "seed": config.seed, "config": config_to_dict(config.world)}
-    if not (manifest.is_file() and (out / "world.key.json").is_file()
-            and json.loads((out / "world.key.json").read_text()) == json.loads(json.dumps(wanted))):  # fmt: skip
+    if not (
+        manifest.is_file()
+        and (out / "world.key.json").is_file()
+        and json.loads((out / "world.key.json").read_text()) == json.loads(json.dumps(wanted))
+    ):
         shutil.rmtree(world, ignore_errors=True)
         generate_world(world, config.images, 0, config.seed, config.world, progress=False)
         atomic_write_json(wanted, out / "world.key.json")
@@ -178,14 +181,26 @@ def run_pipeline(
     seconds["phase1"] = time.perf_counter() - start
     start = time.perf_counter()
     phase2 = _run_stage(
-        config.phase2, world, out / "phase2", str(config.teacher_dir()), out / "phase1" / "final", progress, code
+        config.phase2,
+        world,
+        out / "phase2",
+        str(config.teacher_dir()),
+        out / "phase1" / "final",
+        progress,
+        code,
     )
     seconds["phase2"] = time.perf_counter() - start
     stage3 = None
     if config.stage3 is not None:
         start = time.perf_counter()
         stage3 = _run_stage(
-            config.stage3, world, out / "stage3", str(config.teacher_dir()), out / "phase2" / "final", progress, code
+            config.stage3,
+            world,
+            out / "stage3",
+            str(config.teacher_dir()),
+            out / "phase2" / "final",
+            progress,
+            code,
         )
         seconds["stage3"] = time.perf_counter() - start
 
@@ -225,6 +240,8 @@ def hard_negative_breakdown(out: Path, world: Path, limit: int | None) -> dict[s
     from sam3spec.world.evaluate import evaluate_model_on_world
 
     return {
-        name: evaluate_model_on_world(out / stage / "final", world, out / "eval" / stage, limit=limit)["by_kind"]
+        name: evaluate_model_on_world(out / stage / "final", world, out / "eval" / stage, limit=limit)[
+            "by_kind"
+        ]
         for name, stage in (("student", "phase2"), ("stage3", "stage3"))
     }

@@ -20,8 +20,20 @@ SEED = {"preset": SEED_PRESET, "weights": "random (randomised BN statistics)", "
 def test_qnn_fails_with_the_sdk_message(gate, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("QNN_SDK_ROOT", raising=False)
     out = tmp_path / "qnn.pte"
-    code = main(["export", "--preset", TINY_PRESET, "--random-weights", "--backend", "qnn",
-                 "--methods", "encode_text", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "export",
+            "--preset",
+            TINY_PRESET,
+            "--random-weights",
+            "--backend",
+            "qnn",
+            "--methods",
+            "encode_text",
+            "--out",
+            str(out),
+        ]
+    )
     error = capsys.readouterr().err
     wanted = (
         "QNN_SDK_ROOT is not set",
@@ -41,8 +53,20 @@ def test_coreml_program_is_written(gate, tmp_path):
     from sam3spec.export.profile import pte_breakdown
 
     out = tmp_path / "coreml.pte"
-    code = main(["export", "--preset", TINY_PRESET, "--random-weights", "--backend", "coreml", "--recipe", "fp16",
-                 "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "export",
+            "--preset",
+            TINY_PRESET,
+            "--random-weights",
+            "--backend",
+            "coreml",
+            "--recipe",
+            "fp16",
+            "--out",
+            str(out),
+        ]
+    )
     breakdown = pte_breakdown(out) if out.is_file() else None
     manifest = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
     written = (
@@ -50,9 +74,16 @@ def test_coreml_program_is_written(gate, tmp_path):
         and breakdown is not None
         and set(breakdown.methods) == {"encode_image", "encode_text", "decode", "track"}
     )
-    gate.check("export.coreml_pte_written", float(written), preset=TINY_PRESET, recipe="coreml/fp16",
-               note=f"{out.stat().st_size / 1e6:.2f} MB; delegated share {manifest.get('delegation', {}).get('overall_share')}; "
-                    "runs on macOS/iOS only" if out.is_file() else "not written")  # fmt: skip
+    gate.check(
+        "export.coreml_pte_written",
+        float(written),
+        preset=TINY_PRESET,
+        recipe="coreml/fp16",
+        note=f"{out.stat().st_size / 1e6:.2f} MB; delegated share {manifest.get('delegation', {}).get('overall_share')}; "
+        "runs on macOS/iOS only"
+        if out.is_file()
+        else "not written",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +93,12 @@ def seed_program(run_dir):
     from sam3spec.world.inputs import WorldExportInputs
 
     return cached_export(
-        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", inputs=WorldExportInputs(), random_weights=True, run_dir=run_dir
+        SEED_PRESET,
+        get_export_recipe("xnnpack", "8da4w"),
+        "seed",
+        inputs=WorldExportInputs(),
+        random_weights=True,
+        run_dir=run_dir,
     )
 
 
@@ -104,7 +140,8 @@ def test_trained_parity(gate, run_dir, trained_student):
     if checkpoint is None:
         gate.not_measured(
             "export.parity_mask_iou_trained",
-            "no trained concept-world student found (looked in " + ", ".join(map(str, looked))
+            "no trained concept-world student found (looked in "
+            + ", ".join(map(str, looked))
             + "): run the distillation pipeline first (the main job does)",
         )
         return
@@ -114,10 +151,20 @@ def test_trained_parity(gate, run_dir, trained_student):
 
     label = f"tiny-{checkpoint.parent.name}"  # the program the quant gate measures (same cache entry)
     _, manifest = cached_export(
-        checkpoint, get_export_recipe("xnnpack", "8da4w"), label, inputs=WorldExportInputs(world), run_dir=run_dir
+        checkpoint,
+        get_export_recipe("xnnpack", "8da4w"),
+        label,
+        inputs=WorldExportInputs(world),
+        run_dir=run_dir,
     )
     parity = manifest["parity"]
-    gate.check("export.parity_mask_iou_trained", parity["mask_iou"], preset=TINY_PRESET, weights="trained",
-               checkpoint=str(checkpoint), recipe="xnnpack/8da4w",
-               note=f"{parity['samples']} concept-world samples; max |d score| {parity['max_score_delta']:.4f}; "
-                    f"cosine {parity['mask_cosine']:.4f}; track IoU {parity['track_mask_iou']}")  # fmt: skip
+    gate.check(
+        "export.parity_mask_iou_trained",
+        parity["mask_iou"],
+        preset=TINY_PRESET,
+        weights="trained",
+        checkpoint=str(checkpoint),
+        recipe="xnnpack/8da4w",
+        note=f"{parity['samples']} concept-world samples; max |d score| {parity['max_score_delta']:.4f}; "
+        f"cosine {parity['mask_cosine']:.4f}; track IoU {parity['track_mask_iou']}",
+    )

@@ -62,8 +62,13 @@ def small_programs(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("programs")
     conv = (torch.nn.Conv2d(3, 4, 3, stride=4), (torch.randn(1, 3, 32, 32),))
-    metadata = {"image_size": 32, "normalization_mean": [0.5] * 3, "normalization_std": [0.5] * 3,
-                "resize": "letterbox", "preset": "test"}  # fmt: skip
+    metadata = {
+        "image_size": 32,
+        "normalization_mean": [0.5] * 3,
+        "normalization_std": [0.5] * 3,
+        "resize": "letterbox",
+        "preset": "test",
+    }
     return {
         "plain": _program(folder / "plain.pte", {"forward": conv}, None),
         "no_decode": _program(
@@ -128,8 +133,13 @@ def test_bad_inputs_give_clear_errors(gate, runner, small_programs, tmp_path):
         done = run_cli(runner.binary, *arguments, timeout=120)
         if done.returncode != code or text not in done.stderr:
             failures.append(f"{name}: exit {done.returncode}, stderr {done.stderr.strip()[-300:]!r}")
-    gate.check("native.bad_inputs_clear_errors", float(not failures), cases=len(cases),
-               build_s=round(runner.seconds, 1), note="; ".join(failures) or None)  # fmt: skip
+    gate.check(
+        "native.bad_inputs_clear_errors",
+        float(not failures),
+        cases=len(cases),
+        build_s=round(runner.seconds, 1),
+        note="; ".join(failures) or None,
+    )
 
 
 # ---- slow: exported programs --------------------------------------------------------------------
@@ -143,7 +153,12 @@ def tiny_program(run_dir):
     from sam3spec.world.inputs import WorldExportInputs
 
     pte, _ = cached_export(
-        TINY_PRESET, get_export_recipe("xnnpack", "fp32"), "tiny", inputs=WorldExportInputs(), random_weights=True, run_dir=run_dir
+        TINY_PRESET,
+        get_export_recipe("xnnpack", "fp32"),
+        "tiny",
+        inputs=WorldExportInputs(),
+        random_weights=True,
+        run_dir=run_dir,
     )
     return pte, companion_paths(pte)["text_table"]
 
@@ -198,16 +213,38 @@ def test_image_parity(gate, runner, tiny_program, world_images, tmp_path):
         prompts = {
             "text": (["--prompt", phrases[0]], {"text": phrases[0]}),
             "text2": (["--prompt", phrases[9]], {"text": phrases[9]}),
-            "box": (["--box", f"{width * 0.2:.1f},{height * 0.2:.1f},{width * 0.7:.1f},{height * 0.8:.1f}"],
-                    {"boxes": [[float(f"{width * 0.2:.1f}"), float(f"{height * 0.2:.1f}"),
-                                float(f"{width * 0.7:.1f}"), float(f"{height * 0.8:.1f}")]]}),
-            "points": (["--point", f"{width // 2},{height // 2}", "--point", f"{width // 4},{height // 4},0"],
-                       {"points": [[width // 2, height // 2], [width // 4, height // 4]], "point_labels": [1, 0]}),
-        }  # fmt: skip
+            "box": (
+                ["--box", f"{width * 0.2:.1f},{height * 0.2:.1f},{width * 0.7:.1f},{height * 0.8:.1f}"],
+                {
+                    "boxes": [
+                        [
+                            float(f"{width * 0.2:.1f}"),
+                            float(f"{height * 0.2:.1f}"),
+                            float(f"{width * 0.7:.1f}"),
+                            float(f"{height * 0.8:.1f}"),
+                        ]
+                    ]
+                },
+            ),
+            "points": (
+                ["--point", f"{width // 2},{height // 2}", "--point", f"{width // 4},{height // 4},0"],
+                {"points": [[width // 2, height // 2], [width // 4, height // 4]], "point_labels": [1, 0]},
+            ),
+        }
         for name, (arguments, kwargs) in prompts.items():
             out = tmp_path / f"{stem}-{name}"
-            done = run_cli(runner.binary, pte, path, *arguments, "--threshold", "0", "--out-dir", out,
-                           "--save-pixels", out / "pixels.bin")  # fmt: skip
+            done = run_cli(
+                runner.binary,
+                pte,
+                path,
+                *arguments,
+                "--threshold",
+                "0",
+                "--out-dir",
+                out,
+                "--save-pixels",
+                out / "pixels.bin",
+            )
             assert done.returncode == 0, done.stderr[-2000:]
             pixels = np.fromfile(out / "pixels.bin", dtype=np.float32).reshape(reference_pixels.shape)
             pixel_diff = max(pixel_diff, float(np.abs(pixels - reference_pixels).max()))
@@ -222,8 +259,12 @@ def test_image_parity(gate, runner, tiny_program, world_images, tmp_path):
     assert not agreement.count_mismatches, agreement.count_mismatches
     context = {**TINY, "cases": cases, "instances": agreement.instances}
     gate.check("native.preprocess_abs_diff", pixel_diff, **context)
-    gate.check("native.parity_score_abs_diff", agreement.score_diff, **context,
-               note=f"presence max diff {agreement.presence_diff:.2e}, box max diff {agreement.box_diff:.2e} px")  # fmt: skip
+    gate.check(
+        "native.parity_score_abs_diff",
+        agreement.score_diff,
+        **context,
+        note=f"presence max diff {agreement.presence_diff:.2e}, box max diff {agreement.box_diff:.2e} px",
+    )
     gate.check("native.parity_mask_iou", agreement.mask_iou, **context)
 
 
@@ -253,8 +294,18 @@ def test_video_parity(gate, runner, tiny_program, world_images, tmp_path):
     for index, source in enumerate(sources * 2):  # 8 frames: the buffer fills up
         (frames_dir / f"{index:04d}.png").write_bytes(source.read_bytes())
     phrase = all_phrases()[0]
-    done = run_cli(runner.binary, pte, "--video", frames_dir, "--prompt", phrase, "--threshold", "0",
-                   "--out-dir", tmp_path / "out")  # fmt: skip
+    done = run_cli(
+        runner.binary,
+        pte,
+        "--video",
+        frames_dir,
+        "--prompt",
+        phrase,
+        "--threshold",
+        "0",
+        "--out-dir",
+        tmp_path / "out",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     native = read_cli_result(tmp_path / "out")
     frames = [np.asarray(Image.open(path).convert("RGB")) for path in sorted(frames_dir.glob("*.png"))]
@@ -268,8 +319,13 @@ def test_video_parity(gate, runner, tiny_program, world_images, tmp_path):
             agreement.score_diff, float(np.abs(np.sort(ref.scores) - np.sort(nat.scores)).max())
         )
         assert len(ref.scores) == len(nat.scores), f"frame {index}"
-    gate.check("native.track_parity_mask_iou", agreement.mask_iou, **TINY, frames=len(frames),
-               note=f"score max diff {agreement.score_diff:.2e}")  # fmt: skip
+    gate.check(
+        "native.track_parity_mask_iou",
+        agreement.mask_iou,
+        **TINY,
+        frames=len(frames),
+        note=f"score max diff {agreement.score_diff:.2e}",
+    )
 
 
 def _side_by_side(
@@ -291,9 +347,14 @@ def test_latency_next_to_python(gate, runner, tiny_program, world_images):
     pte, _ = tiny_program
     image = next(iter(world_images.values()))
     native_ms, python_ms = _side_by_side(runner.binary, pte, image, repeats=20, rounds=3)
-    gate.check("native.latency_ratio_vs_python", native_ms / python_ms, **TINY, threads=1,
-               note=f"C++ {native_ms:.2f} ms, Python executorch.runtime {python_ms:.2f} ms "
-                    "(median of 3 alternating rounds of 20)")  # fmt: skip
+    gate.check(
+        "native.latency_ratio_vs_python",
+        native_ms / python_ms,
+        **TINY,
+        threads=1,
+        note=f"C++ {native_ms:.2f} ms, Python executorch.runtime {python_ms:.2f} ms "
+        "(median of 3 alternating rounds of 20)",
+    )
 
 
 @pytest.mark.slow
@@ -305,7 +366,12 @@ def test_seed_latency_and_results_json(gate, runner, run_dir, world_images, tmp_
     from sam3spec.world.inputs import WorldExportInputs
 
     pte, _ = cached_export(
-        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", inputs=WorldExportInputs(), random_weights=True, run_dir=run_dir
+        SEED_PRESET,
+        get_export_recipe("xnnpack", "8da4w"),
+        "seed",
+        inputs=WorldExportInputs(),
+        random_weights=True,
+        run_dir=run_dir,
     )
     image = next(iter(world_images.values()))
     results = tmp_path / "native.json"
@@ -320,6 +386,10 @@ def test_seed_latency_and_results_json(gate, runner, run_dir, world_images, tmp_
         "recipe": "xnnpack/8da4w",
     }
     latency = store.results["native.cpu_image_latency_ms"].measured
-    gate.check("native.cpu_image_latency_ms", latency, **context,
-               note=f"Python executorch.runtime, same program, same run: {python_ms:.1f} ms")  # fmt: skip
+    gate.check(
+        "native.cpu_image_latency_ms",
+        latency,
+        **context,
+        note=f"Python executorch.runtime, same program, same run: {python_ms:.1f} ms",
+    )
     gate.check("native.cpu_peak_rss_mb", store.results["native.cpu_peak_rss_mb"].measured, **context)

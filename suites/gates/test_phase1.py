@@ -17,8 +17,13 @@ pytestmark = [pytest.mark.phase1, pytest.mark.slow]
 def context(run, summary: dict) -> dict:
     stage = json.loads((run / "phase1" / "stage.json").read_text())["stage"]
     world = (run / "world" / "world.json").is_file()
-    return {"preset": stage["student"], "weights": "trained", "data": "concept-world" if world else "real",
-            "resolution": stage["resolution"], "device": summary.get("device")}  # fmt: skip
+    return {
+        "preset": stage["student"],
+        "weights": "trained",
+        "data": "concept-world" if world else "real",
+        "resolution": stage["resolution"],
+        "device": summary.get("device"),
+    }
 
 
 @pytest.mark.spec("phase1.feature_loss_ratio")
@@ -28,8 +33,10 @@ def test_feature_losses_fell(gate, distill_run):
         gate.not_measured("phase1.feature_loss_ratio", problem)
         pytest.skip(problem)
     summary = json.loads((distill_run / "phase1" / "summary.json").read_text())
-    note = (f"fpn + encoder feature loss {summary['feature_loss_start']:.4g} -> {summary['feature_loss_end']:.4g} "
-            f"(mean of the first / last {summary['window']} of {summary['steps']} steps)")  # fmt: skip
+    note = (
+        f"fpn + encoder feature loss {summary['feature_loss_start']:.4g} -> {summary['feature_loss_end']:.4g} "
+        f"(mean of the first / last {summary['window']} of {summary['steps']} steps)"
+    )
     gate.check(
         "phase1.feature_loss_ratio", summary["feature_loss_ratio"], **context(distill_run, summary), note=note
     )

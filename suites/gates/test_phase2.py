@@ -17,8 +17,12 @@ pytestmark = [pytest.mark.phase2, pytest.mark.slow]
 def context(run) -> dict:
     stage = json.loads((run / "phase2" / "stage.json").read_text())["stage"]
     world = (run / "world" / "world.json").is_file()
-    return {"preset": stage["student"], "weights": "trained", "data": "concept-world" if world else "real",
-            "resolution": stage["resolution"]}  # fmt: skip
+    return {
+        "preset": stage["student"],
+        "weights": "trained",
+        "data": "concept-world" if world else "real",
+        "resolution": stage["resolution"],
+    }
 
 
 def usable(gate, distill_run, spec_id: str):
@@ -46,8 +50,10 @@ def test_student_reaches_the_teacher(gate, distill_run, spec_id, key):
         reason = f"the teacher's {key} is 0 (student {student:.4f}): the ratio is undefined"
         gate.not_measured(spec_id, reason, **context(distill_run))
         pytest.skip(reason)
-    note = (f"teacher {key} {teacher:.4f}, student {student:.4f} (cgF1 teacher {figures['teacher']['cgF1']:.2f}, "
-            f"student {figures['student']['cgF1']:.2f}; {int(figures['student']['num_pairs'])} held-out pairs)")  # fmt: skip
+    note = (
+        f"teacher {key} {teacher:.4f}, student {student:.4f} (cgF1 teacher {figures['teacher']['cgF1']:.2f}, "
+        f"student {figures['student']['cgF1']:.2f}; {int(figures['student']['num_pairs'])} held-out pairs)"
+    )
     gate.check(spec_id, student / teacher, **context(distill_run), note=note)
 
 
@@ -55,8 +61,12 @@ def test_student_reaches_the_teacher(gate, distill_run, spec_id, key):
 def test_phase2_started_from_phase1(gate, distill_run):
     distill_run = usable(gate, distill_run, "phase2.init_missing_keys")
     report = json.loads((distill_run / "phase2" / "init_report.json").read_text())
-    gate.check("phase2.init_missing_keys", len(report["missing"]) + len(report["mismatched"]), **context(distill_run),
-               note=f"from {report['from']}: {report['summary']}")  # fmt: skip
+    gate.check(
+        "phase2.init_missing_keys",
+        len(report["missing"]) + len(report["mismatched"]),
+        **context(distill_run),
+        note=f"from {report['from']}: {report['summary']}",
+    )
 
 
 @pytest.mark.spec("phase2.pipeline_minutes")

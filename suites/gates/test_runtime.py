@@ -31,7 +31,12 @@ def test_cpu_image_path(gate, run_dir):
     from sam3spec.world.inputs import WorldExportInputs
 
     pte, _ = cached_export(
-        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", inputs=WorldExportInputs(), random_weights=True, run_dir=run_dir
+        SEED_PRESET,
+        get_export_recipe("xnnpack", "8da4w"),
+        "seed",
+        inputs=WorldExportInputs(),
+        random_weights=True,
+        run_dir=run_dir,
     )
     result = benchmark(pte, warmup=2, repeats=5, eager=SEED_PRESET)
     image, eager = result["image_path"], result["eager"]
@@ -45,7 +50,15 @@ def test_cpu_image_path(gate, run_dir):
         "device": f"cpu, {image['threads']} threads",
         "weights": "random",
     }
-    gate.check("runtime.cpu_speedup_vs_eager", result["speedup"], **context,
-               note=f".pte {pte_ms:.0f} ms vs eager fp32 {eager_ms:.0f} ms (median, same run, shared noisy machine)")  # fmt: skip
-    gate.check("runtime.cpu_program_rss_mb", image["peak_rss_mb"] - image["baseline_rss_mb"], **context,
-               note=f"process peak {image['peak_rss_mb']:.0f} MB incl. libtorch + ExecuTorch bindings ({image['baseline_rss_mb']:.0f} MB)")  # fmt: skip
+    gate.check(
+        "runtime.cpu_speedup_vs_eager",
+        result["speedup"],
+        **context,
+        note=f".pte {pte_ms:.0f} ms vs eager fp32 {eager_ms:.0f} ms (median, same run, shared noisy machine)",
+    )
+    gate.check(
+        "runtime.cpu_program_rss_mb",
+        image["peak_rss_mb"] - image["baseline_rss_mb"],
+        **context,
+        note=f"process peak {image['peak_rss_mb']:.0f} MB incl. libtorch + ExecuTorch bindings ({image['baseline_rss_mb']:.0f} MB)",
+    )

@@ -23,8 +23,12 @@ def test_ground_truth_scores_perfect_cgf1(gate, concept_world, tmp_path):
         {"image_id": a["image_id"], "segmentation": a["segmentation"], "score": 1.0} for a in annotations
     ]
     summary = evaluate_saco(list(gold), results).summary()
-    gate.check("stage3.eval.oracle_cgf1", summary["cgF1"], pairs=int(summary["num_pairs"]),
-               IL_MCC=round(summary["IL_MCC"], 6))  # fmt: skip
+    gate.check(
+        "stage3.eval.oracle_cgf1",
+        summary["cgF1"],
+        pairs=int(summary["num_pairs"]),
+        IL_MCC=round(summary["IL_MCC"], 6),
+    )
 
 
 @pytest.mark.spec("stage3.eval.oracle_jf")
@@ -52,8 +56,12 @@ def stage3_metrics(gate, distill_run, spec_id: str) -> dict:
 
 
 def stage3_context(path) -> dict:
-    return {"preset": "efficientsam3-tiny", "weights": "trained", "data": "concept-world held-out split",
-            "run": str(path)}  # fmt: skip
+    return {
+        "preset": "efficientsam3-tiny",
+        "weights": "trained",
+        "data": "concept-world held-out split",
+        "run": str(path),
+    }
 
 
 @pytest.mark.slow
@@ -61,9 +69,13 @@ def stage3_context(path) -> dict:
 def test_stage3_improves_cgf1(gate, distill_run):
     metrics = stage3_metrics(gate, distill_run, "stage3.cgf1_gain")
     before, after = metrics["student"]["cgF1"], metrics["stage3"]["cgF1"]
-    gate.check("stage3.cgf1_gain", after - before, **stage3_context(distill_run[0]),
-               note=f"cgF1 Phase 2 {before:.4f} -> Stage 3 {after:.4f}; IL_MCC "
-                    f"{metrics['student']['IL_MCC']:.4f} -> {metrics['stage3']['IL_MCC']:.4f}")  # fmt: skip
+    gate.check(
+        "stage3.cgf1_gain",
+        after - before,
+        **stage3_context(distill_run[0]),
+        note=f"cgF1 Phase 2 {before:.4f} -> Stage 3 {after:.4f}; IL_MCC "
+        f"{metrics['student']['IL_MCC']:.4f} -> {metrics['stage3']['IL_MCC']:.4f}",
+    )
 
 
 @pytest.mark.slow
@@ -78,8 +90,12 @@ def test_stage3_improves_il_mcc_on_hard_negatives(gate, distill_run):
     subset = "positive+hard_negative"
     before, after = kinds["student"][subset]["IL_MCC"], kinds["stage3"][subset]["IL_MCC"]
     pairs = int(kinds["stage3"][subset]["num_pairs"])
-    gate.check(spec_id, after - before, **stage3_context(distill_run[0]),
-               note=f"IL_MCC on {pairs} positive + hard-negative pairs: Phase 2 {before:.4f} -> Stage 3 {after:.4f}")  # fmt: skip
+    gate.check(
+        spec_id,
+        after - before,
+        **stage3_context(distill_run[0]),
+        note=f"IL_MCC on {pairs} positive + hard-negative pairs: Phase 2 {before:.4f} -> Stage 3 {after:.4f}",
+    )
 
 
 @pytest.mark.slow
@@ -92,5 +108,9 @@ def test_stage3_reaches_the_teacher(gate, distill_run, spec_id, key):
         reason = f"the teacher's {key} is 0 (Stage 3 student {student:.4f}): the ratio is undefined"
         gate.not_measured(spec_id, reason, **stage3_context(distill_run[0]))
         pytest.skip(reason)
-    gate.check(spec_id, student / teacher, **stage3_context(distill_run[0]),
-               note=f"teacher {key} {teacher:.4f}, Stage 3 student {student:.4f}")  # fmt: skip
+    gate.check(
+        spec_id,
+        student / teacher,
+        **stage3_context(distill_run[0]),
+        note=f"teacher {key} {teacher:.4f}, Stage 3 student {student:.4f}",
+    )

@@ -59,7 +59,9 @@ def shape_mismatches(outputs, expected) -> list[str]:
     for name, shape in expected.items():
         tensor = getattr(outputs, name)
         if tensor is None or tuple(tensor.shape) != shape or not torch.isfinite(tensor).all():
-            wrong.append(f"{name}: {None if tensor is None else tuple(tensor.shape)} (expected {shape}, finite)")
+            wrong.append(
+                f"{name}: {None if tensor is None else tuple(tensor.shape)} (expected {shape}, finite)"
+            )
     return wrong
 
 
@@ -74,7 +76,9 @@ def test_shapes_seed(gate, seed_student):
     resolution = 504
     outputs = seed_student(torch.randn(1, 3, resolution, resolution), input_ids=text_ids(1, 32))
     wrong = shape_mismatches(outputs, expected_shapes(seed_student.config, 1, resolution))
-    gate.check("student.shapes.seed", len(wrong), **SEED, resolution=resolution, note="; ".join(wrong) or None)
+    gate.check(
+        "student.shapes.seed", len(wrong), **SEED, resolution=resolution, note="; ".join(wrong) or None
+    )
 
 
 @torch.no_grad()
@@ -94,14 +98,21 @@ def test_shapes_tiny_every_prompt_type(gate, tiny_student):
     wrong = []
     for name, prompt in prompts.items():
         outputs = tiny_student(images, **prompt)
-        wrong += [f"{name}: {w}" for w in shape_mismatches(outputs, expected_shapes(config, batch, resolution))]
-    gate.check("student.shapes.tiny", len(wrong), preset=TINY_PRESET, weights="random", note="; ".join(wrong) or None)
+        wrong += [
+            f"{name}: {w}" for w in shape_mismatches(outputs, expected_shapes(config, batch, resolution))
+        ]
+    gate.check(
+        "student.shapes.tiny", len(wrong), preset=TINY_PRESET, weights="random", note="; ".join(wrong) or None
+    )
 
 
 @torch.no_grad()
 def test_memory_is_fixed_size(gate, seed_student):
     hidden, side = seed_student.config.hidden, 16  # level 3 (stride 32) of a 504 px frame
-    shapes = {tuple(seed_student.encode_memory(torch.randn(1, frames, hidden, side, side)).shape) for frames in (1, 2, 8, 32)}
+    shapes = {
+        tuple(seed_student.encode_memory(torch.randn(1, frames, hidden, side, side)).shape)
+        for frames in (1, 2, 8, 32)
+    }
     (shape,) = shapes if len(shapes) == 1 else (max(shapes),)
     gate.check("student.memory.tokens", shape[1], **SEED)
     gate.check("student.memory.constant", len(shapes), **SEED, note=f"shape {sorted(shapes)}")
@@ -131,7 +142,8 @@ def test_fused_backbone_equals_unfused(gate, seed_student):
     reference, result = unfused(image), fused(image)
     # relative to each level's scale: deep levels reach |x| ~ 100, where fp32 rounding alone is ~1e-5
     diff = max(
-        ((a - b).abs().max() / a.abs().max()).item() for a, b in zip(reference.features, result.features, strict=True)
+        ((a - b).abs().max() / a.abs().max()).item()
+        for a, b in zip(reference.features, result.features, strict=True)
     )
     assert sum(p.numel() for p in fused.parameters()) < sum(p.numel() for p in unfused.parameters())
     gate.check("student.reparam.max_abs_diff", diff, **SEED, resolution=224)
@@ -143,7 +155,11 @@ def test_eager_cpu_latency_and_memory(gate, resolution):
     result = run_isolated(
         "sam3spec.bench.image", ["--preset", SEED_PRESET, "--resolution", str(resolution), "--repeats", "3"]
     )
-    context = {**SEED, "resolution": resolution, "device": f"cpu, {result['threads']} threads, fp32 eager, fused"}
+    context = {
+        **SEED,
+        "resolution": resolution,
+        "device": f"cpu, {result['threads']} threads, fp32 eager, fused",
+    }
     print(f"\n{SEED_PRESET} @ {resolution}px: {result}")
     gate.check(f"student.eager_cpu.latency_{resolution}", result["median_ms"], **context)
     gate.check(

@@ -22,8 +22,22 @@ EVAL_WORLD_IMAGES, EVAL_WORLD_SEED = 1000, 0
 SMALL_WORLD = dict(
     image_size=64, video_min_frames=8, video_max_frames=8, video_min_objects=2, video_max_objects=2
 )
-CACHE_ARGS = ["--shard-size", "2", "--levels", "0", "2", "--boxes-per-image", "1", "--points-per-image", "1",
-              "--limit", "3", "--dtype", "float32", "--quiet"]  # fmt: skip
+CACHE_ARGS = [
+    "--shard-size",
+    "2",
+    "--levels",
+    "0",
+    "2",
+    "--boxes-per-image",
+    "1",
+    "--points-per-image",
+    "1",
+    "--limit",
+    "3",
+    "--dtype",
+    "float32",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +106,18 @@ def _cache_files(directory: Path) -> dict[str, bytes]:
 
 @pytest.mark.spec("teacher.cache.resume_equal")
 def test_cache_survives_sigkill(gate, tiny_teacher_dir, small_world, tmp_path) -> None:
-    base = [sys.executable, "-m", "sam3spec.cli", "teacher", "cache", "--data", str(small_world),
-            "--teacher", str(tiny_teacher_dir), *CACHE_ARGS]  # fmt: skip
+    base = [
+        sys.executable,
+        "-m",
+        "sam3spec.cli",
+        "teacher",
+        "cache",
+        "--data",
+        str(small_world),
+        "--teacher",
+        str(tiny_teacher_dir),
+        *CACHE_ARGS,
+    ]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     subprocess.run([*base, "--out", str(reference)], check=True, capture_output=True)
     process = subprocess.Popen(
@@ -156,6 +180,12 @@ def world_metrics(tmp_path_factory, run_dir) -> dict[str, float]:
     ],
 )
 def test_world_teacher_quality(gate, world_metrics, spec_id, key) -> None:
-    gate.check(spec_id, world_metrics[key], weights="trained (shipped)", data="concept world, held-out eval split",
-               pairs=int(world_metrics["num_pairs"]), instances=int(world_metrics["num_instances"]),
-               score_offset=world_metrics["score_offset"])  # fmt: skip
+    gate.check(
+        spec_id,
+        world_metrics[key],
+        weights="trained (shipped)",
+        data="concept world, held-out eval split",
+        pairs=int(world_metrics["num_pairs"]),
+        instances=int(world_metrics["num_instances"]),
+        score_offset=world_metrics["score_offset"],
+    )

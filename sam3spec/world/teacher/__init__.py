@@ -24,7 +24,9 @@ def shipped_teacher_path() -> Path:
     return SHIPPED_TEACHER
 
 
-def ship_teacher(source: str | Path, destination: str | Path = SHIPPED_TEACHER, extra_meta: dict | None = None) -> Path:
+def ship_teacher(
+    source: str | Path, destination: str | Path = SHIPPED_TEACHER, extra_meta: dict | None = None
+) -> Path:
     """Copy a trained concept-world teacher to ``destination`` with fp16 weights (half the size;
     it is loaded back as fp32). ``extra_meta`` (e.g. measured metrics) is merged into ``teacher.json``."""
     import json

@@ -32,7 +32,9 @@ def initialise_for_training(detector) -> None:
     for every phrase and image, and the queries' scores the same for every query.
     """
     for module in detector.modules():
-        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+        if isinstance(
+            module, (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+        ):
             module.reset_parameters()
     embedding = detector.text_encoder.text_model.embeddings.token_embedding.weight
     with torch.no_grad():
@@ -57,7 +59,9 @@ def sincos_position_embeddings(detector) -> None:
         return  # not a square grid with a width this construction can split: keep the default
     quarter = width // 4
     frequencies = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float32) / quarter))
-    rows, cols = torch.meshgrid(torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32), indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32), indexing="ij"
+    )
     angles_y = rows.reshape(-1, 1) * frequencies
     angles_x = cols.reshape(-1, 1) * frequencies
     values = torch.cat([angles_y.sin(), angles_y.cos(), angles_x.sin(), angles_x.cos()], dim=1)

@@ -109,7 +109,9 @@ def hungarian(
         side = min(32, masks.shape[-1])  # both at most 32 x 32 (targets may be finer than the masks)
         small = F.adaptive_avg_pool2d(masks[None], side)[0] if masks.shape[-1] > side else masks
         small_targets = (
-            F.adaptive_avg_pool2d(target_masks[None], side)[0] if target_masks.shape[-1] > side else target_masks
+            F.adaptive_avg_pool2d(target_masks[None], side)[0]
+            if target_masks.shape[-1] > side
+            else target_masks
         )
         cost = cost + weights.mask_dice * pairwise_dice_cost(small, small_targets)
     rows, cols = linear_sum_assignment(cost.float().numpy())
@@ -205,7 +207,9 @@ def detector_loss(
     for layer in range(layers["logits"].shape[0] - 1):  # auxiliary: earlier layers, matched on their own
         logits, boxes = layers["logits"][layer], layers["boxes_xyxy"][layer]
         layer_matches = [
-            hungarian(logits[pair].detach(), boxes[pair].detach(), target_boxes[pair], weights, anchors=anchors)
+            hungarian(
+                logits[pair].detach(), boxes[pair].detach(), target_boxes[pair], weights, anchors=anchors
+            )
             if len(target_boxes[pair])
             else (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
             for pair in range(len(target_boxes))

@@ -237,13 +237,18 @@ def start_from(detector, tracker, teacher_dir: str | Path) -> None:
     from sam3spec.teacher.loading import TeacherLoadError, load_teacher
 
     source = load_teacher(teacher_dir, dtype=torch.float32)
-    for name, model, trained in (("detector", detector, source.detector), ("tracker", tracker, source.tracker)):
+    for name, model, trained in (
+        ("detector", detector, source.detector),
+        ("tracker", tracker, source.tracker),
+    ):
         if trained is None:
             raise TeacherLoadError(f"{teacher_dir} has no {name}; a world teacher run needs both")
         try:
             model.load_state_dict(trained.state_dict())
         except RuntimeError as error:  # shape / key mismatch: another architecture
-            raise TeacherLoadError(f"{teacher_dir}/{name} does not fit the run's architecture: {error}") from error
+            raise TeacherLoadError(
+                f"{teacher_dir}/{name} does not fit the run's architecture: {error}"
+            ) from error
 
 
 def _atomic_save(payload: dict, path: Path) -> None:

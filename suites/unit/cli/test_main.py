@@ -43,7 +43,13 @@ def test_segment_unreadable_image(tmp_path, capsys):
 def test_report_from_results(tmp_path):
     results = tmp_path / "phone.json"
     results.write_text(
-        json.dumps({"results": [{"id": "runtime.image_latency_phone", "status": "pass", "measured": 80.0, "context": {}}]})
+        json.dumps(
+            {
+                "results": [
+                    {"id": "runtime.image_latency_phone", "status": "pass", "measured": 80.0, "context": {}}
+                ]
+            }
+        )
     )
     out = tmp_path / "report.md"
     assert main(["report", str(results), "--out", str(out)]) == 0
@@ -52,10 +58,29 @@ def test_report_from_results(tmp_path):
     assert "not measured (no gate measured it in this run)" in text
 
 
-NOUNS = ["info", "segment", "track", "data", "teacher", "train", "eval", "quantize", "export", "bench",
-         "prune", "report"]  # fmt: skip
-ALIASES = [["distill"], ["pipeline"], ["compare"], ["visual-qa"], ["world", "generate"],
-           ["video", "distill"], ["video", "eval"]]  # fmt: skip
+NOUNS = [
+    "info",
+    "segment",
+    "track",
+    "data",
+    "teacher",
+    "train",
+    "eval",
+    "quantize",
+    "export",
+    "bench",
+    "prune",
+    "report",
+]
+ALIASES = [
+    ["distill"],
+    ["pipeline"],
+    ["compare"],
+    ["visual-qa"],
+    ["world", "generate"],
+    ["video", "distill"],
+    ["video", "eval"],
+]
 
 
 def test_help_lists_the_nouns_and_hides_the_old_spellings(capsys):
@@ -77,9 +102,12 @@ def test_every_command_explains_itself(capsys):
     from sam3spec.cli import build_parser
 
     parser = build_parser()
-    subcommands = {"data": ["generate", "verify"], "teacher": ["run", "cache", "train", "eval", "calibrate"],
-                   "train": ["stage", "pipeline", "video", "qat"],
-                   "eval": ["saco", "vos", "model", "compare", "video", "quant", "visual-qa"]}  # fmt: skip
+    subcommands = {
+        "data": ["generate", "verify"],
+        "teacher": ["run", "cache", "train", "eval", "calibrate"],
+        "train": ["stage", "pipeline", "video", "qat"],
+        "eval": ["saco", "vos", "model", "compare", "video", "quant", "visual-qa"],
+    }
     commands = [[noun, *([sub] if sub else [])] for noun in NOUNS for sub in subcommands.get(noun, [None])]
     for command in commands + ALIASES:
         with pytest.raises(SystemExit) as exit_info:
@@ -92,9 +120,17 @@ def test_old_spellings_run_the_same_commands():
     from sam3spec.cli import build_parser
 
     parser = build_parser()
-    pairs = [(["distill", "--stage", "p", "--data", "d", "--out", "o"], ["train", "stage", "--stage", "p", "--data", "d", "--out", "o"]),
-             (["world", "generate", "--out", "o"], ["data", "generate", "--out", "o"]),
-             (["video", "distill", "--world", "w", "--out", "o"], ["train", "video", "--data", "w", "--out", "o"]),
-             (["compare", "--student", "s", "--world", "w"], ["eval", "compare", "--student", "s", "--world", "w"])]  # fmt: skip
+    pairs = [
+        (
+            ["distill", "--stage", "p", "--data", "d", "--out", "o"],
+            ["train", "stage", "--stage", "p", "--data", "d", "--out", "o"],
+        ),
+        (["world", "generate", "--out", "o"], ["data", "generate", "--out", "o"]),
+        (["video", "distill", "--world", "w", "--out", "o"], ["train", "video", "--data", "w", "--out", "o"]),
+        (
+            ["compare", "--student", "s", "--world", "w"],
+            ["eval", "compare", "--student", "s", "--world", "w"],
+        ),
+    ]
     for old, new in pairs:
         assert parser.parse_args(old).func is parser.parse_args(new).func, old

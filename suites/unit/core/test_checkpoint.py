@@ -31,7 +31,9 @@ def test_save_load_bit_exact(tiny, tmp_path):
 
 def test_loading_another_presets_checkpoint_fails_naming_keys_and_shapes(tiny, tmp_path):
     save_pretrained(tiny, tmp_path / "ckpt")
-    other = build_student(override(get_preset(TINY_PRESET), {"detr.num_queries": 8, "detr.decoder_layers": 1}))
+    other = build_student(
+        override(get_preset(TINY_PRESET), {"detr.num_queries": 8, "detr.decoder_layers": 1})
+    )
     with pytest.raises(CheckpointError) as error:
         load_weights(other, tmp_path / "ckpt")
     message = str(error.value)

@@ -112,7 +112,9 @@ def test_no_circle_between_modules():
 def test_no_circle_between_packages():
     packages: dict[str, set[str]] = defaultdict(set)
     for module, targets in graph().items():
-        packages[package_of(module)] |= {package_of(t) for t in targets if package_of(t) != package_of(module)}
+        packages[package_of(module)] |= {
+            package_of(t) for t in targets if package_of(t) != package_of(module)
+        }
     assert cycles(packages) == []
 
 
@@ -149,7 +151,12 @@ def test_the_checks_see_imports_inside_functions_and_module_strings(tmp_path):
         modules = [module for _, module in imported_modules(source)]
     finally:
         source.unlink()
-    assert modules == ["typing.TYPE_CHECKING", "harness.plugin.Gate", "sam3spec.world.generate", "sam3spec.bench.image"]
+    assert modules == [
+        "typing.TYPE_CHECKING",
+        "harness.plugin.Gate",
+        "sam3spec.world.generate",
+        "sam3spec.bench.image",
+    ]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 

@@ -43,8 +43,21 @@ def student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_eval_model_with_a_tiny_student(world: Path, student_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "metrics.json"
-    code = main(["eval", "model", "--model", str(student_dir), "--data", str(world), "--json", str(out), "--quiet",
-                 "--min-score", "0"])  # fmt: skip
+    code = main(
+        [
+            "eval",
+            "model",
+            "--model",
+            str(student_dir),
+            "--data",
+            str(world),
+            "--json",
+            str(out),
+            "--quiet",
+            "--min-score",
+            "0",
+        ]
+    )
     assert code == 0
     metrics = json.loads(out.read_text())
     assert set(HEADLINE) <= set(metrics) and metrics["kind"] == "student"
@@ -156,8 +169,14 @@ def test_prediction_path_with_an_oracle_model(world: Path, tmp_path: Path, damag
         masks = np.array([mask_utils.decode(r["segmentation"]).astype(bool) for r in mine]).reshape(
             -1, 64, 64
         )
-        old.append(evaluate_pair(masks, np.array([r["score"] for r in mine]), np.array(target).reshape(-1, 64, 64),
-                                 presence[pair["id"]]))  # fmt: skip
+        old.append(
+            evaluate_pair(
+                masks,
+                np.array([r["score"] for r in mine]),
+                np.array(target).reshape(-1, 64, 64),
+                presence[pair["id"]],
+            )
+        )
     reference = summarize(old)
     for key in ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1"):
         assert new[key] == pytest.approx(reference[key], abs=2e-2 if key == "cgF1" else 2e-4), key
@@ -170,15 +189,34 @@ def test_eval_saco_and_vos_commands(tmp_path: Path, capsys: pytest.CaptureFixtur
     mask[2:6, 2:6] = 1
     encoded = mask_utils.encode(np.asfortranarray(mask))
     encoded["counts"] = encoded["counts"].decode()
-    gt = {"images": [{"id": 1, "height": 8, "width": 8, "is_instance_exhaustive": 1},
-                     {"id": 2, "height": 8, "width": 8, "is_instance_exhaustive": 1}],
-          "annotations": [{"id": 1, "image_id": 1, "segmentation": encoded, "bbox": [0.25, 0.25, 0.5, 0.5], "iscrowd": 0}]}  # fmt: skip
+    gt = {
+        "images": [
+            {"id": 1, "height": 8, "width": 8, "is_instance_exhaustive": 1},
+            {"id": 2, "height": 8, "width": 8, "is_instance_exhaustive": 1},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "segmentation": encoded, "bbox": [0.25, 0.25, 0.5, 0.5], "iscrowd": 0}
+        ],
+    }
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "pred.json").write_text(
         json.dumps([{"image_id": 1, "segmentation": encoded, "bbox": [2, 2, 4, 4], "score": 0.9}])
     )
-    assert main(["eval", "saco", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json"),
-                 "--json", str(tmp_path / "out.json")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "saco",
+                "--gt",
+                str(tmp_path / "gt.json"),
+                "--pred",
+                str(tmp_path / "pred.json"),
+                "--json",
+                str(tmp_path / "out.json"),
+            ]
+        )
+        == 0
+    )
     out = json.loads((tmp_path / "out.json").read_text())
     assert out["cgF1"] == pytest.approx(100.0, abs=0.05) and out["bbox"]["cgF1"] == pytest.approx(
         100.0, abs=0.05
@@ -194,7 +232,20 @@ def test_eval_saco_and_vos_commands(tmp_path: Path, capsys: pytest.CaptureFixtur
             frame = tmp_path / root / "video" / "000" / f"{t:05d}.png"
             frame.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(mask * 255).save(frame)
-    assert main(["eval", "vos", "--gt-root", str(tmp_path / "gt"), "--pred-root", str(tmp_path / "pred"),
-                 "--json", str(tmp_path / "vos.json")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "vos",
+                "--gt-root",
+                str(tmp_path / "gt"),
+                "--pred-root",
+                str(tmp_path / "pred"),
+                "--json",
+                str(tmp_path / "vos.json"),
+            ]
+        )
+        == 0
+    )
     vos = json.loads((tmp_path / "vos.json").read_text())
     assert vos["J"] == 100.0 and vos["F"] == 100.0 and vos["J&F"] == 100.0

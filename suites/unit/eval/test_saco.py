@@ -44,18 +44,31 @@ def gt_file(pairs: dict[int, list[tuple[np.ndarray, int]]], height: int, width: 
     """``pairs``: pair id -> [(mask, iscrowd)]."""
     exhaustive = exhaustive or {}
     images = [
-        {"id": pid, "height": height, "width": width, "file_name": f"{pid}.jpg", "text_input": "thing",
-         "is_instance_exhaustive": int(exhaustive.get(pid, True))}
+        {
+            "id": pid,
+            "height": height,
+            "width": width,
+            "file_name": f"{pid}.jpg",
+            "text_input": "thing",
+            "is_instance_exhaustive": int(exhaustive.get(pid, True)),
+        }
         for pid in pairs
-    ]  # fmt: skip
+    ]
     annotations = []
     for pid, instances in pairs.items():
         for mask, crowd in instances:
             encoded = rle(mask)
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": pid, "segmentation": encoded, "iscrowd": crowd,
-                "bbox": mask_utils.toBbox(encoded).tolist(), "area": float(mask.sum()), "category_id": 1,
-            })  # fmt: skip
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": pid,
+                    "segmentation": encoded,
+                    "iscrowd": crowd,
+                    "bbox": mask_utils.toBbox(encoded).tolist(),
+                    "area": float(mask.sum()),
+                    "category_id": 1,
+                }
+            )
     return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "object"}]}
 
 
@@ -84,8 +97,15 @@ def test_hand_computed_case(tmp_path: Path) -> None:
     gt = gt_file(
         {1: [(strip(0, 4), 0), (strip(5, 10), 0)], 2: [], 3: [], 4: [(strip(2, 6), 0)], 5: []}, 1, 10
     )
-    preds = predictions([(1, strip(0, 4), 0.9), (1, strip(6, 10), 0.8), (1, strip(4, 5), 0.9),
-                         (1, strip(0, 10), 0.3), (2, strip(1, 3), 0.6)])  # fmt: skip
+    preds = predictions(
+        [
+            (1, strip(0, 4), 0.9),
+            (1, strip(6, 10), 0.8),
+            (1, strip(4, 5), 0.9),
+            (1, strip(0, 10), 0.3),
+            (2, strip(1, 3), 0.6),
+        ]
+    )
     result = evaluate_saco([write(tmp_path / "gt.json", gt)], preds)
     metrics = result.metrics
     assert metrics.il_counts == {"TP": 1, "FP": 1, "FN": 1, "TN": 2}

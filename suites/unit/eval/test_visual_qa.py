@@ -40,8 +40,24 @@ def qa_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_page_rows_and_panels(qa_inputs: tuple[Path, Path], tmp_path: Path) -> None:
     student, images = qa_inputs
     out = tmp_path / "qa"
-    code = main(["eval", "visual-qa", "--student", str(student), "--image-dir", str(images), "--prompt", "red circle",
-                 "--prompt", "blue square", "--top-k", "2", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "eval",
+            "visual-qa",
+            "--student",
+            str(student),
+            "--image-dir",
+            str(images),
+            "--prompt",
+            "red circle",
+            "--prompt",
+            "blue square",
+            "--top-k",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     page = (out / "index.html").read_text()
     assert page.count("<tr>") == 1 + 2 * 2  # header + images x prompts
@@ -56,20 +72,78 @@ def test_page_rows_and_panels(qa_inputs: tuple[Path, Path], tmp_path: Path) -> N
 def test_teacher_default_and_errors(qa_inputs: tuple[Path, Path], tmp_path: Path, capsys) -> None:
     student, images = qa_inputs
     out = tmp_path / "qa"
-    assert main(["eval", "visual-qa", "--student", str(student), "--teacher", "default", "--image", str(images / "photo1.png"),
-                 "--prompt", "circle", "--top-k", "1", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "visual-qa",
+                "--student",
+                str(student),
+                "--teacher",
+                "default",
+                "--image",
+                str(images / "photo1.png"),
+                "--prompt",
+                "circle",
+                "--top-k",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "<th>teacher</th><th>student</th>" in (out / "index.html").read_text()
-    assert main(["eval", "visual-qa", "--student", str(student), "--image", str(tmp_path / "none.png"), "--prompt", "x",
-                 "--out", str(out)]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "visual-qa",
+                "--student",
+                str(student),
+                "--image",
+                str(tmp_path / "none.png"),
+                "--prompt",
+                "x",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "none.png" in capsys.readouterr().err
-    assert main(["eval", "visual-qa", "--student", str(student), "--teacher", str(student), "--image",
-                 str(images / "photo1.png"), "--prompt", "x", "--out", str(out)]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "visual-qa",
+                "--student",
+                str(student),
+                "--teacher",
+                str(student),
+                "--image",
+                str(images / "photo1.png"),
+                "--prompt",
+                "x",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "not a teacher folder" in capsys.readouterr().err
 
 
 def chromium_dom(page: Path) -> str:
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-               "--dump-dom", page.as_uri()]  # fmt: skip
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
 
 
@@ -79,15 +153,45 @@ def chromium_dom(page: Path) -> str:
 def test_renders_in_headless_chromium(qa_inputs: tuple[Path, Path], tmp_path: Path) -> None:
     student, images = qa_inputs
     out = tmp_path / "qa"
-    assert main(["eval", "visual-qa", "--student", str(student), "--image-dir", str(images), "--prompt", "circle",
-                 "--top-k", "3", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "visual-qa",
+                "--student",
+                str(student),
+                "--image-dir",
+                str(images),
+                "--prompt",
+                "circle",
+                "--top-k",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     body = re.search(r"<body[^>]*>", chromium_dom(out / "index.html")).group(0)
     total, loaded = (int(re.search(rf'data-{k}="(\d+)"', body).group(1)) for k in ("images", "loaded"))
     assert total == 4 and loaded == total
     shot = tmp_path / "shot.png"
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=900,700", "--virtual-time-budget=5000", f"--screenshot={shot}",
-                    (out / "index.html").as_uri()], capture_output=True, timeout=120, check=True)  # fmt: skip
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=900,700",
+            "--virtual-time-budget=5000",
+            f"--screenshot={shot}",
+            (out / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert pixels.shape == (700, 900) and pixels.std() > 10  # not a blank page
     # The check can fail: a missing PNG is reported as not loaded.

@@ -119,10 +119,12 @@ def test_sav_layout_protocol(tmp_path: Path) -> None:
                 if any(gts[s].any() or preds[s].any() for s in range(1, t + 1))
             ]
             if any(gts[t].any() for t in range(1, frames - 1)):
-                expected.append((
-                    np.mean([ref_j(preds[t], gts[t]) for t in scored]),
-                    np.mean([ref_f(preds[t], gts[t]) for t in scored]),
-                ))  # fmt: skip
+                expected.append(
+                    (
+                        np.mean([ref_j(preds[t], gts[t]) for t in scored]),
+                        np.mean([ref_f(preds[t], gts[t]) for t in scored]),
+                    )
+                )
     summary = evaluate_vos(tmp_path / "gt", tmp_path / "pred").summary()
     assert summary["num_objects"] == len(expected) == 5
     j = 100 * np.mean([e[0] for e in expected])

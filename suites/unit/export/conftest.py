@@ -21,9 +21,13 @@ class EagerProgram:
         self.shapes = modules.shapes
         self.method_names = {"encode_image", "encode_text", "decode", "track"}
         self.metadata = {
-            "preset": config.name, "image_size": config.image_size, "context_length": config.text.context_length,
-            "tokenizer": config.text.model_name, "backend": "eager", "recipe": "none",
-        }  # fmt: skip
+            "preset": config.name,
+            "image_size": config.image_size,
+            "context_length": config.text.context_length,
+            "tokenizer": config.text.model_name,
+            "backend": "eager",
+            "recipe": "none",
+        }
         self.calls: list[str] = []
 
     def run(self, name, *inputs):

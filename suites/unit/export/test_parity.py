@@ -12,8 +12,7 @@ from sam3spec.export.parity import PARITY_IOU, ParityReport, _Tally, check_parit
 def samples(plain_modules):
     generator = torch.Generator().manual_seed(0)
     return [
-        (torch.randn(3, 128, 128, generator=generator), phrase)
-        for phrase in ("red circle", "blue square")
+        (torch.randn(3, 128, 128, generator=generator), phrase) for phrase in ("red circle", "blue square")
     ]
 
 

@@ -34,9 +34,28 @@ def run(tmp_path: Path, body: str, *options: str) -> subprocess.CompletedProcess
     specs.mkdir(exist_ok=True)
     (specs / "demo.yaml").write_text(SPEC)
     (tmp_path / "test_demo.py").write_text(body)
-    command = [sys.executable, "-m", "pytest", "-p", "harness.plugin", "-q", "-p", "no:cacheprovider",
-               "--rootdir", str(tmp_path), "-c", "/dev/null", "--specs", str(specs),
-               "--report", "demo", "--report-dir", str(tmp_path / "reports"), *options, str(tmp_path)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "harness.plugin",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(tmp_path),
+        "-c",
+        "/dev/null",
+        "--specs",
+        str(specs),
+        "--report",
+        "demo",
+        "--report-dir",
+        str(tmp_path / "reports"),
+        *options,
+        str(tmp_path),
+    ]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 

@@ -54,13 +54,13 @@ def test_good_file(tmp_path):
 @pytest.mark.parametrize(
     "mutation, message",
     [
-        (("  op: \"<\"", "  op: \"~\""), "entry 0 ('demo.size'): field 'op'"),
+        (('  op: "<"', '  op: "~"'), "entry 0 ('demo.size'): field 'op'"),
         (("  value: 50", "  value: fifty"), "field 'value' must be a number"),
         (("  source: test\n", ""), "missing field 'source'"),
         (("  measured_on: any", "  measured_on: phone"), "field 'measured_on'"),
         (("id: demo.size", "id: other.size"), "field 'id' must be a string starting with 'demo.'"),
         (("  metric: mb", "  metric: mb\n  colour: red"), "unknown field(s) ['colour']"),
-        (("  op: \"<\"", "  op: within"), "field 'tolerance' is required"),
+        (('  op: "<"', "  op: within"), "field 'tolerance' is required"),
     ],
 )
 def test_malformed_entry_names_file_entry_and_field(tmp_path, mutation, message):

@@ -100,8 +100,24 @@ def test_calibrate_world_writes_the_best_offset(
 ) -> None:
     folder = tmp_path / "teacher"
     shutil.copytree(tiny_teacher_dir, folder)
-    code = main(["teacher", "calibrate", "--world", str(tiny_world), "--teacher", str(folder),
-                 "--dtype", "float32", "--images", "4", "--offsets", "0", "1", "--write"])  # fmt: skip
+    code = main(
+        [
+            "teacher",
+            "calibrate",
+            "--world",
+            str(tiny_world),
+            "--teacher",
+            str(folder),
+            "--dtype",
+            "float32",
+            "--images",
+            "4",
+            "--offsets",
+            "0",
+            "1",
+            "--write",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     meta = json.loads((folder / "teacher.json").read_text())
@@ -111,6 +127,5 @@ def test_calibrate_world_writes_the_best_offset(
     missing = tmp_path / "plain"
     shutil.copytree(tiny_teacher_dir / "detector", missing)  # transformers layout: no teacher.json
     assert (
-        main(["teacher", "calibrate", "--world", str(tiny_world), "--teacher", str(missing), "--write"])
-        == 2
+        main(["teacher", "calibrate", "--world", str(tiny_world), "--teacher", str(missing), "--write"]) == 2
     )

@@ -93,9 +93,17 @@ def test_schedule_does_not_depend_on_length_before_the_decay() -> None:
 
 
 TINY_RUN = WorldTrainConfig(
-    steps=3, images_per_step=1, phrases_per_image=2, clicks_per_image=1, warmup_steps=1,
-    checkpoint_every=2, log_every=1, validate_every=0, arch=TINY, world=SMALL,
-)  # fmt: skip
+    steps=3,
+    images_per_step=1,
+    phrases_per_image=2,
+    clicks_per_image=1,
+    warmup_steps=1,
+    checkpoint_every=2,
+    log_every=1,
+    validate_every=0,
+    arch=TINY,
+    world=SMALL,
+)
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path) -> None:
@@ -105,7 +113,10 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path) -> None:
     first = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["detector"]
     second = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["detector"]
     assert all(torch.equal(first[name], second[name]) for name in first)
-    aligners = [torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["aligner"] for run in ("straight", "resumed")]
+    aligners = [
+        torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["aligner"]
+        for run in ("straight", "resumed")
+    ]
     assert aligners[0] and all(torch.equal(aligners[0][k], aligners[1][k]) for k in aligners[0])
     assert (straight / "detector" / "model.safetensors").is_file() and (
         resumed / "tracker" / "config.json"
@@ -135,7 +146,9 @@ def test_fine_tune_starts_from_a_trained_teacher(tmp_path) -> None:
     saved = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=True)["detector"]
     assert all(torch.equal(value, detector.state_dict()[name]) for name, value in saved.items())
     # a fine-tuning run records where it started (a resume from another start is refused)
-    train_world_teacher(tmp_path / "tuned", replace(TINY_RUN, steps=1, init_from=str(trained)), progress=False)
+    train_world_teacher(
+        tmp_path / "tuned", replace(TINY_RUN, steps=1, init_from=str(trained)), progress=False
+    )
     with pytest.raises(ValueError, match="different configuration"):
         train_world_teacher(tmp_path / "tuned", replace(TINY_RUN, steps=2), progress=False)
 
@@ -164,15 +177,22 @@ def test_detector_loss_compares_upsampled_logits_with_finer_targets() -> None:
         presence_logits=torch.zeros(1, 1),
         semantic_seg=torch.randn(1, 1, side, side, generator=generator),
     )
-    layers = {"logits": outputs.pred_logits[None], "boxes_xyxy": outputs.pred_boxes[None],
-              "presence": outputs.presence_logits[None]}  # fmt: skip
+    layers = {
+        "logits": outputs.pred_logits[None],
+        "boxes_xyxy": outputs.pred_boxes[None],
+        "presence": outputs.presence_logits[None],
+    }
     boxes = [outputs.pred_boxes[0, :1].clone()]
-    upsampled = torch.nn.functional.interpolate(outputs.pred_masks, size=16, mode="bilinear", align_corners=False)
+    upsampled = torch.nn.functional.interpolate(
+        outputs.pred_masks, size=16, mode="bilinear", align_corners=False
+    )
     fine = [(upsampled[0, :1] > 0).float()]  # 16 x 16 targets: query 0's own mask, upsampled
     _, parts = detector_loss(outputs, layers, boxes, fine, LossWeights())
     expected = torch.nn.functional.binary_cross_entropy_with_logits(upsampled[0, :1], fine[0])
     assert parts["mask_bce"] == pytest.approx(float(expected), rel=1e-5)
-    _, coarse = detector_loss(outputs, layers, boxes, [mask_targets(fine[0].bool().numpy(), side)], LossWeights())
+    _, coarse = detector_loss(
+        outputs, layers, boxes, [mask_targets(fine[0].bool().numpy(), side)], LossWeights()
+    )
     assert coarse["mask_bce"] != pytest.approx(parts["mask_bce"])
     with pytest.raises(ValueError, match="mask_target_scale"):
         WorldTrainConfig(mask_target_scale=3)

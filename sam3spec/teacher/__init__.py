@@ -10,7 +10,8 @@ Two calls, as SAM's predictor::
     outputs.pred_masks, outputs.intermediates.fpn_levels                  # Sam3Outputs
 
 Modules: ``protocol`` (the :class:`Teacher` protocol, :class:`ImageEmbeddings`), ``hf_adapter``
-(the only module importing transformers' SAM 3), ``layout`` (folder layouts, checks), ``loading``,
+(the protocol over transformers' SAM 3) and ``hf_models`` (its configs, random models and checkpoint
+loading): the only modules importing transformers' SAM 3; ``layout`` (folder layouts, checks), ``loading``,
 ``tokenizer`` (offline CLIP BPE, 32 tokens), ``cache`` (sharded, resumable teacher cache),
 ``architecture`` (sizes of small SAM 3 teachers), ``baseline`` (one image -> outputs + overlay).
 The concept-world teacher (trained by this package and shipped with it) is in

@@ -1,8 +1,8 @@
 """Sizes of small SAM 3 teachers (the concept world's, :data:`sam3spec.world.teacher.WORLD`, and tiny
 test models).
 
-Only hyper-parameters live here; :func:`sam3spec.teacher.hf_adapter.sam3_configs` turns them into
-transformers' ``Sam3Config`` / ``Sam3TrackerConfig`` (the adapter is the only module that imports
+Only hyper-parameters live here; :func:`sam3spec.teacher.hf_models.sam3_configs` turns them into
+transformers' ``Sam3Config`` / ``Sam3TrackerConfig`` (``hf_models`` and ``hf_adapter`` are the only modules that import
 transformers' SAM 3 classes).
 """
 

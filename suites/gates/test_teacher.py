@@ -43,7 +43,7 @@ CACHE_ARGS = [
 @pytest.fixture(scope="module")
 def tiny_teacher_dir(tmp_path_factory) -> Path:
     from sam3spec.teacher.architecture import TINY
-    from sam3spec.teacher.hf_adapter import build_models
+    from sam3spec.teacher.hf_models import build_models
     from sam3spec.teacher.loading import save_teacher
 
     detector, tracker = build_models(TINY, seed=0)

@@ -21,7 +21,7 @@ SMALL = WorldConfig(image_size=64, video_min_frames=36, video_max_frames=40)
 def tiny_teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random tiny teacher in the sam3spec layout (``detector/`` + ``tracker/``), fp32."""
     from sam3spec.teacher.architecture import TINY
-    from sam3spec.teacher.hf_adapter import build_models
+    from sam3spec.teacher.hf_models import build_models
     from sam3spec.teacher.loading import save_teacher
 
     detector, tracker = build_models(TINY, seed=0)

@@ -281,7 +281,7 @@ def train_world_teacher(
     ``teacher/`` (``detector/`` + ``tracker/`` in transformers' ``save_pretrained`` layout and
     ``teacher.json``), loadable with :func:`sam3spec.teacher.load_teacher`.
     """
-    from sam3spec.teacher.hf_adapter import build_models
+    from sam3spec.teacher.hf_models import build_models
     from sam3spec.teacher.loading import save_teacher
     from sam3spec.teacher.tokenizer import default_tokenizer
 

@@ -30,7 +30,7 @@ def distill_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stand_in_teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised tiny SAM 3 (detector + tracker) in the sam3spec teacher layout."""
     from sam3spec.teacher.architecture import TINY
-    from sam3spec.teacher.hf_adapter import build_models
+    from sam3spec.teacher.hf_models import build_models
     from sam3spec.teacher.loading import save_teacher
 
     detector, tracker = build_models(TINY, seed=0)

@@ -32,7 +32,7 @@ OPTIONS = CacheOptions(levels=(3,), boxes_per_image=0, points_per_image=0, mask_
 
 
 def make_cache(tmp_path_factory, arch, name: str, world: Path) -> Path:
-    from sam3spec.teacher.hf_adapter import build_models
+    from sam3spec.teacher.hf_models import build_models
     from sam3spec.teacher.loading import load_teacher, save_teacher
 
     detector, tracker = build_models(arch, seed=0)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 
 from sam3spec.teacher.architecture import TINY
-from sam3spec.teacher.hf_adapter import build_models, encode_detector_image
+from sam3spec.teacher.hf_adapter import encode_detector_image
+from sam3spec.teacher.hf_models import build_models
 from sam3spec.world.teacher import WORLD
 from sam3spec.world.teacher.init import (
     BOX_WINDOW_STRENGTH,

@@ -137,7 +137,7 @@ def test_resume_refuses_another_length_after_the_decay_started(tmp_path) -> None
 
 
 def test_fine_tune_starts_from_a_trained_teacher(tmp_path) -> None:
-    from sam3spec.teacher.hf_adapter import build_models
+    from sam3spec.teacher.hf_models import build_models
     from sam3spec.world.teacher.train import start_from
 
     trained = train_world_teacher(tmp_path / "first", replace(TINY_RUN, steps=1), progress=False)
@@ -154,7 +154,7 @@ def test_fine_tune_starts_from_a_trained_teacher(tmp_path) -> None:
 
 
 def test_fine_tune_refuses_another_architecture(tmp_path) -> None:
-    from sam3spec.teacher.hf_adapter import build_models
+    from sam3spec.teacher.hf_models import build_models
     from sam3spec.teacher.loading import TeacherLoadError
     from sam3spec.world.teacher.train import start_from
 

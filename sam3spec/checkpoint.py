@@ -13,16 +13,14 @@ Phase 1 -> Phase 2 hand-off).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from sam3spec.config import StudentConfig, config_from_dict, config_to_dict
+from sam3spec.atomic import atomic_write_folder
+from sam3spec.config import StudentConfig, config_from_dict, config_to_dict, drop_retired_fields
 
 if TYPE_CHECKING:
     from sam3spec.models.student import Student
@@ -79,39 +77,35 @@ def _head(items: list[str], count: int = 5) -> str:
     return ", ".join(items[:count]) + more
 
 
+def write_student(model: Student, folder: str | Path, state: dict[str, torch.Tensor] | None = None) -> None:
+    """Write ``model``'s weights (or ``state``, under the model's config) and config into the
+    existing ``folder`` (``model.safetensors`` + ``config.json``; not atomic: see :func:`save_pretrained`)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    # safetensors refuses shared or non-contiguous storage: give it owned contiguous copies.
+    state = {key: value.detach().to("cpu").contiguous().clone() for key, value in (state or model.state_dict()).items()}
+    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": FORMAT})
+    payload = {"format": FORMAT, "version": VERSION, "config": config_to_dict(model.config)}
+    (folder / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n")
+
+
 def save_pretrained(model: Student, directory: str | Path) -> Path:
     """Write ``model`` to ``directory`` atomically (a temp dir renamed into place).
 
     Returns:
         The checkpoint directory.
     """
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
-    try:
-        # safetensors refuses shared or non-contiguous storage: give it owned contiguous copies.
-        state = {key: value.detach().contiguous().clone() for key, value in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
-        payload = {"format": FORMAT, "version": VERSION, "config": config_to_dict(model.config)}
-        (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n")
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+    return atomic_write_folder(Path(directory), lambda folder: write_student(model, folder))
 
 
 def read_config(directory: str | Path) -> StudentConfig:
-    """The :class:`StudentConfig` stored in a checkpoint directory."""
+    """The :class:`StudentConfig` stored in a checkpoint directory.
+
+    Fields of removed experiments (:data:`~sam3spec.config.RETIRED_STUDENT_FIELDS`) stored at their
+    "off" value are ignored, so checkpoints written while those fields existed still load; one that
+    is on raises :class:`CheckpointError` naming it.
+    """
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(
@@ -124,8 +118,9 @@ def read_config(directory: str | Path) -> StudentConfig:
     if payload.get("format") != FORMAT or "config" not in payload:
         raise CheckpointError(f"{path}: not a sam3spec student config (expected format {FORMAT!r})")
     try:
-        return config_from_dict(payload["config"], StudentConfig, where=str(path))
-    except (KeyError, TypeError) as error:
+        stored = drop_retired_fields(payload["config"], where=str(path))
+        return config_from_dict(stored, StudentConfig, where=str(path))
+    except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(str(error)) from error
 
 

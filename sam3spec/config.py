@@ -68,9 +68,6 @@ class DetrConfig:
         heads: attention heads.
         ffn_dim: feed-forward width (teacher 2048).
         encoder_level: FPN level (0 = stride 4 ... 3 = stride 32) whose tokens the encoder reads.
-        train_groups: query groups in training (Group DETR, ``models/detr_decoder.py``): each of
-            ``num_queries`` queries with its own embeddings, matched on its own; inference runs
-            the first group only. 1: off.
     """
 
     encoder_layers: int = 3
@@ -79,7 +76,6 @@ class DetrConfig:
     heads: int = 8
     ffn_dim: int = 1024
     encoder_level: int = 2
-    train_groups: int = 1
 
 
 @dataclass(frozen=True)
@@ -117,9 +113,6 @@ class StudentConfig:
             inside the model (1: the stride-4 grid). A student trained against finer targets
             (``StageConfig.mask_target_scale``) gets the same factor, so that what is scored,
             predicted and exported is the grid its masks were fitted on.
-        mask_refine_layers: layers in which the queries read the stride-4 pixel embedding before
-            their mask embeddings (:class:`~sam3spec.models.mask_refiner.MaskRefiner`; 0: off).
-            They use the DETR decoder's heads and feed-forward width.
         image: image encoder config.
         text: text encoder config.
         detr: DETR config.
@@ -133,7 +126,6 @@ class StudentConfig:
     mask_dim: int = 256
     mask_box_prior: float = 0.0
     mask_upsample: int = 1
-    mask_refine_layers: int = 0
     image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     detr: DetrConfig = field(default_factory=DetrConfig)
@@ -210,6 +202,37 @@ def _has_defaults(cls: type) -> bool:
         f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         for f in dataclasses.fields(cls)
     )
+
+
+# Student-config fields of experiments whose code was removed (docs/DECISIONS.md, "Things tried and
+# not adopted"), with the value that meant "off". Checkpoints written while they existed store them.
+RETIRED_STUDENT_FIELDS = {"mask_refine_layers": 0, "detr.train_groups": 1}
+
+
+def drop_retired_fields(data: dict[str, Any], where: str = "config") -> dict[str, Any]:
+    """A stored :class:`StudentConfig` dict without :data:`RETIRED_STUDENT_FIELDS` (a copy).
+
+    A retired field at its "off" value is dropped: the model it describes is the one the current
+    code builds. Any other value describes a model the code can no longer build.
+
+    Raises:
+        ValueError: a retired field is on, naming it.
+    """
+    data = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+    for path, off in RETIRED_STUDENT_FIELDS.items():
+        *parents, leaf = path.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        if value != off:
+            raise ValueError(
+                f"{where}: {path}={value!r} describes a student with a part that was removed from the code "
+                f"(only {path}={off!r}, off, can load); docs/DECISIONS.md lists it under the things not adopted"
+            )
+    return data
 
 
 def config_from_dict(data: dict[str, Any], cls: type = StudentConfig, where: str = "config") -> Any:

@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sam3spec.config import get_preset, override
     from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
     from sam3spec.distill.stages import PHASE1, set_trainable
-    from sam3spec.distill.task import DistillModel, loss_terms, total_loss
+    from sam3spec.distill.task import DistillModel, Objective, loss_terms, total_loss
     from sam3spec.models.build import build_student
 
     torch.manual_seed(0)
@@ -74,18 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = synthetic_targets(args.batch, 2 * config.detr.num_queries, geometry, width)
     baseline = current_rss_mb()
 
+    objective = Objective(PHASE1.losses, PHASE1.matcher, 0.5, PHASE1.logit_positive_weight)
+
     def step() -> None:
-        outputs, levels, encoder, *_ = model(inputs)
-        terms = loss_terms(
-            outputs,
-            targets,
-            PHASE1.losses,
-            PHASE1.matcher,
-            0.5,
-            levels,
-            encoder,
-            PHASE1.logit_positive_weight,
-        )
+        terms = loss_terms(model(inputs), targets, objective)
         total_loss(terms, PHASE1.losses).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -30,10 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def write_quantized(student, report_or_plan: dict, out: Path, state: dict | None = None) -> None:
     """``out/``: the float checkpoint (config.json + model.safetensors) and ``quantization.json``
-    (the caller adds ``quantized_state.pt``, the torchao state dict)."""
-    from sam3spec.checkpoint import save_pretrained
+    (the caller adds ``quantized_state.pt``, the torchao state dict). Written into ``out``
+    (created), whose other entries are kept (``sam3spec train qat``'s ``training/`` run)."""
+    from sam3spec.checkpoint import write_student
 
-    save_pretrained(student if state is None else _float_copy(student, state), out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_student(student if state is None else _float_copy(student, state), out)
     (out / "quantization.json").write_text(json.dumps(report_or_plan, indent=2) + "\n")
 
 

@@ -79,11 +79,15 @@ def resolve_stage(name: str, data: Path, schedule: str, changes: list[str]):
     import sam3spec.world.stages  # noqa: F401  (registers the concept-world stages)
     from sam3spec.config import override
     from sam3spec.distill.registry import STAGES, get_stage
+    from sam3spec.distill.stages import StageConfig
 
     world = schedule == "world" or (schedule == "auto" and is_concept_world(data))
     if world and not name.endswith("-world") and f"{name}-world" in STAGES:
         name = f"{name}-world"
     stage = get_stage(name)
+    if not isinstance(stage, StageConfig):
+        raise ValueError(f"{name!r} is not an image distillation stage; run it with its own command "
+                         "(video stages: `sam3spec train video --stage NAME`)")  # fmt: skip
     parsed = parse_overrides(changes)
     return override(stage, parsed) if parsed else stage
 
@@ -107,7 +111,8 @@ def default_init(stage, out: Path) -> Path | None:
 def run_stage(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from sam3spec.distill.trainer import RunOptions, distill
+    from sam3spec.distill.options import RunOptions
+    from sam3spec.distill.trainer import distill
 
     set_threads(args.threads)
     try:
@@ -189,6 +194,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the stage's context source (video-world: student; video: teacher_cache)")  # fmt: skip
     parser.add_argument("--teacher-cache", type=Path, default=None,
                         help="teacher cache folder (`sam3spec teacher cache`) for context_source teacher_cache")  # fmt: skip
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     parser.set_defaults(func=run_video)
 
 
@@ -197,26 +203,31 @@ def run_video(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     import sam3spec.world.stages  # noqa: F401  (registers the concept-world video stage)
-    from sam3spec.video.stage import get_video_stage
+    from sam3spec.distill.options import RunOptions
+    from sam3spec.distill.registry import get_stage
+    from sam3spec.distill.trainer import distill
+    from sam3spec.video.stage import VideoStage
     from sam3spec.video.teacher_context import TeacherContextError
-    from sam3spec.video.train import VideoRunOptions, distill_video
     from sam3spec.world.manifest import object_phrases
 
     if args.init is None:
         note("no --init given; training the memory of a randomly initialised student (smoke tests only)")
     try:
-        stage = get_video_stage(args.stage)
+        stage = get_stage(args.stage)
         phrases = object_phrases(args.data)
     except (KeyError, FileNotFoundError) as error:
         return fail(error.args[0] if error.args else error)
+    if not isinstance(stage, VideoStage):
+        return fail(f"{args.stage!r} is not a video stage; image stages run with `sam3spec train stage`")
     if args.epochs is not None:
         stage = replace(stage, stage=replace(stage.stage, epochs=args.epochs))
     if args.context is not None:
         stage = replace(stage, context_source=args.context)
-    options = VideoRunOptions(args.data, args.out, phrases, args.init, args.max_steps, args.limit, args.threads,
-                              teacher_cache=args.teacher_cache)  # fmt: skip
+    options = RunOptions(data=args.data, out=args.out, init=args.init, max_steps=args.max_steps, limit=args.limit,
+                         threads=args.threads, resume=args.resume, phrases=phrases,
+                         teacher_cache=args.teacher_cache)  # fmt: skip
     try:
-        summary = distill_video(stage, options)
+        summary = distill(stage, options)
     except TeacherContextError as error:
         return fail(error)
     print(json.dumps(summary, indent=1))
@@ -233,10 +244,12 @@ def add_qat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", "--world", dest="data", type=Path, required=True,
                         help="a data root with SA-Co train files (e.g. a concept world)")  # fmt: skip
     parser.add_argument("--recipe", default="8da4w", help=f"one of {', '.join(RECIPES)}")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output directory (the converted model; the training run in OUT/training)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=200, help="optimizer steps")
     parser.add_argument("--lr", type=float, default=1e-5, help="learning rate (the plan: 1e-5)")
     parser.add_argument("--batch-size", type=int, default=4, help="samples per step")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_qat)
 
 
@@ -254,12 +267,16 @@ def run_qat(args: argparse.Namespace) -> int:
         student = load_student(args.model)
     except CheckpointError as error:
         return fail(error)
-    options = QatOptions(steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size)
+    options = QatOptions(out=args.out / "training", steps=args.steps, learning_rate=args.lr,
+                         batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip
+    if (options.out / "checkpoints").exists():
+        return fail(f"{options.out} already holds a QAT run; use another --out")
     result = train_qat(student, args.data, args.recipe, options)
     float_state = result.pop("float_state")
     write_quantized(student, {"recipe": args.recipe, "mode": "qat", "steps": args.steps, "lr": args.lr,
                               "plan": result["plan"], "losses": result["losses"],
                               "packed_bytes": result["packed_bytes"]}, args.out, float_state)  # fmt: skip
     torch.save(student.state_dict(), args.out / "quantized_state.pt")
-    print(f"QAT done in {result['seconds']:.0f} s; wrote {args.out} (QAT-trained float weights + quantized_state.pt)")
+    print(f"QAT done in {result['seconds']:.0f} s; wrote {args.out} (QAT-trained float weights + quantized_state.pt; "
+          f"the training run in {options.out})")  # fmt: skip
     return 0

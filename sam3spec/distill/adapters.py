@@ -16,13 +16,6 @@ linear projection where widths differ). MISSION's student inherits MobileCLIP's 
 tower and does not need this loss; the concept-world student's text tower starts from random
 weights, and without it the colour words' features stay alike (see ``stages.py``).
 
-**Queries.** The query-feature loss compares the last decoder layer's states of the query pairs
-the matcher paired (student 100 vs SAM 3's 200 queries; the concept world 16 vs 16): each query
-is one token, so only the channels need adapting. **Pixels.** The pixel-feature loss compares
-the mask decoders' pixel embeddings, each on its finest FPN level (at 160 px the concept-world
-teacher's 80 x 80, the tiny student's 40 x 40): the teacher's is resized to the student's grid
-like an FPN level.
-
 **Channels.** Resizing never mixes channels; when the widths differ (the tiny student's 64 vs the
 concept-world teacher's 48) a learned 1x1 projection *on the student side* maps student channels
 to the teacher's (FitNets' regressor). It trains with the student during Phase 1 and is dropped
@@ -149,10 +142,6 @@ class FeatureAdapters(nn.Module):
         teacher_encoder: teacher DETR-encoder width.
         student_text: student prompt-token width, or None when the text-feature loss is off.
         teacher_text: teacher text-token width (with ``student_text``).
-        student_query: student decoder width, or None when the query-feature loss is off.
-        teacher_query: teacher decoder width (with ``student_query``).
-        student_pixel: student pixel-embedding width, or None when the pixel-feature loss is off.
-        teacher_pixel: teacher pixel-embedding width (with ``student_pixel``).
     """
 
     def __init__(
@@ -163,10 +152,6 @@ class FeatureAdapters(nn.Module):
         teacher_encoder: int,
         student_text: int | None = None,
         teacher_text: int | None = None,
-        student_query: int | None = None,
-        teacher_query: int | None = None,
-        student_pixel: int | None = None,
-        teacher_pixel: int | None = None,
     ) -> None:
         super().__init__()
         if len(student_channels) != len(teacher_channels):
@@ -183,8 +168,6 @@ class FeatureAdapters(nn.Module):
             else nn.Conv2d(student_encoder, teacher_encoder, 1)
         )
         self.text = _projection("text", student_text, teacher_text, nn.Linear)
-        self.query = _projection("query", student_query, teacher_query, nn.Linear)
-        self.pixel = _projection("pixel", student_pixel, teacher_pixel, lambda s, t: nn.Conv2d(s, t, 1))
 
     def forward_levels(self, levels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Project ``[B, Cs, H, W]`` student levels to the teacher's widths."""
@@ -197,14 +180,6 @@ class FeatureAdapters(nn.Module):
     def forward_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """Student text tokens ``[B, L, Cs]`` -> ``[B, L, Ct]``."""
         return _project(self.text, "text", tokens)
-
-    def forward_query(self, states: torch.Tensor) -> torch.Tensor:
-        """Student decoder query states ``[B, Q, Cs]`` -> ``[B, Q, Ct]``."""
-        return _project(self.query, "query", states)
-
-    def forward_pixel(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Student pixel embedding ``[B, Cs, h, w]`` -> ``[B, Ct, h, w]``."""
-        return _project(self.pixel, "pixel", pixels)
 
 
 def _projection(

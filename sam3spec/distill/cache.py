@@ -142,10 +142,6 @@ def build_target_cache(
         if stacked.text_features is not None:
             tensors["text_features"] = stacked.text_features.half()
             tensors["text_valid"] = stacked.text_valid
-        if stacked.query_states is not None:
-            tensors["query_states"] = stacked.query_states.half()
-        if stacked.pixel_features is not None:
-            tensors["pixel_features"] = stacked.pixel_features.half()
         _save(tensors, directory / f"draw_{draw:03d}.safetensors")
     bar.close()
     if image_levels and image_levels[0]:
@@ -198,8 +194,6 @@ class TargetCache:
             levels = [self.features[f"fpn.{level}"][rows].float() for level in range(len(self.features))]
         encoder = stored.get("encoder_memory")
         text = stored.get("text_features")
-        queries = stored.get("query_states")
-        pixels = stored.get("pixel_features")
         return Targets(
             logits=stored["logits"][index],
             boxes_xyxy=stored["boxes_xyxy"][index],
@@ -212,6 +206,4 @@ class TargetCache:
             has_encoder=None if encoder is None else stored["has_encoder"][index],
             text_features=None if text is None else text[index].float(),
             text_valid=None if text is None else stored["text_valid"][index],
-            query_states=None if queries is None else queries[index].float(),
-            pixel_features=None if pixels is None else pixels[index].float(),
         )

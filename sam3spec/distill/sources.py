@@ -1,8 +1,9 @@
 """Where a stage's targets come from, and what identifies a run.
 
 :func:`target_source` returns ``targets(batch, epoch) -> Targets``: ground truth, the teacher's
-targets cached once per run (:mod:`sam3spec.distill.cache`; rank 0 builds, the others wait), or
-the teacher run on every batch. :func:`stage_hash` names everything that fixes a run's trajectory,
+targets cached once per run (:mod:`sam3spec.distill.cache`; rank 0 builds, the others wait), the
+teacher run on every batch, or the student's own outputs (``targets="self"``: a frozen copy made
+before training). :func:`stage_hash` names everything that fixes a run's trajectory,
 so a resume or a reused cache can be checked against it.
 """
 
@@ -11,19 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
+from torch import nn
 
 from sam3spec.config import config_to_dict
 from sam3spec.data.layout import DataLayout
 from sam3spec.distill import runtime
 from sam3spec.distill.data import training_dataset
+from sam3spec.distill.options import RunOptions
 from sam3spec.distill.stages import StageConfig
 from sam3spec.distill.targets import ground_truth_targets
-
-if TYPE_CHECKING:
-    from sam3spec.distill.trainer import RunOptions
 
 
 def file_identity(path: Path) -> list:
@@ -32,8 +32,16 @@ def file_identity(path: Path) -> list:
     return [[str(p), p.stat().st_size, int(p.stat().st_mtime)] for p in files[:2000]]
 
 
-def stage_hash(stage: StageConfig, options: RunOptions, teacher: Path | None) -> str:
-    """Hash of everything that fixes a run's trajectory (a resume must match it)."""
+def stage_hash(stage: Any, options: RunOptions, teacher: Path | None) -> str:
+    """Hash of everything that fixes a run's trajectory (a resume must match it).
+
+    Args:
+        stage: the stage (a :class:`StageConfig`, or a stage kind's dataclass holding one: all of
+            its fields count).
+        options: the run's options (data, init, pretrained weights, limit, cached targets; a video
+            stage's phrases and teacher cache when given).
+        teacher: the teacher folder, or None.
+    """
     payload = {
         "stage": config_to_dict(stage),
         "data": str(Path(options.data).resolve()),
@@ -47,6 +55,10 @@ def stage_hash(stage: StageConfig, options: RunOptions, teacher: Path | None) ->
         "limit": options.limit,
         "cached": options.cache_targets,
     }
+    if options.phrases:
+        payload["phrases"] = {video: list(names) for video, names in options.phrases.items()}
+    if options.teacher_cache is not None:
+        payload["teacher_cache"] = file_identity(Path(options.teacher_cache) / "cache.json")
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -72,19 +84,30 @@ def load_teacher_for(options: RunOptions, device: torch.device):
     return load_teacher(options.teacher, device=device if device.type != "mps" else "cpu")
 
 
-def target_source(stage, options, geometry, dataset, processes, device, run_key):
+def target_source(
+    stage: StageConfig,
+    options: RunOptions,
+    geometry,
+    dataset,
+    processes: runtime.Processes,
+    device: torch.device,
+    run_key: str,
+    student: nn.Module,
+):
     """``(targets(batch, epoch) -> Targets, teacher widths ([fpn per level], encoder, text) or None)``.
 
     Teacher targets are cached once per run (rank 0 builds, the others wait) unless
     ``options.cache_targets`` is off; then the teacher runs on every batch (``dataset`` is given
-    the teacher view).
+    the teacher view). ``targets="self"``: the outputs of a frozen copy of ``student`` as it is now
+    (before any training step), on the same inputs.
     """
     if stage.targets == "ground_truth":
         return (lambda batch, epoch: ground_truth_targets(batch, geometry)), None
+    if stage.targets == "self":
+        return self_targets(student, geometry, device), None
     from sam3spec.distill.targets import TeacherTargets
 
     features = stage.losses.uses_features
-    extras = {"queries": stage.losses.query_feature != 0, "pixels": stage.losses.pixel_feature != 0}
     if options.cache_targets:
         from sam3spec.distill.cache import META, TargetCache, build_target_cache
 
@@ -96,7 +119,7 @@ def target_source(stage, options, geometry, dataset, processes, device, run_key)
             teacher = load_teacher_for(options, device)
             viewed = training_dataset(options.data, stage.resolution, stage.prompts, teacher.image_size, stage.seed,
                                       limit=options.limit)  # fmt: skip
-            builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels, **extras)
+            builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels)
             build_target_cache(
                 builder, viewed, directory, stage.prompt_draws, run_key, progress=options.progress
             )
@@ -114,7 +137,7 @@ def target_source(stage, options, geometry, dataset, processes, device, run_key)
         return (lambda batch, epoch: cache.lookup(batch, epoch)), widths
     teacher = load_teacher_for(options, device)
     dataset.dataset.transform.teacher_size = teacher.image_size
-    builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels, **extras)
+    builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels)
     widths = None
     if features:
         probe = teacher.encode_image(
@@ -123,3 +146,25 @@ def target_source(stage, options, geometry, dataset, processes, device, run_key)
         levels = [probe.fpn_levels[level].shape[1] for level in stage.fpn_levels]
         widths = (levels, levels[-1], levels[-1])  # SAM 3's encoder and text widths are its FPN width
     return (lambda batch, epoch: builder(batch)), widths
+
+
+def self_targets(student: nn.Module, geometry, device: torch.device):
+    """``targets(batch, epoch)``: the outputs of a frozen, eval-mode copy of ``student`` (taken now)
+    on the batch's student inputs, as :class:`~sam3spec.distill.targets.Targets` on ``geometry``."""
+    import copy
+
+    from sam3spec.distill.data import student_inputs
+    from sam3spec.distill.targets import from_outputs
+    from sam3spec.distill.task import DistillModel
+    from sam3spec.models.text_encoder import Tokenizer
+
+    reference = copy.deepcopy(student).eval().to(device)
+    for parameter in reference.parameters():
+        parameter.requires_grad_(False)
+    model, tokenizer = DistillModel(reference, None, geometry), Tokenizer(student.config.text)
+
+    @torch.no_grad()
+    def targets(batch: dict, epoch: int):
+        return from_outputs(model(student_inputs(batch, tokenizer, device)).outputs, geometry)
+
+    return targets

@@ -20,11 +20,12 @@ from sam3spec.config import SEED_PRESET, StudentConfig, get_preset, override
 from sam3spec.data.prompts import PHASE1_PROMPTS, PHASE2_PROMPTS, PromptConfig
 from sam3spec.distill.matcher import MatchWeights
 
-FEATURE_LOSSES = ("fpn_feature", "encoder_feature", "text_feature", "query_feature", "pixel_feature")
+FEATURE_LOSSES = ("fpn_feature", "encoder_feature", "text_feature")
 OUTPUT_LOSSES = ("mask_bce", "mask_dice", "box_l1", "box_giou", "logit", "iou_token", "presence", "semantic")
 # Terms computed on every earlier decoder layer by the ``auxiliary`` loss.
 AUX_LOSSES = ("mask_bce", "mask_dice", "box_l1", "box_giou", "logit", "iou_token", "presence")
 ALL_LOSSES = OUTPUT_LOSSES + FEATURE_LOSSES + ("auxiliary",)
+TARGETS = ("teacher", "ground_truth", "self")
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,6 @@ class LossWeights:
         text_feature: text-token alignment (student prompt tokens vs the teacher's, per token). Off
             in MISSION's stages (the student's MobileCLIP text tower is pretrained); on in the
             concept world's Phase 1, whose student text tower starts from random weights.
-        query_feature: decoder query-state alignment: each matched student query's last-layer
-            state (projected to the teacher's width) vs its teacher query's, for text / box prompts
-            (the samples that go through the teacher's detector).
-        pixel_feature: mask-decoder pixel-embedding alignment (projected to the teacher's width,
-            the teacher's resized to the student's mask grid), text / box prompts. Both are off in
-            every registered stage: on the concept world's Phase 1 neither cleared the
-            seed-to-seed spread of the held-out mIoU (docs/NOTES.md, session 12).
         auxiliary: DETR's auxiliary losses: the matched output terms (logit, mask, box, IoU token)
             and presence on every earlier decoder layer's predictions, each layer matched on its own
             and weighted with this config's weights, summed over the layers (0: off).
@@ -68,8 +62,6 @@ class LossWeights:
     fpn_feature: float = 1.0
     encoder_feature: float = 1.0
     text_feature: float = 0.0
-    query_feature: float = 0.0
-    pixel_feature: float = 0.0
     auxiliary: float = 0.0
 
     def active(self) -> list[str]:
@@ -92,7 +84,9 @@ class StageConfig:
         losses: loss weights.
         matcher: query matching cost and solver.
         prompts: prompt mix (text / point / box ratios).
-        targets: ``"teacher"`` (distillation) or ``"ground_truth"`` (labels, same losses).
+        targets: ``"teacher"`` (distillation), ``"ground_truth"`` (labels, same losses) or
+            ``"self"`` (the student's own outputs, from a frozen copy made before training: QAT's
+            self-distillation, :mod:`sam3spec.quant.qat`).
         init_from: stage whose final weights start this one (loaded with ``strict=False`` and
             reported), or None for a fresh student.
         resolution: student input side (pixels).
@@ -102,11 +96,6 @@ class StageConfig:
             lowered by this much per unit of normalised distance outside each query's own box),
             overriding the preset's (None keeps it). The concept-world stages use 30 (see
             :meth:`student_config`).
-        mask_refine_layers: the student's query refinement layers over the pixel embedding
-            (``StudentConfig.mask_refine_layers``), overriding the preset's (None keeps it).
-        query_groups: the student's query groups in training (``DetrConfig.train_groups``, Group
-            DETR: each group matched on its own, inference runs the first), overriding the
-            preset's (None keeps it).
         mask_target_scale: mask and semantic targets are kept at this multiple of the student's
             stride-4 grid, and the student's logits are upsampled bilinearly to them by the model
             itself (``StudentConfig.mask_upsample``, set to this by :meth:`student_config`), so the
@@ -179,8 +168,6 @@ class StageConfig:
     resolution: int = 504
     encoder_level: int | None = None
     mask_box_prior: float | None = None
-    mask_refine_layers: int | None = None
-    query_groups: int | None = None
     mask_target_scale: int = 1
     epochs: int = 1
     batch_size: int = 4
@@ -211,24 +198,19 @@ class StageConfig:
 
     def student_config(self) -> StudentConfig:
         """The :class:`~sam3spec.config.StudentConfig` a fresh student of this stage is built from:
-        the ``student`` preset at ``resolution`` (and ``encoder_level`` / ``mask_box_prior`` /
-        ``mask_refine_layers`` / ``query_groups`` when set),
-        its masks upsampled in the model to the ``mask_target_scale`` grid they are trained on."""
+        the ``student`` preset at ``resolution`` (and ``encoder_level`` / ``mask_box_prior`` when
+        set), its masks upsampled in the model to the ``mask_target_scale`` grid they are trained on."""
         changes: dict = {"image_size": self.resolution, "mask_upsample": self.mask_target_scale}
         if self.encoder_level is not None:
             changes["detr.encoder_level"] = self.encoder_level
         if self.mask_box_prior is not None:
             changes["mask_box_prior"] = self.mask_box_prior
-        if self.mask_refine_layers is not None:
-            changes["mask_refine_layers"] = self.mask_refine_layers
-        if self.query_groups is not None:
-            changes["detr.train_groups"] = self.query_groups
         return override(get_preset(self.student), changes)
 
     def __post_init__(self) -> None:
         problems = []
-        if self.targets not in ("teacher", "ground_truth"):
-            problems.append(f"targets must be 'teacher' or 'ground_truth', got {self.targets!r}")
+        if self.targets not in TARGETS:
+            problems.append(f"targets must be one of {', '.join(TARGETS)}, got {self.targets!r}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             problems.append(f"amp must be auto/off/bf16/fp16, got {self.amp!r}")
         if self.resolution < 32:
@@ -239,10 +221,6 @@ class StageConfig:
             math.isfinite(self.mask_box_prior) and self.mask_box_prior >= 0
         ):
             problems.append(f"mask_box_prior must be >= 0 or None, got {self.mask_box_prior}")
-        if self.mask_refine_layers is not None and self.mask_refine_layers < 0:
-            problems.append(f"mask_refine_layers must be >= 0 or None, got {self.mask_refine_layers}")
-        if self.query_groups is not None and self.query_groups < 1:
-            problems.append(f"query_groups must be >= 1 or None, got {self.query_groups}")
         if self.precise_bn_merge < 1:
             problems.append(f"precise_bn_merge must be >= 1, got {self.precise_bn_merge}")
         if self.precise_bn_batches < 0:
@@ -266,8 +244,8 @@ class StageConfig:
             problems.append(
                 f"batch_size {self.batch_size} is not a multiple of prompts_per_image {self.prompts_per_image}"
             )
-        if self.targets == "ground_truth" and self.losses.uses_features:
-            problems.append("feature losses need a teacher (targets='ground_truth' has no features)")
+        if self.targets != "teacher" and self.losses.uses_features:
+            problems.append(f"feature losses need a teacher (targets={self.targets!r} has no features)")
         if problems:
             raise ValueError(f"invalid stage {self.name!r}: " + "; ".join(problems))
 

@@ -3,7 +3,9 @@
 Layout of ``RUN_DIR/checkpoints/``::
 
     step_000200/
-        model.safetensors, config.json    the student (``load_student`` reads this folder)
+        model.safetensors, config.json    the stage's weights: the student (``load_student`` reads
+                                          this folder), or what the task saves (a video stage: the
+                                          memory only, :mod:`sam3spec.video.checkpoint`)
         training.safetensors              optimizer moments, feature adapters, EMA weights, RNG state
         training.json                     step, data position, scheduler, optimizer hyper-parameters,
                                           grad-scaler state, stage hash
@@ -21,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from sam3spec.atomic import atomic_write_json
-from sam3spec.checkpoint import CONFIG_NAME, FORMAT, VERSION, WEIGHTS_NAME
-from sam3spec.config import config_to_dict
 
 LATEST = "latest.json"
 TRAINING_TENSORS = "training.safetensors"
@@ -85,7 +86,7 @@ def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
 def save_checkpoint(
     directory: Path,
     step: int,
-    student: torch.nn.Module,
+    write_weights: Callable[[Path], None],
     extra_tensors: dict[str, torch.Tensor],
     meta: dict[str, Any],
     keep_last_n: int,
@@ -95,7 +96,8 @@ def save_checkpoint(
     Args:
         directory: the run's ``checkpoints/`` folder.
         step: optimizer steps done.
-        student: the student (its weights and config).
+        write_weights: writes the stage's weights into the (temporary) checkpoint folder, e.g.
+            :func:`sam3spec.checkpoint.write_student`.
         extra_tensors: ``training.safetensors`` content (optimizer, adapters, EMA, RNG).
         meta: ``training.json`` content.
         keep_last_n: checkpoints to keep.
@@ -104,10 +106,7 @@ def save_checkpoint(
     name = f"step_{step:06d}"
     temporary = Path(tempfile.mkdtemp(dir=directory, prefix=f".{name}.", suffix=".tmp"))
     try:
-        state = {key: _owned(value) for key, value in student.state_dict().items()}
-        save_file(state, str(temporary / WEIGHTS_NAME), metadata={"format": FORMAT})
-        config = {"format": FORMAT, "version": VERSION, "config": config_to_dict(student.config)}
-        (temporary / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        write_weights(temporary)
         save_file(
             {key: _owned(value) for key, value in extra_tensors.items()}, str(temporary / TRAINING_TENSORS)
         )
@@ -149,13 +148,10 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
-    """``(student state, training tensors, training meta)`` of a checkpoint folder."""
-    return (
-        load_file(str(path / WEIGHTS_NAME)),
-        load_file(str(path / TRAINING_TENSORS)),
-        json.loads((path / TRAINING_JSON).read_text()),
-    )
+def read_training_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(training tensors, training meta)`` of a checkpoint folder (its weights are the task's to
+    read, :meth:`~sam3spec.distill.tasks.Task.restore`)."""
+    return load_file(str(path / TRAINING_TENSORS)), json.loads((path / TRAINING_JSON).read_text())
 
 
 def pack_training_state(

@@ -46,14 +46,10 @@ class Targets:
         fpn_levels: per distilled level ``[B, Ct, H_l, W_l]`` on the student's grids, or None.
         encoder_memory: ``[B, Ct, h_e, w_e]`` on the student's encoder grid, or None.
         has_encoder: ``[B]`` bool, samples whose prompt went through the detector (text / box)
-            and so have encoder, query-state and pixel-embedding targets.
+            and so have encoder targets.
         text_features: ``[B, TEXT_TOKENS, Ct]`` the teacher's text tokens, or None.
         text_valid: ``[B, TEXT_TOKENS]`` bool, real tokens of text prompts (False for the rows of
             point / box prompts, whose teacher text is a placeholder).
-        query_states: ``[B, Q, Ct]`` the teacher's last decoder layer's query states (after its
-            final norm), or None; rows without ``has_encoder`` (points) are zeros and unused.
-        pixel_features: ``[B, Ct, h, w]`` the teacher's mask-decoder pixel embedding on the
-            student's mask grid (``mask_size``), or None; rows without ``has_encoder`` are zeros.
     """
 
     logits: torch.Tensor
@@ -67,8 +63,6 @@ class Targets:
     has_encoder: torch.Tensor | None = None
     text_features: torch.Tensor | None = None
     text_valid: torch.Tensor | None = None
-    query_states: torch.Tensor | None = None
-    pixel_features: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -117,9 +111,6 @@ def pad_queries(targets: Targets, queries: int) -> Targets:
         return targets
     batch = targets.batch_size
     height, width = targets.mask_probs.shape[-2:]
-    states = targets.query_states
-    if states is not None:
-        states = torch.cat([states, states.new_zeros(batch, extra, states.shape[-1])], 1)
     return Targets(
         logits=torch.cat([targets.logits, targets.logits.new_full((batch, extra), PAD_LOGIT)], 1),
         boxes_xyxy=torch.cat([targets.boxes_xyxy, targets.boxes_xyxy.new_zeros(batch, extra, 4)], 1),
@@ -134,8 +125,6 @@ def pad_queries(targets: Targets, queries: int) -> Targets:
         has_encoder=targets.has_encoder,
         text_features=targets.text_features,
         text_valid=targets.text_valid,
-        query_states=states,
-        pixel_features=targets.pixel_features,
     )
 
 
@@ -146,8 +135,6 @@ def from_outputs(
     level_indices: tuple[int, ...] = (0, 1, 2, 3),
     best_candidate_only: bool = False,
     text_prompt: bool = False,
-    queries: bool = False,
-    pixels: bool = False,
 ) -> Targets:
     """Turn teacher outputs (any resolution) into :class:`Targets` on the student's grid.
 
@@ -159,9 +146,6 @@ def from_outputs(
         best_candidate_only: keep only the highest-logit query (point-tracker candidates).
         text_prompt: the samples are text prompts (their text tokens become a target; with
             features on, other prompts get an all-invalid text row).
-        queries: with features on, also the last decoder layer's query states (zeros for samples
-            without detector intermediates: points).
-        pixels: with features on, also the mask decoder's pixel embedding (zeros likewise).
     """
     logits = outputs.pred_logits.float()
     valid = torch.ones_like(logits, dtype=torch.bool)
@@ -174,7 +158,7 @@ def from_outputs(
     if fpn_levels is not None:
         sizes = geometry.level_sizes
         levels = [resize_map(fpn_levels[level].float(), sizes[level]) for level in level_indices]
-    encoder, states, pixel_map = None, None, None
+    encoder = None
     has_encoder = torch.zeros(logits.shape[0], dtype=torch.bool)
     intermediates = outputs.intermediates
     if intermediates is not None and intermediates.encoder_memory is not None and fpn_levels is not None:
@@ -182,16 +166,8 @@ def from_outputs(
         grid = encoder_grid(memory.shape[1], [level.shape[-2:] for level in fpn_levels])
         encoder = resize_map(tokens_to_map(memory, grid), geometry.encoder_size)
         has_encoder = torch.ones(logits.shape[0], dtype=torch.bool)
-        if queries and intermediates.decoder_states:
-            states = intermediates.decoder_states[-1].float()
-        if pixels and intermediates.pixel_embedding is not None:
-            pixel_map = resize_map(intermediates.pixel_embedding.float(), geometry.mask_size)
     elif fpn_levels is not None:  # features on, but this prompt (points) has no encoder target
         encoder = logits.new_zeros(logits.shape[0], fpn_levels[0].shape[1], *geometry.encoder_size)
-    if fpn_levels is not None and queries and states is None:  # no detector states (points): zeros, unused
-        states = logits.new_zeros(*logits.shape, fpn_levels[0].shape[1])
-    if fpn_levels is not None and pixels and pixel_map is None:
-        pixel_map = logits.new_zeros(logits.shape[0], fpn_levels[0].shape[1], *geometry.mask_size)
     text, text_valid = None, None
     if fpn_levels is not None:  # SAM 3's text width is its FPN width
         text = logits.new_zeros(logits.shape[0], TEXT_TOKENS, fpn_levels[0].shape[1])
@@ -212,8 +188,6 @@ def from_outputs(
         has_encoder=has_encoder.to(logits.device),
         text_features=text,
         text_valid=text_valid,
-        query_states=states,
-        pixel_features=pixel_map,
     )
 
 
@@ -231,9 +205,6 @@ class TeacherTargets:
         geometry: the student's grid sizes.
         features: also compute FPN and encoder targets (Phase 1).
         level_indices: distilled FPN levels.
-        queries: with ``features``, also the decoder query states (the ``query_feature`` loss).
-        pixels: with ``features``, also the pixel embedding (the ``pixel_feature`` loss; 40 x 40 x
-            the teacher width per sample at the concept world's 160 px, so only when asked).
     """
 
     def __init__(
@@ -242,15 +213,11 @@ class TeacherTargets:
         geometry: StudentGeometry,
         features: bool,
         level_indices: tuple[int, ...] = (0, 1, 2, 3),
-        queries: bool = False,
-        pixels: bool = False,
     ) -> None:
         self.teacher = teacher
         self.geometry = geometry
         self.features = features
         self.level_indices = level_indices
-        self.queries = queries
-        self.pixels = pixels
 
     @torch.no_grad()
     def __call__(self, batch: dict) -> Targets:
@@ -291,7 +258,6 @@ class TeacherTargets:
             targets = from_outputs(
                 outputs, self.geometry, features, self.level_indices,
                 best_candidate_only=kind == "point", text_prompt=kind == "text",
-                queries=self.queries, pixels=self.pixels,
             ).to("cpu")  # fmt: skip
             for position, index in enumerate(members):
                 parts[index] = targets.select(torch.tensor([position]))

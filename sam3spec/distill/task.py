@@ -11,19 +11,11 @@ This is the one place where loss weights are applied (:func:`total_loss`). Per s
    at least ``foreground_threshold``, averaged over those pairs (0 when there are none);
 4. **presence, semantic**: per sample; **fpn / encoder feature**: per sample, after adaptation
    (encoder only for text / box prompts); **text feature**: per sample over the real tokens of
-   text prompts (0 for other prompts); **query feature**: per text / box sample, the mean over
-   the matched pairs of step 1 (foreground or not) of the squared error between the adapted
-   student state and the teacher's; **pixel feature**: per text / box sample, the adapted pixel
-   embedding vs the teacher's on the student's mask grid;
+   text prompts (0 for other prompts);
 5. **auxiliary** (DETR's): steps 1-3 and presence again on each earlier decoder layer's
    predictions (``Sam3Outputs.aux_outputs``), matched on their own, weighted with the stage's
    weights and summed over the layers: the earlier layers get a direct signal instead of one
    passed back through the later layers.
-
-**Query groups.** A student built with ``DetrConfig.train_groups`` = G > 1 predicts G groups of
-queries in training (``Sam3Outputs.query_groups``); steps 1-3 then run for each group on its own
-(each group learns to predict every object once) and the matched terms average over samples and
-groups; presence, semantic and feature terms are computed once.
 
 **Mask resolution.** Targets may be finer than the student's stride-4 grid (``mask_target_scale``
 of the stage: the concept-world teacher's masks are 80 x 80, the tiny student's grid 40 x 40 at
@@ -37,13 +29,13 @@ held-out concept world, the best 40 x 40 masks reach a mean IoU of 0.707 that wa
 their upsampled logits are fitted to 80 x 80 masks (docs/DISTILL.md).
 
 Each term is the mean over the batch of its per-sample values, so gradients of a DDP run equal a
-single-process run with the same global batch.
+single-process run with the same global batch. What a stage sets (weights, matcher, thresholds) is
+one :class:`Objective`; what the student produced is one :class:`StudentPass`.
 """
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import torch
@@ -52,7 +44,7 @@ from torch import nn
 from sam3spec.distill import losses
 from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
 from sam3spec.distill.matcher import MatchWeights, assign, match_cost
-from sam3spec.distill.stages import ALL_LOSSES, AUX_LOSSES, LossWeights
+from sam3spec.distill.stages import ALL_LOSSES, AUX_LOSSES, LossWeights, StageConfig
 from sam3spec.distill.targets import Targets
 from sam3spec.models.image_encoder import ImageFeatures
 from sam3spec.models.outputs import Sam3Outputs, resize_mask_logits
@@ -67,16 +59,12 @@ class StudentPass(NamedTuple):
         encoder: adapted encoder map ``[B, Ct, h, w]``.
         text: ``(tokens [B, L, Ct], padding [B, L] bool)`` of the prompt's text tokens (only when
             the adapters project text and the batch has ``input_ids``).
-        queries: the last decoder layer's adapted query states ``[B, Q, Ct]``.
-        pixels: the adapted mask-decoder pixel embedding ``[B, Ct, h, w]``.
     """
 
     outputs: Sam3Outputs
     levels: list[torch.Tensor] | None = None
     encoder: torch.Tensor | None = None
     text: tuple[torch.Tensor, torch.Tensor] | None = None
-    queries: torch.Tensor | None = None
-    pixels: torch.Tensor | None = None
 
 
 class DistillModel(nn.Module):
@@ -131,19 +119,12 @@ class DistillModel(nn.Module):
         if self.adapters.text is not None and inputs.get("input_ids") is not None:
             count = inputs["input_ids"].shape[1]  # the prompt holds the text tokens first
             text = (self.adapters.forward_text(prompt[:, :count]), prompt_mask[:, :count])
-        queries = None
-        if self.adapters.query is not None:
-            queries = self.adapters.forward_query(intermediates.decoder_states[-1])
-        pixels = None
-        if self.adapters.pixel is not None:
-            pixels = self.adapters.forward_pixel(intermediates.pixel_embedding)
-        return StudentPass(outputs, levels, encoder, text, queries, pixels)
+        return StudentPass(outputs, levels, encoder, text)
 
 
 def query_anchors(student: nn.Module) -> torch.Tensor:
-    """``[G x Q, 2]`` normalised centres of the student's (learned) query reference boxes (every
-    query group's, group-major), detached: the matcher's anchors
-    (:class:`~sam3spec.distill.matcher.MatchWeights` ``anchor``)."""
+    """``[Q, 2]`` normalised centres of the student's (learned) query reference boxes, detached:
+    the matcher's anchors (:class:`~sam3spec.distill.matcher.MatchWeights` ``anchor``)."""
     return student.detr_decoder.reference_boxes.detach().sigmoid()[:, :2]
 
 
@@ -177,74 +158,62 @@ def match_sample(
     return rows, candidates[cols]
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What a stage sets about its loss: which terms and how they weigh, how queries are matched.
+
+    Attributes:
+        weights: decides which terms are computed (weight != 0) and how :func:`total_loss` sums them.
+        matcher: matching cost and solver.
+        foreground_threshold: see :class:`~sam3spec.distill.stages.StageConfig`.
+        positive_weight: weight of the positive part of the logit loss (see
+            :func:`~sam3spec.distill.losses.soft_target_bce`).
+    """
+
+    weights: LossWeights
+    matcher: MatchWeights = field(default_factory=MatchWeights)
+    foreground_threshold: float = 0.5
+    positive_weight: float = 1.0
+
+    @classmethod
+    def of(cls, stage: StageConfig) -> Objective:
+        """A stage's objective (its ``losses``, ``matcher``, ``foreground_threshold`` and
+        ``logit_positive_weight``)."""
+        return cls(stage.losses, stage.matcher, stage.foreground_threshold, stage.logit_positive_weight)
+
+
 def loss_terms(
-    outputs: Sam3Outputs,
-    targets: Targets,
-    weights: LossWeights,
-    matcher: MatchWeights,
-    foreground_threshold: float = 0.5,
-    student_levels: list[torch.Tensor] | None = None,
-    student_encoder: torch.Tensor | None = None,
-    positive_weight: float = 1.0,
-    student_text: tuple[torch.Tensor, torch.Tensor] | None = None,
-    anchors: torch.Tensor | None = None,
-    student_queries: torch.Tensor | None = None,
-    student_pixels: torch.Tensor | None = None,
+    passed: StudentPass, targets: Targets, objective: Objective, anchors: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
     """Every active loss term (unweighted), each a scalar mean over the batch.
 
     Args:
-        outputs: student outputs for ``B`` samples.
+        passed: the student's outputs for ``B`` samples and its adapted features (each None when
+            its loss is off; ``text`` None when the batch has no text prompt: that term is then 0).
         targets: :class:`Targets` of the same samples, on the same device.
-        weights: decides which terms are computed (weight != 0).
-        matcher: matching cost and solver.
-        foreground_threshold: see :class:`~sam3spec.distill.stages.StageConfig`.
-        student_levels: adapted student FPN levels (feature loss), or None.
-        student_encoder: adapted student encoder map, or None.
-        positive_weight: weight of the positive part of the logit loss (see
-            :func:`~sam3spec.distill.losses.soft_target_bce`).
-        student_text: adapted student text tokens and their padding mask (``DistillModel``), or
-            None when the batch has no text prompt (the term is then 0).
-        anchors: the student's query anchors (:func:`query_anchors`) for the matcher's anchor
-            term, or None.
-        student_queries: adapted student query states ``[B, Q_s, Ct]`` (``DistillModel``), or None.
-        student_pixels: adapted student pixel embedding ``[B, Ct, h, w]``, or None.
+        objective: the stage's weights, matcher and thresholds.
+        anchors: ``[Q, 2]`` the student's query anchors (:func:`query_anchors`) for the matcher's
+            anchor term, or None (no anchor term).
     """
+    outputs, weights, matcher = passed.outputs, objective.weights, objective.matcher
     batch = outputs.pred_logits.shape[0]
     device = outputs.pred_logits.device
     active = set(weights.active())
     matched_terms = ("logit", "mask_bce", "mask_dice", "box_l1", "box_giou", "iou_token")
     per_sample: dict[str, list[torch.Tensor]] = {name: [] for name in matched_terms if name in active}
     zero = outputs.pred_logits.sum() * 0.0  # keeps the graph connected when a sample has no foreground
-    if "query_feature" in active:
-        if student_queries is None or targets.query_states is None or targets.has_encoder is None:
-            raise ValueError("query_feature loss is on but student or teacher query states are missing")
-        per_sample["query_feature"] = []
-    # Query groups (Group DETR, ``models/detr_decoder.py``): each group is matched and scored on its
-    # own; the matched terms average over samples and groups.
-    groups = [outputs.group(group) for group in range(outputs.query_groups)]  # views, made once
-    for index, group in itertools.product(range(batch), range(len(groups))):
-        part, sample = outputs.group_slice(group), groups[group]
-        rows, cols = match_sample(sample, targets, index, matcher, None if anchors is None else anchors[part])
-        if "query_feature" in active:
-            if bool(targets.has_encoder[index]) and len(rows):
-                per_sample["query_feature"].append(
-                    losses.feature_loss(
-                        student_queries[index, part][rows], targets.query_states[index, cols].to(device)
-                    ).mean()
-                )
-            else:  # points: the tracker has no detector queries
-                per_sample["query_feature"].append(zero)
+    for index in range(batch):
+        rows, cols = match_sample(outputs, targets, index, matcher, anchors)
         if "logit" in active:
-            wanted = torch.zeros_like(sample.pred_logits[index], dtype=torch.float32)
+            wanted = torch.zeros_like(outputs.pred_logits[index], dtype=torch.float32)
             wanted[rows] = targets.logits[index, cols].float().sigmoid()
-            logit = losses.soft_target_bce(sample.pred_logits[index], wanted, positive_weight)
+            logit = losses.soft_target_bce(outputs.pred_logits[index], wanted, objective.positive_weight)
             per_sample["logit"].append(logit.mean())
-        foreground = targets.logits[index, cols].float().sigmoid() >= foreground_threshold
+        foreground = targets.logits[index, cols].float().sigmoid() >= objective.foreground_threshold
         rows, cols = rows[foreground], cols[foreground]
         wanted_masks = targets.mask_probs[index, cols].float()
-        masks = resize_mask_logits(sample.pred_masks[index, rows], wanted_masks.shape)
-        boxes, wanted_boxes = sample.pred_boxes[index, rows], targets.boxes_xyxy[index, cols]
+        masks = resize_mask_logits(outputs.pred_masks[index, rows], wanted_masks.shape)
+        boxes, wanted_boxes = outputs.pred_boxes[index, rows], targets.boxes_xyxy[index, cols]
         if not len(rows):
             for name in ("mask_bce", "mask_dice", "box_l1", "box_giou", "iou_token"):
                 if name in active:
@@ -261,7 +230,7 @@ def loss_terms(
                 pair = (masks, wanted_masks) if name.startswith("mask") else (boxes, wanted_boxes)
                 per_sample[name].append(function(*pair).mean())
         if "iou_token" in active:
-            iou = losses.iou_token_loss(sample.iou_scores[index, rows], masks, wanted_masks)
+            iou = losses.iou_token_loss(outputs.iou_scores[index, rows], masks, wanted_masks)
             per_sample["iou_token"].append(iou.mean())
     result = {name: torch.stack(values).mean() for name, values in per_sample.items()}
     if "presence" in active:
@@ -273,31 +242,22 @@ def loss_terms(
         semantic = resize_mask_logits(outputs.semantic_seg, wanted_semantic.shape)
         result["semantic"] = losses.semantic_loss(semantic, wanted_semantic).mean()
     if "fpn_feature" in active:
-        if student_levels is None or targets.fpn_levels is None:
+        if passed.levels is None or targets.fpn_levels is None:
             raise ValueError("fpn_feature loss is on but student or teacher FPN features are missing")
-        per_level = [
-            losses.feature_loss(s, t) for s, t in zip(student_levels, targets.fpn_levels, strict=True)
-        ]
+        per_level = [losses.feature_loss(s, t) for s, t in zip(passed.levels, targets.fpn_levels, strict=True)]
         result["fpn_feature"] = torch.stack(per_level).mean(0).mean()
     if "encoder_feature" in active:
-        if student_encoder is None or targets.encoder_memory is None:
+        if passed.encoder is None or targets.encoder_memory is None:
             raise ValueError("encoder_feature loss is on but student or teacher encoder features are missing")
         has = targets.has_encoder.to(device).float()
-        result["encoder_feature"] = (
-            losses.feature_loss(student_encoder, targets.encoder_memory) * has
-        ).mean()
-    if "pixel_feature" in active:
-        if student_pixels is None or targets.pixel_features is None or targets.has_encoder is None:
-            raise ValueError("pixel_feature loss is on but student or teacher pixel embeddings are missing")
-        has = targets.has_encoder.to(device).float()
-        result["pixel_feature"] = (losses.feature_loss(student_pixels, targets.pixel_features) * has).mean()
+        result["encoder_feature"] = (losses.feature_loss(passed.encoder, targets.encoder_memory) * has).mean()
     if "text_feature" in active:
         if targets.text_features is None:
             raise ValueError("text_feature loss is on but the teacher text features are missing")
-        if student_text is None:
+        if passed.text is None:
             result["text_feature"] = zero
         else:
-            tokens, padding = student_text
+            tokens, padding = passed.text
             count = min(tokens.shape[1], targets.text_features.shape[1])
             valid = targets.text_valid[:, :count].to(device) & ~padding[:, :count]
             result["text_feature"] = losses.token_feature_loss(
@@ -309,13 +269,11 @@ def loss_terms(
                 "auxiliary loss is on but the outputs have no earlier decoder layers' predictions "
                 "(build the DistillModel with aux=True; a 1-layer decoder has none)"
             )
-        per_layer = replace(weights, **{name: 0.0 for name in ALL_LOSSES if name not in AUX_LOSSES})
+        per_layer = replace(
+            objective, weights=replace(weights, **{name: 0.0 for name in ALL_LOSSES if name not in AUX_LOSSES})
+        )
         result["auxiliary"] = sum((
-            total_loss(
-                loss_terms(layer, targets, per_layer, matcher, foreground_threshold,
-                           positive_weight=positive_weight, anchors=anchors),
-                per_layer,
-            )
+            total_loss(loss_terms(StudentPass(layer), targets, per_layer, anchors), per_layer.weights)
             for layer in outputs.aux_outputs
         ), zero)  # fmt: skip
     return {name: result[name] for name in ALL_LOSSES if name in result}

@@ -62,9 +62,7 @@ def build_detr_encoder(config: StudentConfig) -> DetrEncoder:
 def build_detr_decoder(config: StudentConfig) -> DetrDecoder:
     """Query decoder."""
     detr = config.detr
-    return DetrDecoder(
-        config.hidden, detr.heads, detr.ffn_dim, detr.decoder_layers, detr.num_queries, detr.train_groups
-    )
+    return DetrDecoder(config.hidden, detr.heads, detr.ffn_dim, detr.decoder_layers, detr.num_queries)
 
 
 def build_mask_decoder(config: StudentConfig) -> MaskDecoder:
@@ -75,9 +73,6 @@ def build_mask_decoder(config: StudentConfig) -> MaskDecoder:
         num_skip_levels=config.detr.encoder_level,
         box_prior=config.mask_box_prior,
         upsample=config.mask_upsample,
-        refine_layers=config.mask_refine_layers,
-        refine_heads=config.detr.heads,
-        refine_ffn_dim=config.detr.ffn_dim,
     )
 
 

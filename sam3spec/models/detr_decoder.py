@@ -17,17 +17,6 @@ all. Per layer (post-norm):
 6. the shared box head predicts a delta added to the reference box in inverse-sigmoid space; the
    refined box is the layer's prediction and, detached, the next layer's reference.
 
-**Query groups** (``train_groups`` > 1; Group DETR, Chen et al., ICCV 2023): in training the
-decoder runs ``train_groups`` groups of ``num_queries`` queries, each with its own content
-embeddings and reference boxes; a query's self-attention sees its own group and the presence
-token only (the presence token sees the first group), and the loss matches each group to the
-targets on its own (``distill/task.py``). More queries are matched one-to-one per target, so
-the shared heads get more supervision per step, while every group still learns to predict each
-object once. In eval mode only the first group runs: the predictions (and exports) are those of
-a ``num_queries`` decoder, and they are the first group's training-mode predictions (the other
-groups cannot reach it; equal up to float rounding, the matmuls run on fewer rows). The extra groups add ``(train_groups - 1) x num_queries x (hidden + 4)`` parameters
-that inference never reads.
-
 Seed: 3 layers, 100 queries, hidden 256, FFN 1024: 4.45M parameters.
 """
 
@@ -40,7 +29,7 @@ import torch
 from torch import nn
 
 from sam3spec.boxes import boxes_cxcywh_to_xyxy, inverse_sigmoid
-from sam3spec.models.attention import MLP, Attention, FeedForward, mask_value
+from sam3spec.models.attention import MLP, Attention, FeedForward
 from sam3spec.models.position import sine_embedding
 
 PRESENCE_LOGIT_LIMIT = 10.0  # SAM 3 clamps presence logits to +-10
@@ -156,7 +145,6 @@ class DetrDecoderLayer(nn.Module):
         memory: torch.Tensor,
         memory_pos: torch.Tensor,
         image_bias: torch.Tensor,
-        self_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Update ``x [B, T, C]`` (T = 1 presence token + Q queries).
 
@@ -168,10 +156,9 @@ class DetrDecoderLayer(nn.Module):
             memory: image tokens ``[B, N, C]``; memory_pos their position ``[B, N, C]``.
             memory_pos: see ``memory``.
             image_bias: ``[B, heads, T, N]`` additive bias for the image cross-attention.
-            self_bias: ``[1, 1, T, T]`` additive bias for the self-attention (query groups), or None.
         """
         q = x + pos
-        x = self.norm1(x + self.self_attn(q, q, x, attn_bias=self_bias))
+        x = self.norm1(x + self.self_attn(q, q, x))
         x = self.norm2(x + self.prompt_attn(x + pos, prompt, prompt, key_padding_mask=prompt_mask))
         x = self.norm3(x + self.image_attn(x + pos, memory + memory_pos, memory, attn_bias=image_bias))
         return self.norm4(x + self.ffn(x))
@@ -195,28 +182,21 @@ class DetrDecoder(nn.Module):
         heads: attention heads.
         ffn_dim: feed-forward width.
         num_layers: depth.
-        num_queries: object queries Q (per group).
-        train_groups: query groups in training mode (module docstring); eval mode runs the first.
+        num_queries: object queries Q.
     """
 
-    def __init__(
-        self, hidden: int, heads: int, ffn_dim: int, num_layers: int, num_queries: int, train_groups: int = 1
-    ) -> None:
+    def __init__(self, hidden: int, heads: int, ffn_dim: int, num_layers: int, num_queries: int) -> None:
         super().__init__()
         if hidden % 4:
             raise ValueError(f"hidden must be divisible by 4 for the box sine embedding, got {hidden}")
-        if train_groups < 1:
-            raise ValueError(f"train_groups must be >= 1, got {train_groups}")
         self.hidden = hidden
         self.heads = heads
         self.num_queries = num_queries
-        self.train_groups = train_groups
         self.layers = nn.ModuleList(DetrDecoderLayer(hidden, heads, ffn_dim) for _ in range(num_layers))
-        self.query_embed = nn.Embedding(num_queries * train_groups, hidden)
+        self.query_embed = nn.Embedding(num_queries, hidden)
         self.presence_token = nn.Embedding(1, hidden)
-        # Learned reference boxes in inverse-sigmoid space, each group's initialised to tile the image.
-        grid = inverse_sigmoid(grid_reference_boxes(num_queries))
-        self.reference_boxes = nn.Parameter(grid.repeat(train_groups, 1))
+        # Learned reference boxes in inverse-sigmoid space, initialised to tile the image.
+        self.reference_boxes = nn.Parameter(inverse_sigmoid(grid_reference_boxes(num_queries)))
         self.ref_point_head = MLP(2 * hidden, hidden, hidden, 2)  # sine(cx, cy, w, h) -> query pos
         self.box_rpb = BoxRelativePositionBias(hidden, heads)
         self.box_head = MLP(hidden, hidden, 4, 3)
@@ -227,22 +207,6 @@ class DetrDecoder(nn.Module):
         # boxes, yet gradients reach the earlier box-head layers from the first step.
         nn.init.normal_(self.box_head.layers[-1].weight, std=1e-3)
         nn.init.zeros_(self.box_head.layers[-1].bias)
-
-    @property
-    def groups(self) -> int:
-        """Query groups the forward runs now: ``train_groups`` in training mode, 1 in eval mode."""
-        return self.train_groups if self.training else 1
-
-    def group_bias(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
-        """``[1, 1, 1 + G Q, 1 + G Q]`` self-attention bias keeping the query groups apart (token 0 is
-        the presence token: every query sees it, it sees the first group); None for one group."""
-        if self.groups == 1:
-            return None
-        group = torch.arange(self.groups * self.num_queries, device=device) // self.num_queries
-        group = torch.cat((group.new_zeros(1), group))  # the presence token goes with group 0
-        blocked = group[:, None] != group[None, :]
-        blocked[:, 0] = False
-        return (blocked.to(dtype) * mask_value(dtype))[None, None]
 
     def forward(
         self,
@@ -262,26 +226,23 @@ class DetrDecoder(nn.Module):
             spatial_shape: ``(H, W)`` of the memory grid.
 
         Returns:
-            :class:`DecoderOutput` with one entry per layer; ``G x Q`` queries (group-major) in
-            training mode with query groups, ``Q`` otherwise.
+            :class:`DecoderOutput` with one entry per layer.
         """
         batch = memory.shape[0]
         height, width = spatial_shape
-        count = self.groups * self.num_queries
-        queries = self.query_embed.weight[:count][None].expand(batch, -1, -1)
-        self_bias = self.group_bias(memory.dtype, memory.device)
+        queries = self.query_embed.weight[None].expand(batch, -1, -1)
         presence = self.presence_token.weight[None].expand(batch, -1, -1)
         x = torch.cat((presence, queries), dim=1)  # [B, 1 + Q, C]
         # The presence token has no box: zero position and zero image bias.
         presence_pos = memory.new_zeros(batch, 1, self.hidden)
         presence_bias = memory.new_zeros(batch, self.heads, 1, memory.shape[1])
-        reference = self.reference_boxes[:count].sigmoid()[None].expand(batch, -1, -1)  # [B, Q, 4]
+        reference = self.reference_boxes.sigmoid()[None].expand(batch, -1, -1)  # [B, Q, 4]
         output = DecoderOutput(states=[], boxes=[], presence_logits=[])
         for layer in self.layers:
             query_pos = self.ref_point_head(sine_embedding(reference, self.hidden // 2))
             pos = torch.cat((presence_pos, query_pos), dim=1)
             bias = torch.cat((presence_bias, self.box_rpb(reference, height, width)), dim=2)
-            x = layer(x, pos, prompt, prompt_mask, memory, memory_pos, bias, self_bias)
+            x = layer(x, pos, prompt, prompt_mask, memory, memory_pos, bias)
             states = self.norm(x[:, 1:])
             boxes = (inverse_sigmoid(reference) + self.box_head(states)).sigmoid()
             presence_logit = self.presence_head(self.presence_norm(x[:, 0]))

@@ -25,11 +25,6 @@ stride-4 logits to the image in one step (40 -> 160 px), the concept world's tin
 held-out mIoU (0.599 vs 0.636 through 80 x 80; its masks grew a rim: median area 1.15x the
 object's), so the factor lives in the model, where every consumer (evaluation, predictor,
 export) sees it. No parameters.
-
-Refinement (``refine_layers`` > 0): before ``mask_embedder``, the query states read the pixel
-embedding through :class:`~sam3spec.models.mask_refiner.MaskRefiner` (cross-attention biased to
-each query's own box). Only the mask embeddings see the refined states; scores, boxes and the IoU
-head keep the decoder's.
 """
 
 from __future__ import annotations
@@ -39,7 +34,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from sam3spec.models.attention import MLP
-from sam3spec.models.mask_refiner import MaskRefiner
 from sam3spec.models.outputs import resize_mask_logits
 
 
@@ -64,9 +58,6 @@ class MaskDecoder(nn.Module):
         num_skip_levels: finer FPN levels the pixel decoder adds (2: strides 8 and 4).
         box_prior: logit penalty per unit of normalised distance outside the query's box (0: off).
         upsample: bilinear upsampling factor of the output logits (1: the stride-4 grid).
-        refine_layers: query refinement layers over the pixel embedding (0: off).
-        refine_heads: their attention heads.
-        refine_ffn_dim: their feed-forward width.
     """
 
     def __init__(
@@ -76,17 +67,12 @@ class MaskDecoder(nn.Module):
         num_skip_levels: int,
         box_prior: float = 0.0,
         upsample: int = 1,
-        refine_layers: int = 0,
-        refine_heads: int = 8,
-        refine_ffn_dim: int = 1024,
     ) -> None:
         super().__init__()
         if box_prior < 0:
             raise ValueError(f"box_prior must be >= 0, got {box_prior}")
         if int(upsample) != upsample or upsample < 1:
             raise ValueError(f"upsample must be a positive integer, got {upsample}")
-        if refine_layers < 0:
-            raise ValueError(f"refine_layers must be >= 0, got {refine_layers}")
         self.num_skip_levels = num_skip_levels
         self.box_prior = float(box_prior)
         self.upsample = int(upsample)
@@ -94,9 +80,6 @@ class MaskDecoder(nn.Module):
         self.mask_embedder = MLP(hidden, hidden, mask_dim, 3)
         self.instance_proj = nn.Conv2d(hidden, mask_dim, 1)
         self.semantic_head = nn.Conv2d(hidden, 1, 1)
-        self.refiner = (
-            MaskRefiner(hidden, refine_heads, refine_ffn_dim, refine_layers) if refine_layers else None
-        )
 
     def pixel_embedding(self, memory_map: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         """Top-down pixel decoder.
@@ -148,20 +131,15 @@ class MaskDecoder(nn.Module):
     ) -> torch.Tensor:
         """Per-query mask logits ``[B, Q, H_m, W_m]`` from states ``[B, Q, C]`` and the pixel
         embedding ``[B, C, H_f, W_f]`` (:meth:`pixel_embedding`; computed once, shared by the final
-        and the auxiliary decoder layers), refined over the pixels and with the box prior when on,
-        then upsampled."""
+        and the auxiliary decoder layers), with the box prior when on, then upsampled."""
         if self.box_prior > 0 and boxes is None:
             raise ValueError("the mask decoder's box prior needs the queries' boxes")
-        # The boxes are detached: the box losses alone train them.
-        needed = boxes is not None and (self.box_prior > 0 or self.refiner is not None)
-        distance = outside_box_distance(boxes.detach(), pixels.shape[-2:]) if needed else None
-        if self.refiner is not None:
-            query_states = self.refiner(query_states, pixels, distance)
         instance = self.instance_proj(pixels)
         mask_embed = self.mask_embedder(query_states)
         masks = torch.einsum("bqc,bchw->bqhw", mask_embed, instance)
         if self.box_prior > 0:
-            masks = masks - self.box_prior * distance
+            # The boxes are detached: the box losses alone train them.
+            masks = masks - self.box_prior * outside_box_distance(boxes.detach(), pixels.shape[-2:])
         return self._upsampled(masks)
 
     def _upsampled(self, logits: torch.Tensor) -> torch.Tensor:

@@ -25,9 +25,6 @@ class Intermediates:
         text_features: the prompt's text tokens as the DETR encoder reads them ``[B, L, C]``
             (teacher adapter; the text-feature loss of a student without a pretrained text tower).
         text_valid: ``[B, L]`` bool, True at real tokens (SOT, words, EOT).
-        pixel_embedding: the mask decoder's pixel embedding ``[B, C, H_f, W_f]`` before the instance
-            projection (the map the semantic head reads and whose projection each query's mask
-            embedding multiplies), or None.
     """
 
     fpn_levels: list[torch.Tensor] = field(default_factory=list)
@@ -37,7 +34,6 @@ class Intermediates:
     decoder_presence_logits: list[torch.Tensor] = field(default_factory=list)
     text_features: torch.Tensor | None = None
     text_valid: torch.Tensor | None = None
-    pixel_embedding: torch.Tensor | None = None
 
 
 @dataclass
@@ -56,8 +52,6 @@ class Sam3Outputs:
         intermediates: distillation targets, or None when not requested.
         aux_outputs: the same predictions from each earlier decoder layer (first layer first;
             ``semantic_seg`` is the final one's), or None when not requested (auxiliary losses).
-        query_groups: the ``Q`` queries are this many groups of ``Q / query_groups``, group-major,
-            each to be matched on its own (a student training with query groups; 1 otherwise).
     """
 
     pred_logits: torch.Tensor
@@ -68,27 +62,6 @@ class Sam3Outputs:
     iou_scores: torch.Tensor | None = None
     intermediates: Intermediates | None = None
     aux_outputs: list[Sam3Outputs] | None = None
-    query_groups: int = 1
-
-    def group_slice(self, index: int) -> slice:
-        """The query positions of query group ``index`` (group-major)."""
-        if not 0 <= index < self.query_groups:
-            raise IndexError(f"query group {index} of {self.query_groups}")
-        size = self.pred_logits.shape[1] // self.query_groups
-        return slice(index * size, (index + 1) * size)
-
-    def group(self, index: int) -> Sam3Outputs:
-        """The per-query predictions of query group ``index`` (shared fields as they are; no
-        intermediates, no auxiliary outputs: each layer's are grouped on their own)."""
-        part = self.group_slice(index)
-        return Sam3Outputs(
-            pred_logits=self.pred_logits[:, part],
-            pred_boxes=self.pred_boxes[:, part],
-            pred_masks=self.pred_masks[:, part],
-            presence_logits=self.presence_logits,
-            semantic_seg=self.semantic_seg,
-            iou_scores=None if self.iou_scores is None else self.iou_scores[:, part],
-        )
 
     def scores(self) -> torch.Tensor:
         """Final detection scores ``[B, Q]`` = sigmoid(query logit) x sigmoid(presence)."""

@@ -251,7 +251,6 @@ class Student(nn.Module):
                 decoder_states=decoded.states,
                 decoder_boxes=decoded.boxes,
                 decoder_presence_logits=decoded.presence_logits,
-                pixel_embedding=pixels,
             )
         return Sam3Outputs(
             pred_logits=self.scoring(states, prompt, prompt_mask),
@@ -262,7 +261,6 @@ class Student(nn.Module):
             iou_scores=self.iou_head(states).squeeze(-1),
             intermediates=intermediates,
             aux_outputs=self._aux_outputs(decoded, pixels, semantic, prompt, prompt_mask) if return_aux else None,
-            query_groups=self.detr_decoder.groups,
         )
 
     def _aux_outputs(self, decoded, pixels, semantic, prompt, prompt_mask) -> list[Sam3Outputs]:
@@ -281,7 +279,6 @@ class Student(nn.Module):
                     presence_logits=presence,
                     semantic_seg=semantic,
                     iou_scores=self.iou_head(states).squeeze(-1),
-                    query_groups=self.detr_decoder.groups,
                 )
             )
         return outputs

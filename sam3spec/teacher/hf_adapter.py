@@ -56,11 +56,9 @@ class _DecoderTap:
         self.encoder: object | None = None
         self.decoder: object | None = None
         self.text_mask: torch.Tensor | None = None
-        self.pixels: torch.Tensor | None = None
         self.handles = [
             detector.detr_encoder.register_forward_hook(self._on_encoder, with_kwargs=True),
             detector.detr_decoder.register_forward_hook(self._on_decoder),
-            detector.mask_decoder.pixel_decoder.register_forward_hook(self._on_pixels),
         ]
 
     def _on_encoder(self, module, args, kwargs, output) -> None:
@@ -69,9 +67,6 @@ class _DecoderTap:
 
     def _on_decoder(self, module, args, output) -> None:
         self.decoder = output
-
-    def _on_pixels(self, module, args, output) -> None:
-        self.pixels = output
 
     def close(self) -> None:
         for handle in self.handles:
@@ -146,7 +141,6 @@ def detector_forward(
             # the encoder's prompt tokens are the text tokens, then any geometry tokens
             text_features=tap.encoder.text_features[:, : input_ids.shape[1]],
             text_valid=attention_mask.bool(),
-            pixel_embedding=tap.pixels,
         )
     return outputs, layers
 

@@ -6,21 +6,21 @@ Layout of a folder::
     memory.safetensors   # memory_resampler.* and memory_attention.* tensors, nothing else
     memory.json          # {"format": "sam3spec-video-memory", "student": <config>, "keys": [...], ...}
 
-Written under a temporary name and renamed into place (a killed writer leaves no half folder).
+Written under a temporary name and renamed into place (a killed writer leaves no half folder). The
+trainer's checkpoints of a video stage (``checkpoints/step_N/``) hold these two files plus the
+training state (:mod:`sam3spec.distill.state`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from sam3spec.atomic import atomic_write_folder
 from sam3spec.config import config_to_dict
 
 MEMORY_WEIGHTS = "memory.safetensors"
@@ -34,24 +34,20 @@ def memory_state(student: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in student.state_dict().items() if k.startswith(PREFIXES)}
 
 
+def write_memory(student: torch.nn.Module, folder: str | Path, meta: dict[str, Any] | None = None) -> None:
+    """Write the memory's tensors and ``memory.json`` into the existing ``folder`` (not atomic: see
+    :func:`save_memory`; the trainer's checkpoints add their training state beside them)."""
+    folder = Path(folder)
+    state = memory_state(student)
+    save_file(state, str(folder / MEMORY_WEIGHTS), metadata={"format": FORMAT})
+    record = {"format": FORMAT, "student": config_to_dict(student.config), "keys": sorted(state),
+              "parameters": int(sum(v.numel() for v in state.values())), **(meta or {})}  # fmt: skip
+    (folder / MEMORY_JSON).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
 def save_memory(student: torch.nn.Module, directory: str | Path, meta: dict[str, Any] | None = None) -> Path:
     """Write ``directory`` (replaced if it exists) atomically; returns it."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
-    try:
-        state = memory_state(student)
-        save_file(state, str(temporary / MEMORY_WEIGHTS), metadata={"format": FORMAT})
-        record = {"format": FORMAT, "student": config_to_dict(student.config), "keys": sorted(state),
-                  "parameters": int(sum(v.numel() for v in state.values())), **(meta or {})}  # fmt: skip
-        (temporary / MEMORY_JSON).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(temporary, directory)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    return directory
+    return atomic_write_folder(Path(directory), lambda folder: write_memory(student, folder, meta))
 
 
 def load_memory(student: torch.nn.Module, directory: str | Path) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""The video distillation stage as data: a :class:`~sam3spec.distill.stages.StageConfig` (what
-trains, losses, schedule: the engine's own mechanism) plus the few fields only video needs.
+"""The video distillation stage as data: a stage kind (:class:`~sam3spec.distill.tasks.StageKind`)
+holding a :class:`~sam3spec.distill.stages.StageConfig` (what trains, losses, schedule: the
+trainer's own mechanism) plus the few fields only video needs. The trainer runs it like any stage
+(``distill(VIDEO, RunOptions(...))``); its task is :class:`~sam3spec.video.task.MemoryTask`.
 
 Only the Perceiver resampler and the gated memory cross-attention train
 (``memory_resampler.*``, ``memory_attention.*``; ~1.86M parameters on the seed preset): the image
@@ -13,7 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sam3spec.distill.options import RunOptions
+from sam3spec.distill.registry import register_stage
 from sam3spec.distill.stages import LossWeights, StageConfig
+from sam3spec.distill.tasks import Setup, StageKind, Task
 from sam3spec.models.video import CONTEXT_FRAMES
 
 MEMORY_PARAMETERS = ("memory_resampler.*", "memory_attention.*")
@@ -21,16 +26,16 @@ VIDEO_LOSSES = LossWeights(semantic=0.0, fpn_feature=0.0, encoder_feature=0.0)
 
 
 @dataclass(frozen=True)
-class VideoStage:
+class VideoStage(StageKind):
     """A video distillation stage.
 
     Attributes:
-        stage: the engine's stage (trainable patterns, losses, matcher, schedule, seed).
+        stage: the trainer's stage (trainable patterns, losses, matcher, schedule, seed).
         context_frames: T, annotated frames before the query that the memory reads.
         context_source: ``"student"``: the frozen student's own FPN level-3 maps of the context
             frames (what the memory reads at inference; the concept world's stage uses it
             by default), or ``"teacher_cache"``: cached teacher FPN level-3 features (the teacher
-            cache, ``VideoRunOptions.teacher_cache`` / ``--teacher-cache``;
+            cache, ``RunOptions.teacher_cache`` / ``--teacher-cache``;
             :mod:`sam3spec.video.teacher_context`, docs/VIDEO.md).
         samples_per_video: (query frame, phrase) samples drawn per video per epoch.
     """
@@ -42,43 +47,52 @@ class VideoStage:
 
     def __post_init__(self) -> None:
         if self.context_source not in ("student", "teacher_cache"):
-            raise ValueError(f"context_source must be 'student' or 'teacher_cache', got {self.context_source!r}")
+            raise ValueError(
+                f"context_source must be 'student' or 'teacher_cache', got {self.context_source!r}"
+            )
         if self.context_frames < 1 or self.samples_per_video < 1:
             raise ValueError("context_frames and samples_per_video must be >= 1")
 
-    @property
-    def name(self) -> str:
-        return self.stage.name
+    def check(self, options: RunOptions) -> None:
+        """A teacher-context stage needs ``options.teacher_cache``; a student-context stage must not
+        get one (it would be silently ignored).
+
+        Raises:
+            TeacherContextError: naming the stage and the option.
+        """
+        from sam3spec.video.teacher_context import TeacherContextError
+
+        if self.context_source == "teacher_cache" and options.teacher_cache is None:
+            raise TeacherContextError(f"stage {self.name!r} reads its context from a teacher cache "
+                                      "(context_source='teacher_cache'): pass --teacher-cache DIR "
+                                      "(RunOptions.teacher_cache), made by `sam3spec teacher cache`")  # fmt: skip
+        if self.context_source == "student" and options.teacher_cache is not None:
+            raise TeacherContextError(f"stage {self.name!r} reads the student's own context maps "
+                                      f"(context_source='student') but a teacher cache was given ({options.teacher_cache}); "
+                                      "add --context teacher_cache to use it")  # fmt: skip
+
+    def task(self, setup: Setup) -> Task:
+        from sam3spec.video.task import MemoryTask
+
+        return MemoryTask(setup, self)
 
 
-VIDEO = VideoStage(
-    StageConfig(
-        name="video",
-        trainable=MEMORY_PARAMETERS,
-        frozen=(),
-        losses=VIDEO_LOSSES,
-        targets="ground_truth",
-        init_from="phase2",
-        batch_size=8,
-        grad_accum=1,
-        learning_rate=1e-4,
-        warmup_steps=200,
-        epochs=2,
-    ),
-    context_source="teacher_cache",
+VIDEO = register_stage(
+    VideoStage(
+        StageConfig(
+            name="video",
+            trainable=MEMORY_PARAMETERS,
+            frozen=(),
+            losses=VIDEO_LOSSES,
+            targets="ground_truth",
+            init_from="phase2",
+            batch_size=8,
+            grad_accum=1,
+            learning_rate=1e-4,
+            warmup_steps=200,
+            epochs=2,
+            amp="off",  # fp32 on every device: the J&F figures of docs/VIDEO.md were measured so
+        ),
+        context_source="teacher_cache",
+    )
 )
-VIDEO_STAGES: dict[str, VideoStage] = {VIDEO.name: VIDEO}
-
-
-def register_video_stage(stage: VideoStage) -> VideoStage:
-    """Make ``stage`` known to :func:`get_video_stage` (and the command line) by its name."""
-    if stage.name in VIDEO_STAGES and VIDEO_STAGES[stage.name] != stage:
-        raise ValueError(f"another video stage is already registered as {stage.name!r}")
-    VIDEO_STAGES[stage.name] = stage
-    return stage
-
-
-def get_video_stage(name: str) -> VideoStage:
-    if name not in VIDEO_STAGES:
-        raise KeyError(f"unknown video stage {name!r}; known: {', '.join(sorted(VIDEO_STAGES))}")
-    return VIDEO_STAGES[name]

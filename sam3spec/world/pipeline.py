@@ -101,8 +101,9 @@ def _run_stage(
     """Reuse a finished stage with the same key and code, resume an unfinished one with the same
     key, else start afresh (the pipeline owns ``run``)."""
     from sam3spec.atomic import atomic_write_json
+    from sam3spec.distill.options import RunOptions
     from sam3spec.distill.sources import stage_hash, teacher_path
-    from sam3spec.distill.trainer import RunOptions, distill
+    from sam3spec.distill.trainer import distill
 
     options = RunOptions(data=world, out=run, teacher=teacher, init=init, progress=progress)
     key = stage_hash(stage, options, teacher_path(options))

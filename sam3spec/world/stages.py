@@ -12,7 +12,7 @@ from sam3spec.config import TINY_PRESET
 from sam3spec.data.prompts import PHASE1_PROMPTS, PromptConfig
 from sam3spec.distill.registry import register_stage
 from sam3spec.distill.stages import PHASE1, PHASE2, STAGE3, StageConfig
-from sam3spec.video.stage import VIDEO, VideoStage, register_video_stage
+from sam3spec.video.stage import VIDEO, VideoStage
 
 
 def concept_world(stage: StageConfig, **changes) -> StageConfig:
@@ -117,6 +117,5 @@ VIDEO_WORLD = VideoStage(
 )
 
 WORLD_STAGES = (PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD)
-for _stage in WORLD_STAGES:
+for _stage in (*WORLD_STAGES, VIDEO_WORLD):
     register_stage(_stage)
-register_video_stage(VIDEO_WORLD)

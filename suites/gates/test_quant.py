@@ -42,9 +42,8 @@ def test_qat_round_trip(gate, tiny_student, tmp_path):
 
     generate_world(tmp_path / "world", 8, 0, 0, progress=False)
     model = copy.deepcopy(tiny_student)
-    result = train_qat(
-        model, tmp_path / "world", "8da4w", QatOptions(steps=3, batch_size=2), log=lambda _: None
-    )
+    options = QatOptions(tmp_path / "qat", steps=3, batch_size=2, verbose=False, progress=False)
+    result = train_qat(model, tmp_path / "world", "8da4w", options)
     planned = result["fake_quantized"]
     converted = sum(
         1

@@ -67,8 +67,8 @@ def test_only_the_memory_trains_on_the_seed_preset(gate):
 @pytest.mark.spec("video.jf_gain")
 @pytest.mark.spec("video.reentry_gain_margin")
 def test_memory_beats_no_memory_on_the_video_eval_split(gate, tmp_path_factory):
+    from sam3spec.distill import RunOptions, distill
     from sam3spec.eval.video import evaluate_memory
-    from sam3spec.video.train import VideoRunOptions, distill_video
     from sam3spec.world import WorldConfig, generate_world
     from sam3spec.world.evaluate import world_video_split
     from sam3spec.world.manifest import object_phrases
@@ -85,7 +85,8 @@ def test_memory_beats_no_memory_on_the_video_eval_split(gate, tmp_path_factory):
     # Half the videos held out (36 val videos, ~100 re-entry frames): with the default 20% the
     # split had 8 videos and 12 re-appearances, too few to say where memory helps.
     generate_world(root / "world", 4, 72, 11, WorldConfig(eval_fraction=0.5), progress=False)
-    summary = distill_video(VIDEO_WORLD, VideoRunOptions(root / "world", root / "run", object_phrases(root / "world"), init=trained, progress=False))
+    summary = distill(VIDEO_WORLD, RunOptions(root / "world", root / "run", init=trained, progress=False,
+                                              phrases=object_phrases(root / "world")))  # fmt: skip
     assert summary["frozen_unchanged"]
     from sam3spec.checkpoint import load_student
     from sam3spec.video.checkpoint import load_memory

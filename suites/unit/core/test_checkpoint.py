@@ -62,3 +62,23 @@ def test_missing_and_corrupt_files(tiny, tmp_path):
     (path / "config.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(CheckpointError, match="not a sam3spec student config"):
         read_config(path)
+
+
+def test_checkpoints_with_fields_of_removed_experiments_load_when_those_were_off(tiny, tmp_path):
+    """Checkpoints written while the mask refiner and query groups existed store
+    ``mask_refine_layers`` and ``detr.train_groups``: at their off values they load (ignored), on
+    they are refused naming the field."""
+    path = save_pretrained(tiny, tmp_path / "ckpt")
+    payload = json.loads((path / "config.json").read_text())
+    payload["config"]["mask_refine_layers"] = 0
+    payload["config"]["detr"]["train_groups"] = 1
+    (path / "config.json").write_text(json.dumps(payload))
+    assert read_config(path) == tiny.config
+    loaded = load_student(path)
+    assert loaded.load_report.clean and loaded.config == tiny.config
+    for field, value in (("mask_refine_layers", 1), ("train_groups", 4)):
+        changed = json.loads(json.dumps(payload))
+        (changed["config"]["detr"] if field == "train_groups" else changed["config"])[field] = value
+        (path / "config.json").write_text(json.dumps(changed))
+        with pytest.raises(CheckpointError, match=rf"{field}={value}.*removed from the code"):
+            read_config(path)

@@ -76,7 +76,7 @@ def test_student_inputs_mix_prompt_kinds(distill_world, tokenizer):
 
 def test_cached_targets_equal_online_targets(distill_world, stand_in_teacher, tmp_path):
     geometry = StudentGeometry(64)
-    builder = TeacherTargets(stand_in_teacher, geometry, features=True, queries=True, pixels=True)
+    builder = TeacherTargets(stand_in_teacher, geometry, features=True)
     dataset = training_dataset(distill_world, 64, MIXED, stand_in_teacher.image_size, seed=0, limit=10)
     cache = build_target_cache(builder, dataset, tmp_path / "cache", draws=2, key="k", progress=False)
     for epoch in (0, 1, 2):  # epoch 2 reuses draw 0
@@ -103,14 +103,8 @@ def test_cached_targets_equal_online_targets(distill_world, stand_in_teacher, tm
             strict=True,
         ):
             assert torch.allclose(stored, value, atol=2e-3 * max(1.0, float(value.abs().max())))
-        # decoder query states (padded like the queries) and pixel embeddings, float16 as well
-        for stored, value in ((cached.query_states[:, :queries], online.query_states),
-                              (cached.pixel_features, online.pixel_features)):  # fmt: skip
-            assert torch.allclose(stored, value, atol=2e-3 * max(1.0, float(value.abs().max())))
-        detector = online.has_encoder  # text / box prompts went through the detector ...
+        detector = online.has_encoder  # text / box prompts went through the detector, points did not
         assert bool(detector.any()) and bool((~detector).any())
-        assert bool(online.pixel_features[detector].abs().amax(dim=(1, 2, 3)).gt(0).all())
-        assert not online.query_states[~detector].any()  # ... points did not: zeros, unused
     assert (
         build_target_cache(builder, dataset, tmp_path / "cache", 2, "k", progress=False).draws == 2
     )  # reused

@@ -70,6 +70,24 @@ def test_invalid_stages_are_rejected():
         StageConfig(targets="oracle")
     with pytest.raises(ValueError, match="feature losses need a teacher"):
         StageConfig(targets="ground_truth")
+    with pytest.raises(ValueError, match="feature losses need a teacher"):
+        StageConfig(targets="self")
+    assert StageConfig(targets="self", losses=PHASE2.losses).targets == "self"  # QAT's self-distillation
+
+
+def test_one_registry_holds_image_and_video_stages():
+    from sam3spec.distill.tasks import ImageStage, StageKind, as_kind
+    from sam3spec.video.stage import VIDEO, VideoStage
+
+    assert get_stage("video") is VIDEO and isinstance(get_stage("video-world"), VideoStage)
+    assert isinstance(VIDEO, StageKind) and VIDEO.name == VIDEO.stage.name == "video"
+    assert as_kind(PHASE1) == ImageStage(PHASE1) and as_kind(VIDEO) is VIDEO
+    assert VIDEO.describe() == {"context_frames": 8, "context_source": "teacher_cache", "samples_per_video": 16}
+    assert ImageStage(PHASE1).describe() == {}
+    with pytest.raises(ValueError, match="already registered"):
+        from sam3spec.distill.registry import register_stage
+
+        register_stage(replace(VIDEO, samples_per_video=3))
 
 
 def test_set_trainable_patterns(tiny_student):
@@ -136,12 +154,3 @@ def test_world_stages_build_students_with_the_mask_box_prior_and_masks_at_the_ta
     assert build_student(get_stage("phase2-world").student_config()).mask_decoder.upsample == 2
     with pytest.raises(ValueError, match="mask_box_prior must be >= 0"):
         replace(get_stage("phase1"), mask_box_prior=-1.0)
-    refined = replace(get_stage("phase1-world"), mask_refine_layers=1).student_config()
-    assert refined.mask_refine_layers == 1 and refined.mask_box_prior == 30.0
-    with pytest.raises(ValueError, match="mask_refine_layers must be >= 0"):
-        replace(get_stage("phase1"), mask_refine_layers=-1)
-    grouped = replace(get_stage("phase1-world"), query_groups=3).student_config()
-    assert grouped.detr.train_groups == 3 and grouped.detr.encoder_level == 1
-    assert get_stage("phase1").student_config().detr.train_groups == 1
-    with pytest.raises(ValueError, match="query_groups must be >= 1"):
-        replace(get_stage("phase1"), query_groups=0)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 
 import torch
+from safetensors.torch import load_file
 
-from sam3spec.checkpoint import load_student
+from sam3spec.checkpoint import load_student, write_student
 from sam3spec.distill.state import (
     latest_checkpoint,
     list_checkpoints,
     optimizer_from_flat,
     optimizer_to_flat,
-    read_checkpoint,
+    read_training_state,
     restore_rng,
     rng_tensors,
     save_checkpoint,
@@ -43,22 +44,23 @@ def test_rng_round_trip():
 
 def test_checkpoints_are_complete_pruned_and_loadable(tmp_path, tiny_student):
     directory = tmp_path / "checkpoints"
+    def weights(folder):
+        write_student(tiny_student, folder)
+
     for step in (2, 4, 6):
-        save_checkpoint(
-            directory, step, tiny_student, {"x": torch.tensor([step])}, {"key": "k"}, keep_last_n=2
-        )
+        save_checkpoint(directory, step, weights, {"x": torch.tensor([step])}, {"key": "k"}, keep_last_n=2)
     assert [p.name for p in list_checkpoints(directory)] == ["step_000004", "step_000006"]
     latest = latest_checkpoint(directory)
     assert latest.name == "step_000006"
-    weights, tensors, meta = read_checkpoint(latest)
+    tensors, meta = read_training_state(latest)
     assert tensors["x"].item() == 6 and meta == {"step": 6, "key": "k"}
-    assert set(weights) == set(tiny_student.state_dict())
+    assert set(load_file(str(latest / "model.safetensors"))) == set(tiny_student.state_dict())
     assert load_student(latest).config == tiny_student.config  # a checkpoint is a student folder
 
 
 def test_stale_temporary_folder_is_ignored_and_removed(tmp_path, tiny_student):
     directory = tmp_path / "checkpoints"
-    save_checkpoint(directory, 2, tiny_student, {}, {}, keep_last_n=3)
+    save_checkpoint(directory, 2, lambda folder: write_student(tiny_student, folder), {}, {}, keep_last_n=3)
     stale = directory / ".step_000004.abc.tmp"
     stale.mkdir()
     (stale / "model.safetensors").write_bytes(b"half written")

@@ -76,26 +76,6 @@ def test_from_outputs_resizes_to_the_student_grid():
     assert targets.encoder_memory.shape == (2, 4, 2, 2) and targets.has_encoder.all()
     assert targets.valid.all()
     assert targets.text_features.shape == (2, 32, 4) and not targets.text_valid.any()  # not a text prompt
-    assert targets.query_states is None and targets.pixel_features is None  # not asked for
-
-
-def test_decoder_states_and_pixel_embedding_become_targets():
-    geometry = StudentGeometry(32)  # masks 8x8
-    outputs = fake_teacher_outputs()
-    outputs.intermediates.decoder_states = [torch.randn(2, 3, 4), torch.randn(2, 3, 4)]
-    outputs.intermediates.pixel_embedding = torch.rand(2, 4, 16, 16)
-    levels = [torch.randn(2, 4, side, side) for side in (16, 8, 4, 2)]
-    targets = from_outputs(outputs, geometry, levels, queries=True, pixels=True)
-    assert torch.equal(targets.query_states, outputs.intermediates.decoder_states[-1])  # the last layer
-    expected = torch.nn.functional.avg_pool2d(outputs.intermediates.pixel_embedding, 2)  # 16 -> 8: area mean
-    assert torch.allclose(targets.pixel_features, expected, atol=1e-6)
-    padded = pad_queries(targets, 5)
-    assert padded.query_states.shape == (2, 5, 4) and not padded.query_states[:, 3:].any()
-    tracker = fake_teacher_outputs()
-    tracker.intermediates = None
-    points = from_outputs(tracker, geometry, levels, queries=True, pixels=True, best_candidate_only=True)
-    assert not points.query_states.any() and not points.pixel_features.any()  # zeros, unused
-    assert points.pixel_features.shape == (2, 4, 8, 8) and not points.has_encoder.any()
 
 
 def test_text_prompts_teach_their_real_tokens():

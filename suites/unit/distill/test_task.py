@@ -9,7 +9,7 @@ from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
 from sam3spec.distill.matcher import MatchWeights
 from sam3spec.distill.stages import FEATURE_LOSSES, OUTPUT_LOSSES, LossWeights
 from sam3spec.distill.targets import Targets
-from sam3spec.distill.task import DistillModel, loss_terms, match_sample, query_anchors, total_loss
+from sam3spec.distill.task import DistillModel, Objective, StudentPass, loss_terms, match_sample, total_loss
 from sam3spec.models.outputs import resize_mask_logits
 
 RESOLUTION = 64
@@ -46,9 +46,11 @@ def random_targets(batch: int, geometry: StudentGeometry, queries: int = 8) -> T
         has_encoder=torch.ones(batch, dtype=torch.bool),
         text_features=torch.randn(batch, 32, TEACHER_WIDTH, generator=generator),
         text_valid=torch.arange(32).expand(batch, 32) < 4,  # SOT, two words, EOT (as inputs())
-        query_states=torch.randn(batch, queries, TEACHER_WIDTH, generator=generator),
-        pixel_features=torch.randn(batch, TEACHER_WIDTH, *geometry.mask_size, generator=generator),
     )
+
+
+def objective(weights: LossWeights, matcher: MatchWeights | None = None) -> Objective:
+    return Objective(weights, matcher or MatchWeights(), 0.5)
 
 
 @pytest.fixture
@@ -56,7 +58,6 @@ def model(tiny_student):
     geometry = StudentGeometry(RESOLUTION, tiny_student.config.detr.encoder_level)
     config = tiny_student.config
     adapters = FeatureAdapters([config.image.fpn_dim] * 4, [TEACHER_WIDTH] * 4, config.hidden, TEACHER_WIDTH,
-                               config.hidden, TEACHER_WIDTH, config.hidden, TEACHER_WIDTH,
                                config.hidden, TEACHER_WIDTH)  # fmt: skip
     return DistillModel(tiny_student, adapters, geometry).train()
 
@@ -75,11 +76,8 @@ EXPECTED = {
     "fpn_feature": {"image_encoder", "adapters"},
     "encoder_feature": {"image_encoder", "text_encoder", "prompt_encoder", "detr_encoder", "adapters"},
     "text_feature": {"text_encoder", "adapters"},
-    "query_feature": TRUNK | {"adapters"},  # the states, not the heads that read them
-    "pixel_feature": (TRUNK - {"detr_decoder"}) | {"mask_decoder", "adapters"},
 }
 ALL_TERMS = LossWeights(text_feature=1.0)
-WITH_QUERIES = LossWeights(text_feature=1.0, query_feature=1.0, pixel_feature=1.0)
 
 
 def reached(model: DistillModel) -> set[str]:
@@ -94,67 +92,38 @@ def reached(model: DistillModel) -> set[str]:
 
 @pytest.mark.parametrize("term", OUTPUT_LOSSES + FEATURE_LOSSES)
 def test_gradient_reaches_only_what_it_should(model, term):
-    outputs, levels, encoder, text, queries, pixels = model(inputs())
-    targets = random_targets(2, model.geometry)
-    terms = loss_terms(outputs, targets, WITH_QUERIES, MatchWeights(), 0.5, levels, encoder, student_text=text,
-                       student_queries=queries, student_pixels=pixels)  # fmt: skip
+    terms = loss_terms(model(inputs()), random_targets(2, model.geometry), objective(ALL_TERMS))
     terms[term].backward()
     assert reached(model) == EXPECTED[term]
 
 
 def test_feature_losses_zero_when_features_equal(model):
     with torch.no_grad():
-        outputs, levels, encoder, text, queries, pixels = model(inputs())
+        passed = model(inputs())
     targets = random_targets(2, model.geometry)
-    targets.fpn_levels = [level.clone() for level in levels]
-    targets.encoder_memory = encoder.clone()
-    targets.text_features = text[0].clone()
-    targets.pixel_features = pixels.clone()
-    for index in range(2):  # each matched teacher query's state equals its student query's
-        rows, cols = match_sample(outputs, targets, index, MatchWeights())
-        targets.query_states[index, cols] = queries[index, rows]
-    terms = loss_terms(outputs, targets, WITH_QUERIES, MatchWeights(), 0.5, levels, encoder, student_text=text,
-                       student_queries=queries, student_pixels=pixels)  # fmt: skip
+    targets.fpn_levels = [level.clone() for level in passed.levels]
+    targets.encoder_memory = passed.encoder.clone()
+    targets.text_features = passed.text[0].clone()
+    terms = loss_terms(passed, targets, objective(ALL_TERMS))
     assert terms["fpn_feature"].item() == 0.0
     assert terms["encoder_feature"].item() == 0.0
     assert terms["text_feature"].item() == 0.0
-    assert terms["query_feature"].item() == 0.0
-    assert terms["pixel_feature"].item() == 0.0
-
-
-def test_query_feature_loss_reads_matched_pairs_of_detector_prompts(model):
-    with torch.no_grad():
-        outputs, levels, encoder, text, queries, pixels = model(inputs())
-    targets = random_targets(2, model.geometry)
-    matches = [match_sample(outputs, targets, index, MatchWeights()) for index in range(2)]
-    targets.query_states.fill_(100.0)  # unmatched teacher queries differ: ignored
-    for index, (rows, cols) in enumerate(matches):
-        targets.query_states[index, cols] = queries[index, rows] + 2.0 * index  # sample 1: error 4
-    terms = loss_terms(outputs, targets, WITH_QUERIES, MatchWeights(), 0.5, levels, encoder, student_text=text,
-                       student_queries=queries, student_pixels=pixels)  # fmt: skip
-    assert terms["query_feature"].item() == pytest.approx(2.0, rel=1e-5)  # mean over samples of 0, 4
-    targets.has_encoder[1] = False  # a point prompt: no detector queries, contributes 0
-    terms = loss_terms(outputs, targets, WITH_QUERIES, MatchWeights(), 0.5, levels, encoder, student_text=text,
-                       student_queries=queries, student_pixels=pixels)  # fmt: skip
-    assert terms["query_feature"].item() == 0.0
-    with pytest.raises(ValueError, match="query_feature"):
-        loss_terms(outputs, targets, WITH_QUERIES, MatchWeights(), 0.5, levels, encoder, student_text=text)
 
 
 def test_text_feature_loss_reads_only_real_tokens_of_text_prompts(model):
     with torch.no_grad():
-        outputs, levels, encoder, text, *_ = model(inputs())
+        passed = model(inputs())
     targets = random_targets(2, model.geometry)
-    targets.text_features = text[0].clone()
+    targets.text_features = passed.text[0].clone()
     targets.text_features[:, 4:] += 100.0  # padding tokens differ: ignored
     targets.text_features[1] += 1.0  # sample 1 differs everywhere ...
     targets.text_valid[1] = False  # ... but is not a text prompt: ignored
-    terms = loss_terms(outputs, targets, ALL_TERMS, MatchWeights(), 0.5, levels, encoder, student_text=text)
+    terms = loss_terms(passed, targets, objective(ALL_TERMS))
     assert terms["text_feature"].item() == 0.0
     targets.text_valid[1, :4] = True  # now sample 1 counts: mean over samples of its error 1.0
-    terms = loss_terms(outputs, targets, ALL_TERMS, MatchWeights(), 0.5, levels, encoder, student_text=text)
+    terms = loss_terms(passed, targets, objective(ALL_TERMS))
     assert terms["text_feature"].item() == pytest.approx(0.5, rel=1e-5)
-    without = loss_terms(outputs, targets, ALL_TERMS, MatchWeights(), 0.5, levels, encoder)
+    without = loss_terms(passed._replace(text=None), targets, objective(ALL_TERMS))
     assert without["text_feature"].item() == 0.0  # a batch without text prompts
 
 
@@ -170,7 +139,7 @@ def test_box_losses_zero_when_student_equals_teacher(model):
     )
     weights = LossWeights(mask_bce=0, mask_dice=0, iou_token=0, logit=0, fpn_feature=0, encoder_feature=0)
     # Matching on boxes only: each student query is matched to its own copy.
-    terms = loss_terms(outputs, targets, weights, MatchWeights(mask=0, logit=0, box=1), 0.5)
+    terms = loss_terms(StudentPass(outputs), targets, objective(weights, MatchWeights(mask=0, logit=0, box=1)))
     assert terms["box_l1"].item() == pytest.approx(0.0, abs=1e-6)
     assert terms["box_giou"].item() == pytest.approx(0.0, abs=1e-5)
 
@@ -188,10 +157,10 @@ def test_teacher_queries_are_ranked_then_matched(model):
 
 
 def test_weights_are_applied_once_and_zero_weights_skip_terms(model):
-    outputs, levels, encoder, *_ = model(inputs())
+    passed = model(inputs())
     targets = random_targets(2, model.geometry)
     weights = LossWeights(fpn_feature=0.0, encoder_feature=0.0, semantic=3.0)
-    terms = loss_terms(outputs, targets, weights, MatchWeights(), 0.5, levels, encoder)
+    terms = loss_terms(passed, targets, objective(weights))
     assert set(terms) == set(OUTPUT_LOSSES)
     expected = sum(getattr(weights, name) * value for name, value in terms.items())
     assert total_loss(terms, weights).item() == pytest.approx(expected.item())
@@ -202,14 +171,14 @@ def test_batch_loss_is_mean_of_per_sample_losses(model):
     with torch.no_grad():
         outputs, levels, encoder, *_ = model(inputs(2))
     targets = random_targets(2, model.geometry)
-    both = loss_terms(outputs, targets, LossWeights(), MatchWeights(), 0.5, levels, encoder)
+    both = loss_terms(StudentPass(outputs, levels, encoder), targets, objective(LossWeights()))
     singles = []
     for index in range(2):
         pick = torch.tensor([index])
         one = type(outputs)(**{k: (getattr(outputs, k)[pick] if k != "intermediates" else None)
                                for k in ("pred_logits", "pred_boxes", "pred_masks", "presence_logits", "semantic_seg", "iou_scores", "intermediates")})  # fmt: skip
-        singles.append(loss_terms(one, targets.select(pick), LossWeights(), MatchWeights(), 0.5,
-                                  [level[pick] for level in levels], encoder[pick]))  # fmt: skip
+        one_pass = StudentPass(one, [level[pick] for level in levels], encoder[pick])
+        singles.append(loss_terms(one_pass, targets.select(pick), objective(LossWeights())))
     for name, value in both.items():
         assert value.item() == pytest.approx(
             (singles[0][name].item() + singles[1][name].item()) / 2, rel=1e-5, abs=1e-7
@@ -247,7 +216,7 @@ def test_finer_mask_targets_train_the_upsampled_logits(model):
     targets.mask_probs = (upsampled > 0).float()  # the teacher's masks are the student's own, upsampled
     targets.boxes_xyxy = outputs.pred_boxes.clone()
     weights = LossWeights(fpn_feature=0, encoder_feature=0)
-    terms = loss_terms(outputs, targets, weights, MatchWeights(mask=0, logit=0, box=1), 0.5)
+    terms = loss_terms(StudentPass(outputs), targets, objective(weights, MatchWeights(mask=0, logit=0, box=1)))
     assert terms["iou_token"].item() == pytest.approx(
         ((outputs.iou_scores[:, :3].sigmoid() - 1) ** 2).mean().item(), rel=1e-4
     )  # the upsampled student mask is the target exactly: true IoU 1 for the 3 foreground queries
@@ -282,10 +251,8 @@ def test_a_student_that_upsamples_its_masks_trains_exactly_as_one_upsampled_in_t
     for name in ("pred_masks", "semantic_seg"):  # the loss's own resize, bit for bit
         expected = resize_mask_logits(getattr(coarse, name), fine.mask_target_size)
         assert torch.equal(getattr(upsampled, name), expected), name
-    terms = loss_terms(coarse, targets, weights, MatchWeights(), 0.5, levels, encoder, student_text=text)
-    twin_terms = loss_terms(
-        upsampled, targets, weights, MatchWeights(), 0.5, levels, encoder, student_text=text
-    )
+    terms = loss_terms(StudentPass(coarse, levels, encoder, text), targets, objective(weights))
+    twin_terms = loss_terms(StudentPass(upsampled, levels, encoder, text), targets, objective(weights))
     assert terms.keys() == twin_terms.keys() and "auxiliary" in terms
     for name, value in terms.items():
         assert twin_terms[name].item() == pytest.approx(value.item(), rel=1e-6, abs=1e-7), name
@@ -308,11 +275,11 @@ def test_auxiliary_loss_is_the_weighted_output_losses_of_the_earlier_layers(tiny
     torch.testing.assert_close(plain.pred_masks, outputs.pred_masks)  # the final layer is unchanged
     targets = random_targets(2, geometry)
     weights = LossWeights(fpn_feature=0.0, encoder_feature=0.0, auxiliary=0.5, mask_dice=3.0)
-    terms = loss_terms(outputs, targets, weights, MatchWeights(), 0.5)
+    terms = loss_terms(StudentPass(outputs), targets, objective(weights))
     per_layer = replace(weights, semantic=0.0, auxiliary=0.0)
     assert set(per_layer.active()) == set(AUX_LOSSES)
     expected = sum(
-        total_loss(loss_terms(layer, targets, per_layer, MatchWeights(), 0.5), per_layer)
+        total_loss(loss_terms(StudentPass(layer), targets, objective(per_layer)), per_layer)
         for layer in outputs.aux_outputs
     )
     assert terms["auxiliary"].item() == pytest.approx(expected.item(), rel=1e-6)
@@ -320,7 +287,7 @@ def test_auxiliary_loss_is_the_weighted_output_losses_of_the_earlier_layers(tiny
     total = sum(getattr(weights, name) * value for name, value in terms.items() if name != "auxiliary")
     assert total_loss(terms, weights).item() == pytest.approx((total + 0.5 * expected).item(), rel=1e-6)
     with pytest.raises(ValueError, match="auxiliary loss is on but"):
-        loss_terms(plain, targets, weights, MatchWeights(), 0.5)
+        loss_terms(StudentPass(plain), targets, objective(weights))
 
 
 def test_auxiliary_loss_trains_the_first_decoder_layer_directly(tiny_student):
@@ -331,7 +298,7 @@ def test_auxiliary_loss_trains_the_first_decoder_layer_directly(tiny_student):
     outputs, *_ = model(inputs())
     weights = LossWeights(fpn_feature=0.0, encoder_feature=0.0, auxiliary=1.0)
     model.zero_grad(set_to_none=True)
-    loss_terms(outputs, random_targets(2, geometry), weights, MatchWeights(), 0.5)["auxiliary"].backward()
+    loss_terms(StudentPass(outputs), random_targets(2, geometry), objective(weights))["auxiliary"].backward()
     last = tiny_student.detr_decoder.layers[-1]
     first = tiny_student.detr_decoder.layers[0]
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in first.parameters())
@@ -340,53 +307,10 @@ def test_auxiliary_loss_trains_the_first_decoder_layer_directly(tiny_student):
     model.zero_grad(set_to_none=True)
 
 
-def test_query_groups_are_matched_apart_and_averaged(tiny_student):
-    """Two identical query groups give the one-group terms (each group matched on its own, the
-    matched terms averaged over groups); a group that predicts differently changes them."""
-    from dataclasses import replace
+def test_a_stages_objective_is_its_loss_settings():
+    from sam3spec.distill.stages import PHASE1
 
-    geometry = StudentGeometry(RESOLUTION, tiny_student.config.detr.encoder_level)
-    model = DistillModel(tiny_student, None, geometry, aux=True).eval()
-    with torch.no_grad():
-        outputs, *_ = model(inputs())
-    targets = random_targets(2, geometry)
-    weights = LossWeights(fpn_feature=0.0, encoder_feature=0.0, auxiliary=0.5)
-
-    def doubled(out, shift=0.0):
-        twice = {k: torch.cat((getattr(out, k), getattr(out, k) + shift), 1)
-                 for k in ("pred_logits", "pred_boxes", "pred_masks", "iou_scores")}  # fmt: skip
-        aux = None if out.aux_outputs is None else [doubled(layer, shift) for layer in out.aux_outputs]
-        return replace(out, **twice, aux_outputs=aux, intermediates=None, query_groups=2)
-
-    anchors = torch.rand(outputs.pred_logits.shape[1], 2)
-    one = loss_terms(outputs, targets, weights, MatchWeights(), 0.5, anchors=anchors)
-    two = loss_terms(doubled(outputs), targets, weights, MatchWeights(), 0.5, anchors=anchors.repeat(2, 1))
-    assert set(one) == set(two)
-    for name, value in one.items():
-        assert two[name].item() == pytest.approx(value.item(), rel=1e-5, abs=1e-7), name
-    shifted = loss_terms(
-        doubled(outputs, 1.0), targets, weights, MatchWeights(), 0.5, anchors=anchors.repeat(2, 1)
+    assert Objective.of(PHASE1) == Objective(
+        PHASE1.losses, PHASE1.matcher, PHASE1.foreground_threshold, PHASE1.logit_positive_weight
     )
-    assert shifted["logit"].item() != pytest.approx(one["logit"].item(), rel=1e-3)
-    assert shifted["presence"].item() == pytest.approx(one["presence"].item(), rel=1e-6)
-
-
-def test_a_student_with_query_groups_trains_every_group(tiny_student):
-    from sam3spec.config import override
-    from sam3spec.models.build import build_student
-
-    torch.manual_seed(0)
-    student = build_student(override(tiny_student.config, {"detr.train_groups": 2}))
-    geometry = StudentGeometry(RESOLUTION, student.config.detr.encoder_level)
-    model = DistillModel(student, None, geometry).train()
-    outputs, *_ = model(inputs())
-    queries = student.config.detr.num_queries
-    assert outputs.query_groups == 2 and outputs.pred_logits.shape[1] == 2 * queries
-    terms = loss_terms(outputs, random_targets(2, geometry), LossWeights(fpn_feature=0.0, encoder_feature=0.0),
-                       MatchWeights(), 0.5, anchors=query_anchors(student))  # fmt: skip
-    total_loss(terms, LossWeights()).backward()
-    grad = student.detr_decoder.query_embed.weight.grad
-    assert grad[:queries].abs().sum() > 0 and grad[queries:].abs().sum() > 0
-    student.eval()
-    with torch.no_grad():
-        assert model(inputs()).outputs.pred_logits.shape[1] == queries
+    assert Objective(LossWeights()).positive_weight == 1.0 and Objective(LossWeights()).matcher == MatchWeights()

@@ -18,12 +18,12 @@ import torch.nn.functional as F
 
 from sam3spec.cli import main
 from sam3spec.config import TINY_PRESET, get_preset, override
+from sam3spec.distill import RunOptions, distill
 from sam3spec.models.build import build_student
 from sam3spec.teacher.cache import CacheOptions, TeacherCache, build_cache
 from sam3spec.video.data import FeatureBank
 from sam3spec.video.stage import VIDEO
 from sam3spec.video.teacher_context import TeacherContextError, attach_teacher_context, to_student_grid
-from sam3spec.video.train import VideoRunOptions, distill_video
 from sam3spec.world.manifest import object_phrases
 from sam3spec.world.stages import VIDEO_WORLD
 
@@ -77,10 +77,10 @@ def test_bank_context_is_the_cached_teacher_maps(bank, cache_64) -> None:
 def test_stage_trains_only_the_memory_on_cached_context(video_world, cache_64, tmp_path, monkeypatch) -> None:
     """Through the CLI (``video-world --context teacher_cache``): every valid context slot the
     resampler reads is one of the cached teacher maps, and the frozen rest is unchanged."""
-    import sam3spec.video.train as train
+    import sam3spec.video.task as task
 
-    seen, original = [], train.resample_valid
-    monkeypatch.setattr(train, "resample_valid",
+    seen, original = [], task.resample_valid
+    monkeypatch.setattr(task, "resample_valid",
                         lambda resampler, context, valid: seen.append(context[valid].detach().clone())
                         or original(resampler, context, valid))  # fmt: skip
     out = tmp_path / "run"
@@ -102,11 +102,10 @@ def test_stage_trains_only_the_memory_on_cached_context(video_world, cache_64, t
 
 def test_missing_or_unwanted_cache_flag(video_world, tmp_path, cache_64, capsys) -> None:
     with pytest.raises(TeacherContextError, match=r"stage 'video'.*--teacher-cache"):
-        distill_video(VIDEO, VideoRunOptions(video_world, tmp_path / "a", object_phrases(video_world), progress=False))
+        distill(VIDEO, RunOptions(video_world, tmp_path / "a", progress=False, phrases=object_phrases(video_world)))
     with pytest.raises(TeacherContextError, match=r"stage 'video-world'.*--context teacher_cache"):
-        distill_video(
-            VIDEO_WORLD, VideoRunOptions(video_world, tmp_path / "b", object_phrases(video_world), progress=False, teacher_cache=cache_64)
-        )
+        distill(VIDEO_WORLD, RunOptions(video_world, tmp_path / "b", progress=False, phrases=object_phrases(video_world),
+                                        teacher_cache=cache_64))  # fmt: skip
     assert main(["train", "video", "--data", str(video_world), "--out", str(tmp_path / "c"),
                  "--context", "teacher_cache"]) == 2  # fmt: skip
     assert "--teacher-cache" in capsys.readouterr().err

@@ -12,9 +12,9 @@ from safetensors.torch import load_file, save_file
 from sam3spec.cli import main
 from sam3spec.config import TINY_PRESET, get_preset, override
 from sam3spec.data.video_io import read_frames, write_empty_mp4
+from sam3spec.distill import RunOptions, distill
 from sam3spec.models.build import build_student
 from sam3spec.video.checkpoint import MEMORY_WEIGHTS, load_memory
-from sam3spec.video.train import VideoRunOptions, distill_video
 from sam3spec.world.evaluate import world_video_split
 from sam3spec.world.manifest import object_phrases
 from sam3spec.world.stages import VIDEO_WORLD
@@ -25,8 +25,8 @@ MEMORY = ("memory_resampler.", "memory_attention.")
 @pytest.fixture(scope="module")
 def trained(video_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("video_run")
-    summary = distill_video(VIDEO_WORLD, VideoRunOptions(video_world, out, object_phrases(video_world), max_steps=4, limit=2, threads=1,
-                                                         progress=False))  # fmt: skip
+    summary = distill(VIDEO_WORLD, RunOptions(video_world, out, max_steps=4, limit=2, threads=1, progress=False,
+                                              phrases=object_phrases(video_world)))  # fmt: skip
     return out, summary
 
 
@@ -42,6 +42,31 @@ def test_only_memory_trains_and_checkpoint_holds_only_it(trained):
     fresh = build_student(override(get_preset(TINY_PRESET), {"image_size": 160}))
     assert summary["trainable_parameters"] == sum(v.numel() for k, v in fresh.state_dict().items() if k.startswith(MEMORY))
     assert float(state["memory_attention.gate"].abs()) > 0  # the gate opened: the memory is used
+
+
+def test_a_resumed_memory_run_equals_an_uninterrupted_one(video_world, tmp_path):
+    """The one trainer's checkpoints hold the memory and the training state: a run resumed from its
+    step-2 checkpoint logs the same steps and ends on the same memory, bit for bit."""
+    import shutil
+    from dataclasses import replace
+
+    stage = replace(VIDEO_WORLD, stage=replace(VIDEO_WORLD.stage, checkpoint_every=2, keep_last_n=5))
+    settings = dict(max_steps=4, limit=2, threads=1, progress=False, tensorboard=False,
+                    phrases=object_phrases(video_world))  # fmt: skip
+    distill(stage, RunOptions(video_world, tmp_path / "whole", **settings))
+    cut = tmp_path / "cut"
+    shutil.copytree(tmp_path / "whole", cut)
+    for later in ("checkpoints/step_000004", "final"):
+        shutil.rmtree(cut / later)
+    (cut / "checkpoints" / "latest.json").write_text(json.dumps({"step": 2, "path": "step_000002"}))
+    with pytest.raises(FileExistsError, match="--resume"):
+        distill(stage, RunOptions(video_world, cut, **settings))
+    summary = distill(stage, RunOptions(video_world, cut, resume=True, **settings))
+    assert summary["steps"] == 4 and summary["frozen_unchanged"]
+    logs = [(run / "train_log.jsonl").read_text() for run in (tmp_path / "whole", cut)]
+    assert logs[0] == logs[1] and len(logs[0].splitlines()) == 4
+    state = [load_file(str(run / "final" / MEMORY_WEIGHTS)) for run in (tmp_path / "whole", cut)]
+    assert state[0].keys() == state[1].keys() and all(torch.equal(state[0][k], state[1][k]) for k in state[0])
 
 
 def test_memory_checkpoint_loads_onto_a_full_student(trained, tmp_path):

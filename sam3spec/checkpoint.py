@@ -84,7 +84,10 @@ def write_student(model: Student, folder: str | Path, state: dict[str, torch.Ten
 
     folder = Path(folder)
     # safetensors refuses shared or non-contiguous storage: give it owned contiguous copies.
-    state = {key: value.detach().to("cpu").contiguous().clone() for key, value in (state or model.state_dict()).items()}
+    state = {
+        key: value.detach().to("cpu").contiguous().clone()
+        for key, value in (state or model.state_dict()).items()
+    }
     save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": FORMAT})
     payload = {"format": FORMAT, "version": VERSION, "config": config_to_dict(model.config)}
     (folder / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n")

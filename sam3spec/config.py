@@ -6,7 +6,7 @@ The dataclasses are the source of truth: YAML files and command-line flags only 
 
 Presets:
 
-* ``efficientsam3-repvit_m2_3-mobileclip_s1`` (the *seed*): the student of MISSION.md, ~100.7M
+* ``efficientsam3-repvit_m2_3-mobileclip_s1`` (the *seed*): the plan's student (docs/PLAN.md 3.1), ~100.7M
   parameters (RepViT-M2.3 + MobileCLIP-S1 text tower + light DETR + Perceiver memory).
 * ``efficientsam3-mid``: RepViT-M1.1 backbone and a 6-layer MobileCLIP-S1-style text tower.
 * ``efficientsam3-tiny``: the same code path with small widths, for tests and the concept world.

@@ -28,12 +28,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "quantization-aware training, then conversion.",
     )
     commands = train.add_subparsers(dest="train_command", required=True, metavar="SUBCOMMAND")
-    add_stage_arguments(commands.add_parser("stage", help="run one distillation stage (phase1, phase2, stage3, ...)"))
-    add_pipeline_arguments(
-        commands.add_parser("pipeline", help="concept world -> teacher -> phase1 -> phase2 -> stage3 -> students vs teacher")
+    add_stage_arguments(
+        commands.add_parser("stage", help="run one distillation stage (phase1, phase2, stage3, ...)")
     )
-    add_video_arguments(commands.add_parser("video", help="train only the memory (resampler + memory attention)"))
-    add_qat_arguments(commands.add_parser("qat", help="quantization-aware training (fake quantization), then convert"))
+    add_pipeline_arguments(
+        commands.add_parser(
+            "pipeline", help="concept world -> teacher -> phase1 -> phase2 -> stage3 -> students vs teacher"
+        )
+    )
+    add_video_arguments(
+        commands.add_parser("video", help="train only the memory (resampler + memory attention)")
+    )
+    add_qat_arguments(
+        commands.add_parser("qat", help="quantization-aware training (fake quantization), then convert")
+    )
 
 
 # --- stage ---------------------------------------------------------------------------------------
@@ -41,26 +49,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", required=True, help="phase1, phase2, stage3 (or phase1-world, ...)")
-    parser.add_argument("--data", required=True, type=Path, help="a data root (e.g. a concept world) or an SA-1B folder")
-    parser.add_argument("--teacher", default=None, help="teacher folder (default: the shipped concept-world teacher)")
-    parser.add_argument("--out", required=True, type=Path, help="run directory")
-    parser.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
-    parser.add_argument("--debug", action="store_true", help="3 steps on a few samples (smoke test)")
     parser.add_argument(
-        "--init", type=Path, default=None, help="student checkpoint to start from (default: the previous stage's final/)"
+        "--data", required=True, type=Path, help="a data root (e.g. a concept world) or an SA-1B folder"
     )
     parser.add_argument(
-        "--schedule", choices=(*SCHEDULES, "mission"), default="auto", metavar="{auto,plan,world}",
+        "--teacher", default=None, help="teacher folder (default: the shipped concept-world teacher)"
+    )
+    parser.add_argument("--out", required=True, type=Path, help="run directory")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the run directory's latest checkpoint"
+    )
+    parser.add_argument("--debug", action="store_true", help="3 steps on a few samples (smoke test)")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="student checkpoint to start from (default: the previous stage's final/)",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="auto",
         help="auto: the concept-world version of the stage when --data is a concept world; plan: the stage "
         "as named; world: always the concept-world version",
-    )  # fmt: skip
+    )
     add_set_option(parser, "override a stage field, e.g. epochs=2")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: auto)")
-    parser.add_argument("--no-cache", action="store_true", help="run the teacher on every batch instead of caching its targets")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run the teacher on every batch instead of caching its targets",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--pretrained-backbone", type=Path, default=None, help="RepViT weights for a fresh student")
-    parser.add_argument("--pretrained-text", type=Path, default=None, help="MobileCLIP weights for a fresh student")
+    parser.add_argument(
+        "--pretrained-backbone", type=Path, default=None, help="RepViT weights for a fresh student"
+    )
+    parser.add_argument(
+        "--pretrained-text", type=Path, default=None, help="MobileCLIP weights for a fresh student"
+    )
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training samples")
     parser.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
     parser.add_argument("--pause", type=float, default=0.0, help=argparse.SUPPRESS)  # tests: sleep per step
@@ -86,8 +113,10 @@ def resolve_stage(name: str, data: Path, schedule: str, changes: list[str]):
         name = f"{name}-world"
     stage = get_stage(name)
     if not isinstance(stage, StageConfig):
-        raise ValueError(f"{name!r} is not an image distillation stage; run it with its own command "
-                         "(video stages: `sam3spec train video --stage NAME`)")  # fmt: skip
+        raise ValueError(
+            f"{name!r} is not an image distillation stage; run it with its own command "
+            "(video stages: `sam3spec train video --stage NAME`)"
+        )
     parsed = parse_overrides(changes)
     return override(stage, parsed) if parsed else stage
 
@@ -120,20 +149,34 @@ def run_stage(args: argparse.Namespace) -> int:
         init = args.init if args.init is not None else default_init(stage, args.out)
     except (KeyError, ValueError, FileNotFoundError) as error:
         return fail(error.args[0] if error.args else error)
-    options = RunOptions(data=args.data, out=args.out, teacher=teacher_or_shipped(args.teacher), init=init,
-                         resume=args.resume, device=args.device, cache_targets=not args.no_cache,
-                         progress=not args.quiet, step_pause=args.pause, tensorboard=not args.no_tensorboard,
-                         limit=args.limit, pretrained_backbone=args.pretrained_backbone,
-                         pretrained_text=args.pretrained_text)  # fmt: skip
+    options = RunOptions(
+        data=args.data,
+        out=args.out,
+        teacher=teacher_or_shipped(args.teacher),
+        init=init,
+        resume=args.resume,
+        device=args.device,
+        cache_targets=not args.no_cache,
+        progress=not args.quiet,
+        step_pause=args.pause,
+        tensorboard=not args.no_tensorboard,
+        limit=args.limit,
+        pretrained_backbone=args.pretrained_backbone,
+        pretrained_text=args.pretrained_text,
+    )
     if args.debug:
         stage = replace(stage, checkpoint_every=2, log_every=1, prompt_draws=1)
         options.max_steps = 3
         options.limit = options.limit or 3 * stage.batch_size * stage.grad_accum
-    print(f"stage {stage.name}: student {stage.student} at {stage.resolution} px, {stage.epochs} epoch(s), "
-          f"lr {stage.learning_rate:g}, losses {', '.join(stage.losses.active())}")  # fmt: skip
+    print(
+        f"stage {stage.name}: student {stage.student} at {stage.resolution} px, {stage.epochs} epoch(s), "
+        f"lr {stage.learning_rate:g}, losses {', '.join(stage.losses.active())}"
+    )
     summary = distill(stage, options)
-    print(f"done: {summary['steps']} steps, {summary['images_per_second']:.1f} images/s; "
-          f"final weights in {args.out / 'final'}")  # fmt: skip
+    print(
+        f"done: {summary['steps']} steps, {summary['images_per_second']:.1f} images/s; "
+        f"final weights in {args.out / 'final'}"
+    )
     return 0
 
 
@@ -181,8 +224,14 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 
 def add_video_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", "--world", dest="data", required=True, type=Path,
-                        help="a concept world (its SA-V train videos and their objects' phrases)")  # fmt: skip
+    parser.add_argument(
+        "--data",
+        "--world",
+        dest="data",
+        required=True,
+        type=Path,
+        help="a concept world (its SA-V train videos and their objects' phrases)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="run folder")
     parser.add_argument("--stage", default="video-world", help="video stage (default video-world)")
     parser.add_argument("--init", type=Path, default=None, help="student checkpoint to start from")
@@ -190,11 +239,21 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N videos only")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None, help="override the stage's epochs")
-    parser.add_argument("--context", choices=("student", "teacher_cache"), default=None,
-                        help="override the stage's context source (video-world: student; video: teacher_cache)")  # fmt: skip
-    parser.add_argument("--teacher-cache", type=Path, default=None,
-                        help="teacher cache folder (`sam3spec teacher cache`) for context_source teacher_cache")  # fmt: skip
-    parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    parser.add_argument(
+        "--context",
+        choices=("student", "teacher_cache"),
+        default=None,
+        help="override the stage's context source (video-world: student; video: teacher_cache)",
+    )
+    parser.add_argument(
+        "--teacher-cache",
+        type=Path,
+        default=None,
+        help="teacher cache folder (`sam3spec teacher cache`) for context_source teacher_cache",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the run folder's latest checkpoint"
+    )
     parser.set_defaults(func=run_video)
 
 
@@ -223,9 +282,17 @@ def run_video(args: argparse.Namespace) -> int:
         stage = replace(stage, stage=replace(stage.stage, epochs=args.epochs))
     if args.context is not None:
         stage = replace(stage, context_source=args.context)
-    options = RunOptions(data=args.data, out=args.out, init=args.init, max_steps=args.max_steps, limit=args.limit,
-                         threads=args.threads, resume=args.resume, phrases=phrases,
-                         teacher_cache=args.teacher_cache)  # fmt: skip
+    options = RunOptions(
+        data=args.data,
+        out=args.out,
+        init=args.init,
+        max_steps=args.max_steps,
+        limit=args.limit,
+        threads=args.threads,
+        resume=args.resume,
+        phrases=phrases,
+        teacher_cache=args.teacher_cache,
+    )
     try:
         summary = distill(stage, options)
     except TeacherContextError as error:
@@ -241,11 +308,21 @@ def add_qat_arguments(parser: argparse.ArgumentParser) -> None:
     from sam3spec.quant.schemes import RECIPES
 
     parser.add_argument("--model", type=Path, required=True, help="student checkpoint directory")
-    parser.add_argument("--data", "--world", dest="data", type=Path, required=True,
-                        help="a data root with SA-Co train files (e.g. a concept world)")  # fmt: skip
+    parser.add_argument(
+        "--data",
+        "--world",
+        dest="data",
+        type=Path,
+        required=True,
+        help="a data root with SA-Co train files (e.g. a concept world)",
+    )
     parser.add_argument("--recipe", default="8da4w", help=f"one of {', '.join(RECIPES)}")
-    parser.add_argument("--out", type=Path, required=True,
-                        help="output directory (the converted model; the training run in OUT/training)")  # fmt: skip
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output directory (the converted model; the training run in OUT/training)",
+    )
     parser.add_argument("--steps", type=int, default=200, help="optimizer steps")
     parser.add_argument("--lr", type=float, default=1e-5, help="learning rate (the plan: 1e-5)")
     parser.add_argument("--batch-size", type=int, default=4, help="samples per step")
@@ -267,16 +344,34 @@ def run_qat(args: argparse.Namespace) -> int:
         student = load_student(args.model)
     except CheckpointError as error:
         return fail(error)
-    options = QatOptions(out=args.out / "training", steps=args.steps, learning_rate=args.lr,
-                         batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip
+    options = QatOptions(
+        out=args.out / "training",
+        steps=args.steps,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
     if (options.out / "checkpoints").exists():
         return fail(f"{options.out} already holds a QAT run; use another --out")
     result = train_qat(student, args.data, args.recipe, options)
     float_state = result.pop("float_state")
-    write_quantized(student, {"recipe": args.recipe, "mode": "qat", "steps": args.steps, "lr": args.lr,
-                              "plan": result["plan"], "losses": result["losses"],
-                              "packed_bytes": result["packed_bytes"]}, args.out, float_state)  # fmt: skip
+    write_quantized(
+        student,
+        {
+            "recipe": args.recipe,
+            "mode": "qat",
+            "steps": args.steps,
+            "lr": args.lr,
+            "plan": result["plan"],
+            "losses": result["losses"],
+            "packed_bytes": result["packed_bytes"],
+        },
+        args.out,
+        float_state,
+    )
     torch.save(student.state_dict(), args.out / "quantized_state.pt")
-    print(f"QAT done in {result['seconds']:.0f} s; wrote {args.out} (QAT-trained float weights + quantized_state.pt; "
-          f"the training run in {options.out})")  # fmt: skip
+    print(
+        f"QAT done in {result['seconds']:.0f} s; wrote {args.out} (QAT-trained float weights + quantized_state.pt; "
+        f"the training run in {options.out})"
+    )
     return 0

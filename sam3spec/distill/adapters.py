@@ -12,7 +12,7 @@ positions agree. The DETR encoder output is a token sequence on one grid (SAM 3:
 
 **Text.** SAM 3 and the student tokenise with the same CLIP BPE, so token ``i`` of a prompt is the
 same word for both: text tokens are compared position by position over the real tokens (a
-linear projection where widths differ). MISSION's student inherits MobileCLIP's pretrained text
+linear projection where widths differ). The plan's student inherits MobileCLIP's pretrained text
 tower and does not need this loss; the concept-world student's text tower starts from random
 weights, and without it the colour words' features stay alike (see ``stages.py``).
 

@@ -15,7 +15,7 @@ Every file is written to a temporary name and renamed; ``cache.json`` last, so a
 is unfinished and rebuilt. Lookups check a fingerprint of each sample's prompt, so a cache can
 never silently serve targets for other prompts.
 
-Why not issue 4's teacher cache (:mod:`sam3spec.teacher.cache`): it stores the teacher's outputs
+Why not the teacher cache (:mod:`sam3spec.teacher.cache`): it stores the teacher's outputs
 for its own prompt set (SA-Co phrases, SA-1B boxes and clicks) at the teacher's resolution,
 without the DETR-encoder output Phase 1 needs; this cache stores exactly the prompts the stage's
 sampler draws, resized for the student.

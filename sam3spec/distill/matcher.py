@@ -11,7 +11,8 @@ The anchor term makes the assignment of a teacher object follow where the studen
 student trained from scratch collapses: early predictions of all queries are alike, the object is
 matched to a different query every step, and the score head learns one constant (measured on the
 concept world: every query of an image had the same probability, ~0.15-0.2, after 9,000 steps;
-docs/NOTES.md, session 5). The issue-4 teacher needed the same anchors (``world_losses.hungarian``).
+docs/DECISIONS.md "Query collapse"). The concept-world teacher needed the same anchors
+(:func:`sam3spec.world.teacher.losses.hungarian`).
 It is weighted by the teacher's probability: background queries have no place to be.
 
 Two solvers: :func:`hungarian` (optimal, scipy's ``linear_sum_assignment`` on CPU) and

@@ -11,7 +11,7 @@ decoder).
 The trainer uses it twice (``StageConfig.precise_bn_batches``): on the final weights after
 training, or, with ``StageConfig.freeze_batch_norm``, on the weights of the moment the statistics
 are frozen for the rest of the stage (the concept world's stages: Phase 1 from its third epoch,
-Phase 2 and Stage 3 from the start; measured in docs/DISTILL.md and docs/NOTES.md, sessions 16-17:
+Phase 2 and Stage 3 from the start; measured in docs/DECISIONS.md "BatchNorm":
 re-estimating the final weights' statistics alone changed nothing).
 
 ``torch.optim.swa_utils.update_bn`` does the pass (reset, cumulative average, restore momentum and
@@ -20,7 +20,7 @@ training) and keeps ranks in lock step. ``merge`` concatenates that many micro-b
 forward (``StageConfig.precise_bn_merge``): ``update_bn`` averages each forward's batch variance,
 and the variance within a 3-image micro-batch misses the spread between images that the running
 variance must hold at evaluation (the concept world's stages use 4: 12 images per forward;
-docs/NOTES.md, session 18).
+docs/DECISIONS.md "BatchNorm").
 """
 
 from __future__ import annotations

@@ -63,8 +63,10 @@ def resolve_precision(amp: str, device: torch.device) -> Precision:
     if amp == "fp16":
         return Precision(torch.float16, device.type != "cpu")
     if device.type == "cuda":
-        return Precision(torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16,
-                         not torch.cuda.is_bf16_supported())  # fmt: skip
+        return Precision(
+            torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16,
+            not torch.cuda.is_bf16_supported(),
+        )
     if device.type == "mps":
         return Precision(torch.float16, True)
     return Precision(None, False)
@@ -201,8 +203,9 @@ def synchronise_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
         return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for name, child in list(model.named_children()):
         if type(child) is nn.BatchNorm2d:
-            replacement = AllReduceBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
-                                             child.track_running_stats)  # fmt: skip
+            replacement = AllReduceBatchNorm(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
             replacement.load_state_dict(child.state_dict())
             replacement.to(child.weight.device if child.affine else device)
             setattr(model, name, replacement)

@@ -51,7 +51,7 @@ def stage_hash(stage: Any, options: RunOptions, teacher: Path | None) -> str:
         "pretrained": [
             None if path is None else file_identity(Path(path))
             for path in (options.pretrained_backbone, options.pretrained_text)
-        ],  # fmt: skip
+        ],
         "limit": options.limit,
         "cached": options.cache_targets,
     }
@@ -117,8 +117,14 @@ def target_source(
         ) == run_key
         if processes.main and not ready:
             teacher = load_teacher_for(options, device)
-            viewed = training_dataset(options.data, stage.resolution, stage.prompts, teacher.image_size, stage.seed,
-                                      limit=options.limit)  # fmt: skip
+            viewed = training_dataset(
+                options.data,
+                stage.resolution,
+                stage.prompts,
+                teacher.image_size,
+                stage.seed,
+                limit=options.limit,
+            )
             builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels)
             build_target_cache(
                 builder, viewed, directory, stage.prompt_draws, run_key, progress=options.progress

@@ -1,7 +1,7 @@
 """Distillation stages as data: what trains, which losses, which prompts, which schedule.
 
 A stage is a frozen :class:`StageConfig`; the trainer has no stage-specific branches. This module
-holds MISSION.md's stages (``phase1``, ``phase2``, ``stage3``: seed student, SA-1B scale) and the
+holds the plan's stages (docs/PLAN.md 4: ``phase1``, ``phase2``, ``stage3``: seed student, SA-1B scale) and the
 helpers every stage uses (what trains, the learning-rate schedule); their concept-world versions
 are in :mod:`sam3spec.world.stages`, the by-name lookup in :mod:`sam3spec.distill.registry`.
 Any field can be overridden (:func:`sam3spec.config.override`, ``--set key=value`` on the command
@@ -44,7 +44,7 @@ class LossWeights:
         fpn_feature: FPN feature alignment (mean over the distilled levels).
         encoder_feature: DETR-encoder output alignment.
         text_feature: text-token alignment (student prompt tokens vs the teacher's, per token). Off
-            in MISSION's stages (the student's MobileCLIP text tower is pretrained); on in the
+            in the plan's stages (the student's MobileCLIP text tower is pretrained); on in the
             concept world's Phase 1, whose student text tower starts from random weights.
         auxiliary: DETR's auxiliary losses: the matched output terms (logit, mask, box, IoU token)
             and presence on every earlier decoder layer's predictions, each layer matched on its own
@@ -148,7 +148,7 @@ class StageConfig:
             pretrained text tower) gets its token embeddings redrawn with this std (0: keep
             open_clip's 0.02). At 0.02 the position embeddings dominate the text features (pooled
             features of different phrases have cosine ~0.95 at initialisation in the tiny student,
-            ~0.77 at std 1) and the student learns text-independent priors first (the issue-4
+            ~0.77 at std 1) and the student learns text-independent priors first (the concept-world
             teacher found the same, ``world/teacher/train.py``).
         amp: ``"auto"`` (bf16 on CUDA, fp16 + grad scaler on MPS, off on CPU), ``"off"``,
             ``"bf16"``, ``"fp16"``.
@@ -261,7 +261,7 @@ PHASE2 = StageConfig(
 )
 
 
-# Stage 3, end-to-end promptable concept segmentation (MISSION.md 3): everything but the video
+# Stage 3, end-to-end promptable concept segmentation (docs/PLAN.md 4.4): everything but the video
 # memory trains, on ground-truth labels (SA-Co: phrases with their instances, negatives and hard
 # negatives such as "blue circle" when only a red one is present), text prompts only (PCS), the
 # presence head emphasised (x2.5: IL_MCC, telling present from absent, is what it must improve).
@@ -275,6 +275,7 @@ STAGE3 = StageConfig(
     learning_rate=2e-5,
     epochs=2,
 )
+
 
 def trainable_names(model: nn.Module, stage: StageConfig) -> list[str]:
     """Parameter names matching ``stage.trainable`` and none of ``stage.frozen``."""

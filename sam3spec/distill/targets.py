@@ -256,9 +256,13 @@ class TeacherTargets:
                     group, text=[batch["text"][i] for i in members], return_intermediates=self.features
                 )
             targets = from_outputs(
-                outputs, self.geometry, features, self.level_indices,
-                best_candidate_only=kind == "point", text_prompt=kind == "text",
-            ).to("cpu")  # fmt: skip
+                outputs,
+                self.geometry,
+                features,
+                self.level_indices,
+                best_candidate_only=kind == "point",
+                text_prompt=kind == "text",
+            ).to("cpu")
             for position, index in enumerate(members):
                 parts[index] = targets.select(torch.tensor([position]))
         return Targets.cat([parts[index] for index in range(len(parts))])

@@ -244,7 +244,9 @@ def loss_terms(
     if "fpn_feature" in active:
         if passed.levels is None or targets.fpn_levels is None:
             raise ValueError("fpn_feature loss is on but student or teacher FPN features are missing")
-        per_level = [losses.feature_loss(s, t) for s, t in zip(passed.levels, targets.fpn_levels, strict=True)]
+        per_level = [
+            losses.feature_loss(s, t) for s, t in zip(passed.levels, targets.fpn_levels, strict=True)
+        ]
         result["fpn_feature"] = torch.stack(per_level).mean(0).mean()
     if "encoder_feature" in active:
         if passed.encoder is None or targets.encoder_memory is None:
@@ -270,12 +272,16 @@ def loss_terms(
                 "(build the DistillModel with aux=True; a 1-layer decoder has none)"
             )
         per_layer = replace(
-            objective, weights=replace(weights, **{name: 0.0 for name in ALL_LOSSES if name not in AUX_LOSSES})
+            objective,
+            weights=replace(weights, **{name: 0.0 for name in ALL_LOSSES if name not in AUX_LOSSES}),
         )
-        result["auxiliary"] = sum((
-            total_loss(loss_terms(StudentPass(layer), targets, per_layer, anchors), per_layer.weights)
-            for layer in outputs.aux_outputs
-        ), zero)  # fmt: skip
+        result["auxiliary"] = sum(
+            (
+                total_loss(loss_terms(StudentPass(layer), targets, per_layer, anchors), per_layer.weights)
+                for layer in outputs.aux_outputs
+            ),
+            zero,
+        )
     return {name: result[name] for name in ALL_LOSSES if name in result}
 
 

@@ -259,9 +259,16 @@ class ImageTask(Task):
             report = load_weights(student, options.init, strict=False)
             print(f"init from {options.init}: {report.summary()}")
             if setup.processes.main:
-                atomic_write_json({"from": str(options.init), "summary": report.summary(), "missing": report.missing,
-                                   "unexpected": report.unexpected, "mismatched": report.mismatched},
-                                  Path(options.out) / "init_report.json")  # fmt: skip
+                atomic_write_json(
+                    {
+                        "from": str(options.init),
+                        "summary": report.summary(),
+                        "missing": report.missing,
+                        "unexpected": report.unexpected,
+                        "mismatched": report.mismatched,
+                    },
+                    Path(options.out) / "init_report.json",
+                )
         return student
 
     def batches(self, epoch: int) -> list[list[int]]:
@@ -271,8 +278,12 @@ class ImageTask(Task):
     def load(self, batches: list[list[int]], epoch: int) -> Iterable[dict[str, Any]]:
         # Cached targets hold ``prompt_draws`` draws of prompts; online targets draw anew each epoch.
         self.dataset.set_epoch(epoch % self.stage.prompt_draws if self.options.cache_targets else epoch)
-        return DataLoader(self.dataset, batch_sampler=batches, collate_fn=collate_samples,
-                          num_workers=self.stage.num_workers)  # fmt: skip
+        return DataLoader(
+            self.dataset,
+            batch_sampler=batches,
+            collate_fn=collate_samples,
+            num_workers=self.stage.num_workers,
+        )
 
     def targets(self, batch: dict[str, Any], epoch: int) -> Targets:
         return self.targets_for(batch, epoch).to(self.device)
@@ -295,9 +306,17 @@ class ImageTask(Task):
         # On every rank (see precise_bn.py), over epoch 0's first micro-batches.
         self.dataset.set_epoch(0)
         return recalibrate_batch_norm(
-            self.model, self.dataset, self.batches(0)[:count], self.tokenizer, self.device, self.processes,
-            self.precision.autocast(self.device), self.stage.num_workers, progress, self.stage.precise_bn_merge,
-        )  # fmt: skip
+            self.model,
+            self.dataset,
+            self.batches(0)[:count],
+            self.tokenizer,
+            self.device,
+            self.processes,
+            self.precision.autocast(self.device),
+            self.stage.num_workers,
+            progress,
+            self.stage.precise_bn_merge,
+        )
 
     def picture(self, batch: dict[str, Any], targets: Targets, passed: StudentPass) -> torch.Tensor | None:
         return runtime.mask_picture(

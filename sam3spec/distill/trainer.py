@@ -84,10 +84,17 @@ def setup(stage: StageConfig | StageKind, options: RunOptions, student: nn.Modul
         )
     if processes.main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json({"stage": config_to_dict(config), "key": key, "data": str(options.data),
-                           "teacher": None if teacher is None else str(teacher),
-                           "init": None if options.init is None else str(options.init), **kind.describe()},
-                          out / "stage.json")  # fmt: skip
+        atomic_write_json(
+            {
+                "stage": config_to_dict(config),
+                "key": key,
+                "data": str(options.data),
+                "teacher": None if teacher is None else str(teacher),
+                "init": None if options.init is None else str(options.init),
+                **kind.describe(),
+            },
+            out / "stage.json",
+        )
 
     task = kind.task(Setup(config, options, processes, device, precision, key, student))
     prepared = kind.prepare(task.student)
@@ -115,8 +122,23 @@ def setup(stage: StageConfig | StageKind, options: RunOptions, student: nn.Modul
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scaler)
     average = runtime.WeightAverage(task.student, config.ema_decay) if config.ema_decay > 0 else None
-    run = Run(kind, config, options, processes, device, precision, key, task, wrapped, optimizer, schedule,
-              scaler, average, total_steps, dict(prepared))  # fmt: skip
+    run = Run(
+        kind,
+        config,
+        options,
+        processes,
+        device,
+        precision,
+        key,
+        task,
+        wrapped,
+        optimizer,
+        schedule,
+        scaler,
+        average,
+        total_steps,
+        dict(prepared),
+    )
 
     if latest is not None:
         tensors, meta = read_training_state(latest)
@@ -214,8 +236,14 @@ def step(run: Run, micro_batches: Iterable[dict[str, Any]]) -> tuple[dict[str, A
     if run.average is not None:
         run.average.update(task.student)
     run.step, run.position = run.step + 1, run.position + stage.grad_accum
-    row = {"step": run.step, "epoch": run.epoch, "lr": run.optimizer.param_groups[0]["lr"],
-           "grad_norm": float(norm), **task.log_extras(), **sums}  # fmt: skip
+    row = {
+        "step": run.step,
+        "epoch": run.epoch,
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "grad_norm": float(norm),
+        **task.log_extras(),
+        **sums,
+    }
     return row, last
 
 
@@ -226,8 +254,14 @@ def checkpoint(run: Run) -> None:
             run.optimizer, run.schedule, run.scaler, run.task.adapters, run.average
         )
         meta.update(key=run.key, epoch=run.epoch, position=run.position)
-        save_checkpoint(run.out / "checkpoints", run.step, lambda folder: run.task.save(folder, {"step": run.step}),
-                        tensors, meta, run.stage.keep_last_n)  # fmt: skip
+        save_checkpoint(
+            run.out / "checkpoints",
+            run.step,
+            lambda folder: run.task.save(folder, {"step": run.step}),
+            tensors,
+            meta,
+            run.stage.keep_last_n,
+        )
     runtime.barrier(run.processes)
 
 
@@ -287,11 +321,22 @@ def finish(run: Run) -> dict[str, Any]:
     stage, task, processes = run.stage, run.task, run.processes
     run.bar.close()
     seconds = time.perf_counter() - run.started
-    summary = {"stage": stage.name, "steps": run.step, "epochs": stage.epochs, "key": run.key, "device": str(run.device),
-               "precision": run.precision.name, "processes": processes.world_size, "trainable": len(task.trainable),
-               "seconds_this_process": seconds, "images_per_second": run.seen / max(seconds, 1e-9),
-               "first": run.log[0] if run.log else None, "last": run.log[-1] if run.log else None,
-               **run.summary, **task.report(run.log)}  # fmt: skip
+    summary = {
+        "stage": stage.name,
+        "steps": run.step,
+        "epochs": stage.epochs,
+        "key": run.key,
+        "device": str(run.device),
+        "precision": run.precision.name,
+        "processes": processes.world_size,
+        "trainable": len(task.trainable),
+        "seconds_this_process": seconds,
+        "images_per_second": run.seen / max(seconds, 1e-9),
+        "first": run.log[0] if run.log else None,
+        "last": run.log[-1] if run.log else None,
+        **run.summary,
+        **task.report(run.log),
+    }
     if processes.world_size > 1:  # every rank must hold the same weights
         digests = [None] * processes.world_size
         torch.distributed.all_gather_object(digests, runtime.weight_digest(task.student))

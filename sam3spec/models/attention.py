@@ -99,7 +99,11 @@ class Attention(nn.Module):
         batch, num_queries, _ = query.shape
         if torch.is_grad_enabled() and not torch.compiler.is_exporting():
             # Training: PyTorch's fused kernel (same function, faster backward); see the docstring.
-            q, k, v = self._split(self.q_proj(query)), self._split(self.k_proj(key)), self._split(self.v_proj(value))
+            q, k, v = (
+                self._split(self.q_proj(query)),
+                self._split(self.k_proj(key)),
+                self._split(self.v_proj(value)),
+            )
             bias = None if attn_bias is None else attn_bias.to(q.dtype)
             if key_padding_mask is not None:
                 padding = padding_bias(key_padding_mask, q.dtype)

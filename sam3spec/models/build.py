@@ -84,7 +84,9 @@ def build_iou_head(config: StudentConfig) -> nn.Module:
 def build_memory(config: StudentConfig) -> tuple[PerceiverResampler, MemoryCrossAttention]:
     """Perceiver resampler and gated memory cross-attention."""
     memory = config.memory
-    resampler = PerceiverResampler(config.hidden, memory.heads, memory.ffn_dim, memory.layers, memory.num_latents)
+    resampler = PerceiverResampler(
+        config.hidden, memory.heads, memory.ffn_dim, memory.layers, memory.num_latents
+    )
     return resampler, MemoryCrossAttention(config.hidden, memory.heads)
 
 

@@ -55,7 +55,9 @@ def grid_position_embedding(feature: torch.Tensor) -> torch.Tensor:
     return pos.permute(2, 0, 1)[None].to(feature.dtype).expand(batch, -1, -1, -1)
 
 
-def frame_position_embedding(num_frames: int, channels: int, device: torch.device | None = None) -> torch.Tensor:
+def frame_position_embedding(
+    num_frames: int, channels: int, device: torch.device | None = None
+) -> torch.Tensor:
     """Transformer-style sine embedding of frame *age* (0 = newest frame).
 
     Frames are given oldest first; counting from the newest frame keeps its embedding the same

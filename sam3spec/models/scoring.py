@@ -33,7 +33,9 @@ class DotProductScoring(nn.Module):
         xavier_init(self.prompt_proj)
         xavier_init(self.hs_proj)
 
-    def forward(self, query_states: torch.Tensor, prompt: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, query_states: torch.Tensor, prompt: torch.Tensor, prompt_mask: torch.Tensor
+    ) -> torch.Tensor:
         """Score queries against the prompt.
 
         Args:

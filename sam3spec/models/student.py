@@ -128,7 +128,9 @@ class Student(nn.Module):
             :class:`Sam3Outputs` (masks at ``mask_upsample`` x H/4, boxes normalised xyxy).
         """
         image_features = self.encode_image(pixel_values)
-        prompt, prompt_mask = self.encode_prompt(input_ids, boxes, box_labels, points, point_labels, image_features)
+        prompt, prompt_mask = self.encode_prompt(
+            input_ids, boxes, box_labels, points, point_labels, image_features
+        )
         return self.decode(image_features, prompt, prompt_mask, memory, return_intermediates)
 
     def encode_image(self, pixel_values: torch.Tensor) -> ImageFeatures:
@@ -177,11 +179,15 @@ class Student(nn.Module):
             feature_map = image_features.features[self.encoder_level]
             check_prompt_coordinates(points, point_labels, "points", 2, feature_map.shape[0])
             check_prompt_coordinates(boxes, box_labels, "boxes", 4, feature_map.shape[0])
-            geometry, geometry_mask = self.prompt_encoder(feature_map, points, point_labels, boxes, box_labels)
+            geometry, geometry_mask = self.prompt_encoder(
+                feature_map, points, point_labels, boxes, box_labels
+            )
             tokens.append(geometry)
             masks.append(geometry_mask)
         if len({t.shape[0] for t in tokens}) > 1:
-            raise ValueError(f"text and geometry prompts disagree on batch size: {[t.shape[0] for t in tokens]}")
+            raise ValueError(
+                f"text and geometry prompts disagree on batch size: {[t.shape[0] for t in tokens]}"
+            )
         return torch.cat(tokens, dim=1), torch.cat(masks, dim=1)
 
     def encode_memory(self, context: torch.Tensor) -> torch.Tensor:
@@ -260,7 +266,9 @@ class Student(nn.Module):
             semantic_seg=semantic,
             iou_scores=self.iou_head(states).squeeze(-1),
             intermediates=intermediates,
-            aux_outputs=self._aux_outputs(decoded, pixels, semantic, prompt, prompt_mask) if return_aux else None,
+            aux_outputs=self._aux_outputs(decoded, pixels, semantic, prompt, prompt_mask)
+            if return_aux
+            else None,
         )
 
     def _aux_outputs(self, decoded, pixels, semantic, prompt, prompt_mask) -> list[Sam3Outputs]:
@@ -311,7 +319,9 @@ class Student(nn.Module):
             ``(outputs, new state)``; every tensor of the new state has the size of the old one.
         """
         image_features = self.encode_image(pixel_values)
-        prompt, prompt_mask = self.encode_prompt(input_ids, boxes, box_labels, points, point_labels, image_features)
+        prompt, prompt_mask = self.encode_prompt(
+            input_ids, boxes, box_labels, points, point_labels, image_features
+        )
         return self.decode_video(image_features, prompt, prompt_mask, state, context_frames)
 
     def decode_video(
@@ -335,8 +345,16 @@ class Student(nn.Module):
         level_map = image_features.features[self.config.memory.context_level]
         if state is None:
             batch, channels, height, width = level_map.shape
-            state = empty_state(batch, context_frames, channels, height, width,
-                                self.config.memory.num_latents, level_map.device, level_map.dtype)  # fmt: skip
+            state = empty_state(
+                batch,
+                context_frames,
+                channels,
+                height,
+                width,
+                self.config.memory.num_latents,
+                level_map.device,
+                level_map.dtype,
+            )
         memory = state.memory if use_memory and state.has_context else None
         outputs = self.decode(image_features, prompt, prompt_mask, memory)
         new_state = push_frame(state, level_map, self.memory_resampler) if push else state
@@ -359,7 +377,9 @@ class Student(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per component (keys of :meth:`component_modules`) plus ``total``."""
-        counts = {name: sum(p.numel() for p in m.parameters()) for name, m in self.component_modules().items()}
+        counts = {
+            name: sum(p.numel() for p in m.parameters()) for name, m in self.component_modules().items()
+        }
         counts["total"] = sum(p.numel() for p in self.parameters())
         return counts
 

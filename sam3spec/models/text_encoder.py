@@ -118,7 +118,9 @@ class Tokenizer:
         context_length: tokens per prompt (32 for SAM 3); None takes the config's, else 32.
     """
 
-    def __init__(self, model_name: str | TextEncoderConfig = "MobileCLIP-S1", context_length: int | None = None) -> None:
+    def __init__(
+        self, model_name: str | TextEncoderConfig = "MobileCLIP-S1", context_length: int | None = None
+    ) -> None:
         import open_clip
 
         if isinstance(model_name, TextEncoderConfig):

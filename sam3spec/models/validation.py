@@ -41,7 +41,9 @@ def check_text(input_ids: torch.Tensor, context_length: int) -> None:
     if input_ids.is_floating_point() or input_ids.dtype == torch.bool:
         raise ValueError(f"input_ids must be integer token ids, got {input_ids.dtype}")
     if not 1 <= input_ids.shape[1] <= context_length:
-        raise ValueError(f"input_ids length {input_ids.shape[1]} outside 1..{context_length} (context length)")
+        raise ValueError(
+            f"input_ids length {input_ids.shape[1]} outside 1..{context_length} (context length)"
+        )
 
 
 def check_prompt_coordinates(

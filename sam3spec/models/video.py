@@ -47,9 +47,15 @@ class VideoState:
 
 
 def empty_state(
-    batch: int, frames: int, channels: int, height: int, width: int, latents: int,
-    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-) -> VideoState:  # fmt: skip
+    batch: int,
+    frames: int,
+    channels: int,
+    height: int,
+    width: int,
+    latents: int,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> VideoState:
     """A state with every slot empty (the start of a video)."""
     return VideoState(
         context=torch.zeros(batch, frames, channels, height, width, device=device, dtype=dtype),
@@ -77,7 +83,9 @@ def resample_valid(resampler: nn.Module, context: torch.Tensor, valid: torch.Ten
         raise ValueError("resample_valid: every batch row needs at least one valid context frame")
     batch, frames, _, height, width = context.shape
     tokens = context_tokens(context)
-    padding = (~valid)[:, :, None].expand(batch, frames, height * width).reshape(batch, frames * height * width)
+    padding = (
+        (~valid)[:, :, None].expand(batch, frames, height * width).reshape(batch, frames * height * width)
+    )
     latents = resampler.latents[None].expand(batch, -1, -1)
     for layer in resampler.layers:
         keys = layer.context_norm(tokens)

@@ -1,6 +1,6 @@
 """Quantization-aware training: prepare (fake quantization) -> train -> convert (torchao ``QATConfig``).
 
-MISSION.md: when post-training quantization loses more than 2% mIoU, train 1-2 epochs at lr 1e-5
+The plan (docs/PLAN.md 8): when post-training quantization loses more than 2% mIoU, train 1-2 epochs at lr 1e-5
 with the Phase 2 loss under fake quantization, then convert. QAT is a stage kind
 (:class:`QatStage`) that the one trainer (:func:`sam3spec.distill.distill`) runs:
 
@@ -46,8 +46,8 @@ class QatOptions:
     Attributes:
         out: the training run's folder (``train_log.jsonl``, ``checkpoints/``, ``final/``:
             the QAT-trained float weights, ``summary.json``).
-        steps: optimizer steps (MISSION.md: 1-2 epochs; mechanics tests: a few).
-        learning_rate: AdamW learning rate (MISSION.md: 1e-5).
+        steps: optimizer steps (the plan: 1-2 epochs; mechanics tests: a few).
+        learning_rate: AdamW learning rate (the plan: 1e-5).
         batch_size: samples per step.
         seed: data order and prompt draws.
         log_every: progress and TensorBoard every this many steps.
@@ -198,8 +198,14 @@ def train_qat(
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     stage = QatStage(qat_config(student.config, options), recipe, options.verbose)
     out = Path(options.out)
-    run = RunOptions(data=Path(data), out=out, max_steps=options.steps, progress=options.progress,
-                     device=str(next(student.parameters()).device), tensorboard=False)  # fmt: skip
+    run = RunOptions(
+        data=Path(data),
+        out=out,
+        max_steps=options.steps,
+        progress=options.progress,
+        device=str(next(student.parameters()).device),
+        tensorboard=False,
+    )
     start = time.perf_counter()
     summary = distill(stage, run, student=student)
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if line.strip()]

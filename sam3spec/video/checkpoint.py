@@ -31,7 +31,11 @@ PREFIXES = ("memory_resampler.", "memory_attention.")
 
 def memory_state(student: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The student's memory tensors (the only ones a video stage changes)."""
-    return {k: v.detach().cpu().contiguous().clone() for k, v in student.state_dict().items() if k.startswith(PREFIXES)}
+    return {
+        k: v.detach().cpu().contiguous().clone()
+        for k, v in student.state_dict().items()
+        if k.startswith(PREFIXES)
+    }
 
 
 def write_memory(student: torch.nn.Module, folder: str | Path, meta: dict[str, Any] | None = None) -> None:
@@ -40,8 +44,13 @@ def write_memory(student: torch.nn.Module, folder: str | Path, meta: dict[str, A
     folder = Path(folder)
     state = memory_state(student)
     save_file(state, str(folder / MEMORY_WEIGHTS), metadata={"format": FORMAT})
-    record = {"format": FORMAT, "student": config_to_dict(student.config), "keys": sorted(state),
-              "parameters": int(sum(v.numel() for v in state.values())), **(meta or {})}  # fmt: skip
+    record = {
+        "format": FORMAT,
+        "student": config_to_dict(student.config),
+        "keys": sorted(state),
+        "parameters": int(sum(v.numel() for v in state.values())),
+        **(meta or {}),
+    }
     (folder / MEMORY_JSON).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
@@ -66,11 +75,16 @@ def load_memory(student: torch.nn.Module, directory: str | Path) -> dict[str, An
     outside = sorted(k for k in state if not k.startswith(PREFIXES))
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    wrong = sorted(f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in set(state) & set(own)
-                   if state[k].shape != own[k].shape)  # fmt: skip
+    wrong = sorted(
+        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in set(state) & set(own)
+        if state[k].shape != own[k].shape
+    )
     if outside or missing or unexpected or wrong:
-        raise ValueError(f"{path}: does not fit the student: outside the memory {outside[:3]}, missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}, shape mismatches {wrong[:3]}")  # fmt: skip
+        raise ValueError(
+            f"{path}: does not fit the student: outside the memory {outside[:3]}, missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}, shape mismatches {wrong[:3]}"
+        )
     student.load_state_dict(state, strict=False)
     meta_path = directory / MEMORY_JSON
     return json.loads(meta_path.read_text()) if meta_path.is_file() else {}

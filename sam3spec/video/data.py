@@ -69,8 +69,12 @@ class FeatureBank:
             raise FileNotFoundError(f"no SA-V train videos (sav_*.mp4 + _manual.json) under {root}")
         missing = [v.video_id for v in found[:limit] if v.video_id not in phrases]
         if missing:
-            raise KeyError(f"no object phrases for video(s) {', '.join(missing[:5])} (phrases has {len(phrases)} videos)")
-        transform = ResizeNormalize(TransformConfig(student.config.image_size, "letterbox", Normalization.IMAGENET))
+            raise KeyError(
+                f"no object phrases for video(s) {', '.join(missing[:5])} (phrases has {len(phrases)} videos)"
+            )
+        transform = ResizeNormalize(
+            TransformConfig(student.config.image_size, "letterbox", Normalization.IMAGENET)
+        )
         device = next(student.parameters()).device
         self.records: list[VideoRecord] = []
         self.pos: list[torch.Tensor] | None = None
@@ -79,14 +83,25 @@ class FeatureBank:
             indices = [k * ANNOTATION_STRIDE for k in range(len(masklet))]
             frames = read_frames(video.mp4, indices)
             masks = decode_masklet(masklet, list(range(len(masklet))), *frames.shape[1:3], video.manual)
-            pixels = torch.stack([transform({"image": torch.from_numpy(f).permute(2, 0, 1).float() / 255})["image"]
-                                  for f in frames])  # fmt: skip
+            pixels = torch.stack(
+                [
+                    transform({"image": torch.from_numpy(f).permute(2, 0, 1).float() / 255})["image"]
+                    for f in frames
+                ]
+            )
             with torch.no_grad():
                 features = student.encode_image(pixels.to(device))
             if self.pos is None:
                 self.pos = [p[:1].cpu() for p in features.pos]
-            self.records.append(VideoRecord(video.video_id, [f.half().cpu() for f in features.features],
-                                            torch.from_numpy(masks), list(phrases[video.video_id]), indices))  # fmt: skip
+            self.records.append(
+                VideoRecord(
+                    video.video_id,
+                    [f.half().cpu() for f in features.features],
+                    torch.from_numpy(masks),
+                    list(phrases[video.video_id]),
+                    indices,
+                )
+            )
 
     def samples(self, per_video: int, seed: int, epoch: int) -> list[tuple[int, int, int]]:
         """``(video, query frame k >= 1, object)`` triples of one epoch, shuffled from ``(seed, epoch)``."""
@@ -125,5 +140,11 @@ class FeatureBank:
             texts.append(phrase)
             masks.append(target)
             boxes.append(boxes_from_masks(target) if len(same) else torch.zeros(0, 4))
-        return {"features": [torch.stack(f) for f in features], "context": torch.stack(contexts),
-                "valid": torch.stack(valids), "text": texts, "target_masks": masks, "target_boxes_xyxy": boxes}  # fmt: skip
+        return {
+            "features": [torch.stack(f) for f in features],
+            "context": torch.stack(contexts),
+            "valid": torch.stack(valids),
+            "text": texts,
+            "target_masks": masks,
+            "target_boxes_xyxy": boxes,
+        }

@@ -50,8 +50,15 @@ class FrameResult:
 
 
 def empty_result(index: int, height: int, width: int, skipped: bool = False) -> FrameResult:
-    return FrameResult(index, np.zeros((0, height, width), bool), np.zeros((0, 4), np.float32),
-                       np.zeros(0, np.float32), np.zeros(0, np.int64), 0.0, skipped)  # fmt: skip
+    return FrameResult(
+        index,
+        np.zeros((0, height, width), bool),
+        np.zeros((0, 4), np.float32),
+        np.zeros(0, np.float32),
+        np.zeros(0, np.int64),
+        0.0,
+        skipped,
+    )
 
 
 def instances(outputs: Any, size: tuple[int, int], side: int, valid_size: tuple[int, int], threshold: float):
@@ -67,8 +74,12 @@ def instances(outputs: Any, size: tuple[int, int], side: int, valid_size: tuple[
     keep = order[scores[order] >= threshold]
     masks = torch.zeros(0, height, width, dtype=torch.bool)
     if len(keep):
-        logits = F.interpolate(outputs.pred_masks[0, keep].float().cpu()[:, None], (side, side), mode="bilinear",
-                               align_corners=False)[..., : valid_size[0], : valid_size[1]]  # fmt: skip
+        logits = F.interpolate(
+            outputs.pred_masks[0, keep].float().cpu()[:, None],
+            (side, side),
+            mode="bilinear",
+            align_corners=False,
+        )[..., : valid_size[0], : valid_size[1]]
         masks = F.interpolate(logits, (height, width), mode="bilinear", align_corners=False)[:, 0] > 0
     boxes = outputs.pred_boxes[0, keep].float().cpu() * side / scale
     boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
@@ -92,11 +103,19 @@ class VideoPredictor:
     """
 
     def __init__(
-        self, model: Any, threshold: float = 0.5, use_memory: bool = True, memory_every: int = 1,
-        context_frames: int = CONTEXT_FRAMES, tracker: TrackerConfig | None = None, tokenizer: Any = None,
-    ) -> None:  # fmt: skip
+        self,
+        model: Any,
+        threshold: float = 0.5,
+        use_memory: bool = True,
+        memory_every: int = 1,
+        context_frames: int = CONTEXT_FRAMES,
+        tracker: TrackerConfig | None = None,
+        tokenizer: Any = None,
+    ) -> None:
         if memory_every < 1 or context_frames < 1:
-            raise ValueError(f"memory_every and context_frames must be >= 1, got {memory_every}, {context_frames}")
+            raise ValueError(
+                f"memory_every and context_frames must be >= 1, got {memory_every}, {context_frames}"
+            )
         self.model = model.eval()
         self.threshold, self.use_memory, self.memory_every = threshold, use_memory, memory_every
         self.context_frames = context_frames
@@ -119,8 +138,14 @@ class VideoPredictor:
             self._tokenizer = Tokenizer(self.model.config.text)
         return self._tokenizer
 
-    def start(self, text: str | None = None, boxes: Any = None, box_labels: Any = None,
-              points: Any = None, point_labels: Any = None) -> None:  # fmt: skip
+    def start(
+        self,
+        text: str | None = None,
+        boxes: Any = None,
+        box_labels: Any = None,
+        points: Any = None,
+        point_labels: Any = None,
+    ) -> None:
         """Set the prompt and forget any previous video (memory, ids, frame count).
 
         ``boxes`` / ``points`` are pixel coordinates in the *first* frame.
@@ -138,12 +163,16 @@ class VideoPredictor:
             "boxes": box_array,
             "box_labels": None if box_array is None else _labels(box_labels, len(box_array), "box_labels"),
             "points": point_array,
-            "point_labels": None if point_array is None else _labels(point_labels, len(point_array), "point_labels"),
-        }  # fmt: skip
+            "point_labels": None
+            if point_array is None
+            else _labels(point_labels, len(point_array), "point_labels"),
+        }
         self._tokens, self.state, self.frame_index = None, None, 0
         self.tracker.reset()
 
-    def _encode_prompt(self, features: Any, size: tuple[int, int], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode_prompt(
+        self, features: Any, size: tuple[int, int], scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         prompt, device, side = self._prompt, self.device, self.model.config.image_size
         height, width = size
         inputs: dict[str, torch.Tensor] = {}
@@ -151,15 +180,25 @@ class VideoPredictor:
             inputs["input_ids"] = self.tokenizer([prompt["text"]]).to(device)
         if prompt["boxes"] is not None:
             b = prompt["boxes"]
-            if (b[:, 0] < 0).any() or (b[:, 1] < 0).any() or (b[:, 2] > width).any() or (b[:, 3] > height).any() \
-                    or (b[:, 2] <= b[:, 0]).any() or (b[:, 3] <= b[:, 1]).any():  # fmt: skip
-                raise ValueError(f"boxes: expected x0 < x1 <= {width} and y0 < y1 <= {height} (pixel xyxy), got {b.tolist()}")
+            if (
+                (b[:, 0] < 0).any()
+                or (b[:, 1] < 0).any()
+                or (b[:, 2] > width).any()
+                or (b[:, 3] > height).any()
+                or (b[:, 2] <= b[:, 0]).any()
+                or (b[:, 3] <= b[:, 1]).any()
+            ):
+                raise ValueError(
+                    f"boxes: expected x0 < x1 <= {width} and y0 < y1 <= {height} (pixel xyxy), got {b.tolist()}"
+                )
             inputs["boxes"] = torch.tensor(b * scale / side, dtype=torch.float32, device=device)[None]
             inputs["box_labels"] = torch.tensor(prompt["box_labels"], device=device)[None]
         if prompt["points"] is not None:
             p = prompt["points"]
             if (p < 0).any() or (p[:, 0] > width).any() or (p[:, 1] > height).any():
-                raise ValueError(f"points: expected 0 <= x <= {width} and 0 <= y <= {height}, got {p.tolist()}")
+                raise ValueError(
+                    f"points: expected 0 <= x <= {width} and 0 <= y <= {height}, got {p.tolist()}"
+                )
             inputs["points"] = torch.tensor(p * scale / side, dtype=torch.float32, device=device)[None]
             inputs["point_labels"] = torch.tensor(prompt["point_labels"], device=device)[None]
         return self.model.encode_prompt(image_features=features, **inputs)
@@ -186,15 +225,20 @@ class VideoPredictor:
         tensor = image_to_tensor(frame)
         height, width = tensor.shape[1:]
         side = self.model.config.image_size
-        sample = ResizeNormalize(TransformConfig(side, "letterbox", Normalization.IMAGENET))({"image": tensor})
+        sample = ResizeNormalize(TransformConfig(side, "letterbox", Normalization.IMAGENET))(
+            {"image": tensor}
+        )
         features = self.model.encode_image(sample["image"][None].to(self.device))
         if self._tokens is None:
             self._tokens = self._encode_prompt(features, (height, width), side / max(height, width))
         push = index % self.memory_every == 0
-        outputs, state = self.model.decode_video(features, *self._tokens, self.state, self.context_frames,
-                                                 push=push, use_memory=self.use_memory)  # fmt: skip
+        outputs, state = self.model.decode_video(
+            features, *self._tokens, self.state, self.context_frames, push=push, use_memory=self.use_memory
+        )
         self.state = state
-        masks, boxes, scores, presence = instances(outputs, (height, width), side, sample["valid_size"], self.threshold)
+        masks, boxes, scores, presence = instances(
+            outputs, (height, width), side, sample["valid_size"], self.threshold
+        )
         ids = self.tracker.update(masks, boxes)
         return FrameResult(index, masks, boxes, scores, ids, presence)
 

@@ -63,13 +63,17 @@ class VideoStage(StageKind):
         from sam3spec.video.teacher_context import TeacherContextError
 
         if self.context_source == "teacher_cache" and options.teacher_cache is None:
-            raise TeacherContextError(f"stage {self.name!r} reads its context from a teacher cache "
-                                      "(context_source='teacher_cache'): pass --teacher-cache DIR "
-                                      "(RunOptions.teacher_cache), made by `sam3spec teacher cache`")  # fmt: skip
+            raise TeacherContextError(
+                f"stage {self.name!r} reads its context from a teacher cache "
+                "(context_source='teacher_cache'): pass --teacher-cache DIR "
+                "(RunOptions.teacher_cache), made by `sam3spec teacher cache`"
+            )
         if self.context_source == "student" and options.teacher_cache is not None:
-            raise TeacherContextError(f"stage {self.name!r} reads the student's own context maps "
-                                      f"(context_source='student') but a teacher cache was given ({options.teacher_cache}); "
-                                      "add --context teacher_cache to use it")  # fmt: skip
+            raise TeacherContextError(
+                f"stage {self.name!r} reads the student's own context maps "
+                f"(context_source='student') but a teacher cache was given ({options.teacher_cache}); "
+                "add --context teacher_cache to use it"
+            )
 
     def task(self, setup: Setup) -> Task:
         from sam3spec.video.task import MemoryTask

@@ -113,8 +113,11 @@ class MemoryTask(Task):
         self.level = student.config.memory.context_level
         self.context: dict[str, Any] = {"context_source": video.context_source}
         if video.context_source == "teacher_cache":
-            self.context.update(attach_teacher_context(self.bank, options.teacher_cache, self.level,
-                                                       student.config.hidden, video.name))  # fmt: skip
+            self.context.update(
+                attach_teacher_context(
+                    self.bank, options.teacher_cache, self.level, student.config.hidden, video.name
+                )
+            )
         self.feature_seconds = time.perf_counter() - self.started
         self.tokenizer = Tokenizer(student.config.text)
         self.geometry = StudentGeometry.of(student.config)
@@ -146,10 +149,13 @@ class MemoryTask(Task):
 
     def inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         device = self.device
-        return {"features": [level.to(device) for level in batch["features"]],
-                "pos": [position.to(device) for position in self.bank.pos],
-                "input_ids": self.tokenizer(batch["text"]).to(device),
-                "context": batch["context"].to(device), "valid": batch["valid"].to(device)}  # fmt: skip
+        return {
+            "features": [level.to(device) for level in batch["features"]],
+            "pos": [position.to(device) for position in self.bank.pos],
+            "input_ids": self.tokenizer(batch["text"]).to(device),
+            "context": batch["context"].to(device),
+            "valid": batch["valid"].to(device),
+        }
 
     def terms(self, passed: StudentPass, targets: Targets) -> dict[str, torch.Tensor]:
         return loss_terms(passed, targets, self.objective)
@@ -171,16 +177,23 @@ class MemoryTask(Task):
         self.after = frozen_digest(self.student, set(self.trainable))
         window = max(1, min(20, len(log) // 5))
         return {
-            "videos": len(self.bank.records), "trainable_tensors": len(self.trainable),
+            "videos": len(self.bank.records),
+            "trainable_tensors": len(self.trainable),
             "trainable_parameters": int(sum(p.numel() for p in self.student.parameters() if p.requires_grad)),
-            "frozen_unchanged": self.before == self.after, "frozen_digest": self.after,
-            "seconds": time.perf_counter() - self.started, "feature_seconds": self.feature_seconds,
+            "frozen_unchanged": self.before == self.after,
+            "frozen_digest": self.after,
+            "seconds": time.perf_counter() - self.started,
+            "feature_seconds": self.feature_seconds,
             "loss_start": sum(r["loss"] for r in log[:window]) / window if log else None,
             "loss_end": sum(r["loss"] for r in log[-window:]) / window if log else None,
-            "gate": self.gate(), "init": str(self.options.init), **self.context,
-        }  # fmt: skip
+            "gate": self.gate(),
+            "init": str(self.options.init),
+            **self.context,
+        }
 
     def verify(self, summary: dict[str, Any]) -> None:
         if not summary["frozen_unchanged"]:
-            raise RuntimeError(f"video stage {self.stage.name}: frozen weights changed "
-                               f"(digest {self.before} -> {self.after})")  # fmt: skip
+            raise RuntimeError(
+                f"video stage {self.stage.name}: frozen weights changed "
+                f"(digest {self.before} -> {self.after})"
+            )

@@ -1,6 +1,6 @@
 """Teacher context for the video stage: the context frames' level-3 maps from a teacher cache.
 
-``context_source="teacher_cache"`` (the mission-scale ``VIDEO`` stage, or ``video-world`` with
+``context_source="teacher_cache"`` (the plan-scale ``VIDEO`` stage, or ``video-world`` with
 ``--context teacher_cache``): the T context frames of a sample are the teacher's cached FPN maps
 (``sam3spec teacher cache``: per video ``video:<id>`` -> ``fpn.<video_level>`` ``[F, C, h, w]``
 fp16 of the annotated frames) instead of the frozen student's own. The query frame still goes
@@ -83,40 +83,60 @@ def attach_teacher_context(bank, cache_dir: str | Path, level: int, width: int, 
     cache_dir = Path(cache_dir)
     meta_path = cache_dir / "cache.json"
     if not meta_path.is_file():
-        raise TeacherContextError(f"stage {stage!r}: {meta_path} not found: {cache_dir} is not a teacher cache "
-                                  "(make one with `sam3spec teacher cache --data WORLD --out DIR`)")  # fmt: skip
+        raise TeacherContextError(
+            f"stage {stage!r}: {meta_path} not found: {cache_dir} is not a teacher cache "
+            "(make one with `sam3spec teacher cache --data WORLD --out DIR`)"
+        )
     video_level = int(json.loads(meta_path.read_text())["options"]["video_level"])
     if video_level != level:
-        raise TeacherContextError(f"stage {stage!r}: teacher cache {cache_dir} stores video level {video_level}, "
-                                  f"the student's memory reads level {level} (rerun the cache with --video-level {level})")  # fmt: skip
+        raise TeacherContextError(
+            f"stage {stage!r}: teacher cache {cache_dir} stores video level {video_level}, "
+            f"the student's memory reads level {level} (rerun the cache with --video-level {level})"
+        )
     try:
         cache = TeacherCache(cache_dir)
     except FileNotFoundError as error:
         raise TeacherContextError(f"stage {stage!r}: {error}") from error
-    info = {"teacher_cache": str(cache_dir), "video_level": video_level, "teacher_width": None,
-            "teacher_grid": None, "student_grid": None, "resized": False}  # fmt: skip
+    info = {
+        "teacher_cache": str(cache_dir),
+        "video_level": video_level,
+        "teacher_width": None,
+        "teacher_grid": None,
+        "student_grid": None,
+        "resized": False,
+    }
     for record in bank.records:
         key = f"video:{record.video_id}"
         if key not in cache.index["items"]:
-            raise TeacherContextError(f"stage {stage!r}: video {record.video_id} is not in the teacher cache "
-                                      f"{cache_dir} (cache the same data, without a --limit that leaves it out)")  # fmt: skip
+            raise TeacherContextError(
+                f"stage {stage!r}: video {record.video_id} is not in the teacher cache "
+                f"{cache_dir} (cache the same data, without a --limit that leaves it out)"
+            )
         description = cache.describe(key)
         if "skipped" in description:
-            raise TeacherContextError(f"stage {stage!r}: the teacher cache {cache_dir} skipped video "
-                                      f"{record.video_id}: {description['skipped']}")  # fmt: skip
+            raise TeacherContextError(
+                f"stage {stage!r}: the teacher cache {cache_dir} skipped video "
+                f"{record.video_id}: {description['skipped']}"
+            )
         if list(description["frames"]) != list(record.frames):
-            raise TeacherContextError(f"stage {stage!r}: video {record.video_id}: the teacher cache {cache_dir} holds "
-                                      f"frames {description['frames']}, the annotated frames are {record.frames}")  # fmt: skip
+            raise TeacherContextError(
+                f"stage {stage!r}: video {record.video_id}: the teacher cache {cache_dir} holds "
+                f"frames {description['frames']}, the annotated frames are {record.frames}"
+            )
         maps = cache[key][f"fpn.{level}"]  # [F, C, h, w] fp16
         grid = tuple(record.levels[level].shape[-2:])
         if maps.shape[1] != width:
-            raise TeacherContextError(f"stage {stage!r}: teacher cache {cache_dir} level-{level} features are "
-                                      f"{maps.shape[1]} wide, the student's context width is {width}; the memory must "
-                                      "read the student's own features at inference, so no adapter is added: use a "
-                                      "teacher and student of the same width")  # fmt: skip
+            raise TeacherContextError(
+                f"stage {stage!r}: teacher cache {cache_dir} level-{level} features are "
+                f"{maps.shape[1]} wide, the student's context width is {width}; the memory must "
+                "read the student's own features at inference, so no adapter is added: use a "
+                "teacher and student of the same width"
+            )
         if maps.shape[0] != len(record.frames):
-            raise TeacherContextError(f"stage {stage!r}: video {record.video_id}: {maps.shape[0]} cached maps for "
-                                      f"{len(record.frames)} frames in {cache_dir}")  # fmt: skip
+            raise TeacherContextError(
+                f"stage {stage!r}: video {record.video_id}: {maps.shape[0]} cached maps for "
+                f"{len(record.frames)} frames in {cache_dir}"
+            )
         record.context = to_student_grid(maps, grid, tuple(record.masks.shape[-2:])).half()
         info.update(
             teacher_width=int(maps.shape[1]), teacher_grid=list(maps.shape[-2:]), student_grid=list(grid)

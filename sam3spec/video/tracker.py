@@ -94,15 +94,29 @@ class IdTracker:
         if count and recent:
             iou = mask_iou_matrix(masks, np.stack([self.tracks[i].mask for i in recent]))
             rows, cols = linear_sum_assignment(1 - iou)
-            assigned.update({int(r): recent[c] for r, c in zip(rows, cols, strict=True) if iou[r, c] >= self.config.min_iou})
+            assigned.update(
+                {
+                    int(r): recent[c]
+                    for r, c in zip(rows, cols, strict=True)
+                    if iou[r, c] >= self.config.min_iou
+                }
+            )
         free = [d for d in range(count) if d not in assigned]
         lost = [i for i, t in enumerate(self.tracks) if t.lost > 0 and i not in assigned.values()]
         if free and lost and count:
             diagonal = float(np.hypot(*masks.shape[1:]))
-            predicted = np.stack([self.tracks[i].centre + self.tracks[i].velocity * self.tracks[i].lost for i in lost])
+            predicted = np.stack(
+                [self.tracks[i].centre + self.tracks[i].velocity * self.tracks[i].lost for i in lost]
+            )
             distance = np.linalg.norm(centres[free][:, None] - predicted[None], axis=-1) / diagonal
             rows, cols = linear_sum_assignment(distance)
-            assigned.update({free[r]: lost[c] for r, c in zip(rows, cols, strict=True) if distance[r, c] <= self.config.max_jump})
+            assigned.update(
+                {
+                    free[r]: lost[c]
+                    for r, c in zip(rows, cols, strict=True)
+                    if distance[r, c] <= self.config.max_jump
+                }
+            )
         seen = set()
         for detection in range(count):
             if detection in assigned:

@@ -50,8 +50,14 @@ def test_qat_round_trip(gate, tiny_student, tmp_path):
         for m in model.modules()
         if isinstance(m, torch.nn.Linear) and type(m.weight.data) is not torch.Tensor
     )
-    gate.check("quant.qat_roundtrip", converted / planned, preset=TINY_PRESET, recipe="8da4w", steps=3,
-               note=f"losses {[round(v, 3) for v in result['losses']]}; weights random (mechanics only)")  # fmt: skip
+    gate.check(
+        "quant.qat_roundtrip",
+        converted / planned,
+        preset=TINY_PRESET,
+        recipe="8da4w",
+        steps=3,
+        note=f"losses {[round(v, 3) for v in result['losses']]}; weights random (mechanics only)",
+    )
 
 
 @pytest.mark.slow
@@ -61,12 +67,22 @@ def test_seed_size_ratio(gate, run_dir):
     from sam3spec.world.inputs import WorldExportInputs
 
     pte, manifest = cached_export(
-        SEED_PRESET, get_export_recipe("xnnpack", "8da4w"), "seed", inputs=WorldExportInputs(), random_weights=True, run_dir=run_dir
+        SEED_PRESET,
+        get_export_recipe("xnnpack", "8da4w"),
+        "seed",
+        inputs=WorldExportInputs(),
+        random_weights=True,
+        run_dir=run_dir,
     )
     student = build_student(SEED_PRESET).eval().reparameterize()
     float_bytes = sum(p.numel() * 4 for p in student.parameters())
-    gate.check("quant.size_ratio", pte.stat().st_size / float_bytes, preset=SEED_PRESET, weights="random",
-               note=f".pte {pte.stat().st_size / 1e6:.1f} MB / fp32 {float_bytes / 1e6:.1f} MB")  # fmt: skip
+    gate.check(
+        "quant.size_ratio",
+        pte.stat().st_size / float_bytes,
+        preset=SEED_PRESET,
+        weights="random",
+        note=f".pte {pte.stat().st_size / 1e6:.1f} MB / fp32 {float_bytes / 1e6:.1f} MB",
+    )
 
 
 def test_quantized_accuracy(gate, run_dir, trained_student):
@@ -87,7 +103,11 @@ def test_quantized_accuracy(gate, run_dir, trained_student):
 
     label = f"tiny-{checkpoint.parent.name}"  # tiny-phase2 or tiny-phase1
     pte, _ = cached_export(
-        checkpoint, get_export_recipe("xnnpack", "8da4w"), label, inputs=WorldExportInputs(world), run_dir=run_dir
+        checkpoint,
+        get_export_recipe("xnnpack", "8da4w"),
+        label,
+        inputs=WorldExportInputs(world),
+        run_dir=run_dir,
     )
     rows = compare(load_student(checkpoint), world_images(world), recipes=(), ptes=[pte])
     float_row, pte_row = rows[0], rows[-1]
@@ -97,11 +117,20 @@ def test_quantized_accuracy(gate, run_dir, trained_student):
             f"the float student's mIoU is 0 on the eval split ({checkpoint}): the relative drop is undefined "
             f"(.pte mIoU {pte_row.metrics['mIoU']:.4f}; presence F1 {float_row.metrics['presence_f1']:.3f} vs "
             f"{pte_row.metrics['presence_f1']:.3f})",
-            preset=TINY_PRESET, weights="trained", checkpoint=str(checkpoint),
+            preset=TINY_PRESET,
+            weights="trained",
+            checkpoint=str(checkpoint),
         )
         return
-    gate.check("quant.miou_drop_pct", pte_row.miou_drop_percent, preset=TINY_PRESET, weights="trained",
-               checkpoint=str(checkpoint), stage=checkpoint.parent.name, data="concept-world eval split",
-               note=f"mIoU float {float_row.metrics['mIoU']:.4f} vs .pte {pte_row.metrics['mIoU']:.4f}; "
-                    f"presence F1 {float_row.metrics['presence_f1']:.3f} vs {pte_row.metrics['presence_f1']:.3f}; "
-                    f"cgF1 {float_row.metrics['cgF1']:.2f} vs {pte_row.metrics['cgF1']:.2f}")  # fmt: skip
+    gate.check(
+        "quant.miou_drop_pct",
+        pte_row.miou_drop_percent,
+        preset=TINY_PRESET,
+        weights="trained",
+        checkpoint=str(checkpoint),
+        stage=checkpoint.parent.name,
+        data="concept-world eval split",
+        note=f"mIoU float {float_row.metrics['mIoU']:.4f} vs .pte {pte_row.metrics['mIoU']:.4f}; "
+        f"presence F1 {float_row.metrics['presence_f1']:.3f} vs {pte_row.metrics['presence_f1']:.3f}; "
+        f"cgF1 {float_row.metrics['cgF1']:.2f} vs {pte_row.metrics['cgF1']:.2f}",
+    )

@@ -92,8 +92,13 @@ def test_cached_targets_equal_online_targets(distill_world, stand_in_teacher, tm
         assert torch.equal(online.text_valid.any(1), is_text)  # only text prompts teach text
         # Float targets agree to batching rounding (the cache ran the teacher on other batches)
         # and float16 storage (masks, semantic map, features).
-        for name, tolerance in (("logits", 1e-4), ("boxes_xyxy", 1e-4), ("presence_logits", 1e-4),
-                                ("mask_probs", 2e-3), ("semantic_probs", 2e-3)):  # fmt: skip
+        for name, tolerance in (
+            ("logits", 1e-4),
+            ("boxes_xyxy", 1e-4),
+            ("presence_logits", 1e-4),
+            ("mask_probs", 2e-3),
+            ("semantic_probs", 2e-3),
+        ):
             value = getattr(cached, name)
             value = value[:, :queries] if name in ("logits", "boxes_xyxy", "mask_probs") else value
             assert torch.allclose(value, getattr(online, name), atol=tolerance), name

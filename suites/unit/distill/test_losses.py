@@ -109,8 +109,13 @@ def test_token_feature_loss_by_hand_over_valid_tokens():
 def test_losses_return_one_value_per_item():
     n = 5
     masks, probs, boxes = torch.randn(n, 6, 6), torch.rand(n, 6, 6), torch.rand(n, 4)
-    for value in (losses.dice_loss(masks, probs), losses.mask_bce_loss(masks, probs), losses.box_l1_loss(boxes, boxes),
-                  losses.box_giou_loss(boxes, boxes), losses.iou_token_loss(torch.randn(n), masks, probs)):  # fmt: skip
+    for value in (
+        losses.dice_loss(masks, probs),
+        losses.mask_bce_loss(masks, probs),
+        losses.box_l1_loss(boxes, boxes),
+        losses.box_giou_loss(boxes, boxes),
+        losses.iou_token_loss(torch.randn(n), masks, probs),
+    ):
         assert value.shape == (n,)
 
 

@@ -17,8 +17,10 @@ def brute_force(cost: np.ndarray) -> float:
     """Minimum total cost of a one-to-one assignment of min(rows, cols) pairs, by enumeration."""
     rows, cols = cost.shape
     if rows <= cols:
-        return min(sum(cost[r, c] for r, c in zip(range(rows), perm, strict=True))
-                   for perm in itertools.permutations(range(cols), rows))  # fmt: skip
+        return min(
+            sum(cost[r, c] for r, c in zip(range(rows), perm, strict=True))
+            for perm in itertools.permutations(range(cols), rows)
+        )
     return brute_force(cost.T)
 
 

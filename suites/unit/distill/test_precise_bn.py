@@ -66,12 +66,16 @@ def test_merged_micro_batches_are_one_forward_each(distill_world, tiny_student, 
     sizes: list[int] = []  # images per forward
     hook = layer.register_forward_hook(lambda module, args, output: sizes.append(args[0].shape[0]))
     cpu = torch.device("cpu")
-    used = recalibrate_batch_norm(model, dataset, BATCHES, tokenizer, cpu, Processes(), progress=False, merge=2)
+    used = recalibrate_batch_norm(
+        model, dataset, BATCHES, tokenizer, cpu, Processes(), progress=False, merge=2
+    )
     hook.remove()
     # 3 micro-batches at merge 2: one forward of the first two, one of the third; all 3 counted
     assert used == 3 and len(sizes) == 2
     merged = {name: value.clone() for name, value in model.state_dict().items() if "running" in name}
-    recalibrate_batch_norm(model, dataset, [[0, 1, 2, 3], [4, 5]], tokenizer, cpu, Processes(), progress=False)
+    recalibrate_batch_norm(
+        model, dataset, [[0, 1, 2, 3], [4, 5]], tokenizer, cpu, Processes(), progress=False
+    )
     for name, value in model.state_dict().items():
         if name in merged:
             torch.testing.assert_close(value, merged[name], rtol=1e-5, atol=1e-6)
@@ -91,25 +95,40 @@ def test_no_batch_leaves_the_statistics_alone(distill_world, tiny_student, token
 
 def test_a_run_changes_only_the_final_batch_norm_buffers(distill_world, stand_in_teacher_dir, tmp_path):
     out = tmp_path / "run"
-    options = RunOptions(data=distill_world, out=out, teacher=stand_in_teacher_dir, limit=LIMIT, progress=False,
-                         tensorboard=False)  # fmt: skip
+    options = RunOptions(
+        data=distill_world,
+        out=out,
+        teacher=stand_in_teacher_dir,
+        limit=LIMIT,
+        progress=False,
+        tensorboard=False,
+    )
     distill(stage(epochs=1, precise_bn_batches=3, freeze_batch_norm=False), options)
     assert json.loads((out / "summary.json").read_text())["precise_bn_batches"] == 3
     trained = load_file(latest_checkpoint(out / "checkpoints") / "model.safetensors")
     final = load_file(out / "final" / "model.safetensors")
     assert set(trained) == set(final)
     changed = {name for name in final if not torch.equal(final[name], trained[name])}
-    assert changed and all(name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
-                           for name in changed)  # fmt: skip
+    assert changed and all(
+        name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked") for name in changed
+    )
 
 
 def test_frozen_batch_norm_keeps_the_start_statistics_while_the_weights_train(
     distill_world, stand_in_teacher_dir, tmp_path
 ):
     out = tmp_path / "frozen"
-    options = RunOptions(data=distill_world, out=out, teacher=stand_in_teacher_dir, limit=LIMIT, progress=False,
-                         tensorboard=False)  # fmt: skip
-    frozen = stage(epochs=1, freeze_batch_norm=True, freeze_batch_norm_epoch=0, precise_bn_batches=2, precise_bn_merge=2)
+    options = RunOptions(
+        data=distill_world,
+        out=out,
+        teacher=stand_in_teacher_dir,
+        limit=LIMIT,
+        progress=False,
+        tensorboard=False,
+    )
+    frozen = stage(
+        epochs=1, freeze_batch_norm=True, freeze_batch_norm_epoch=0, precise_bn_batches=2, precise_bn_merge=2
+    )
     distill(frozen, options)
     assert json.loads((out / "summary.json").read_text())["precise_bn_batches"] == 2
     first = load_file(sorted((out / "checkpoints").glob("step_*"))[0] / "model.safetensors")
@@ -137,8 +156,14 @@ def test_statistics_frozen_from_a_later_epoch_and_resumed_on_either_side(
         freeze_batch_norm=True, freeze_batch_norm_epoch=1, precise_bn_batches=2, keep_last_n=20
     )
     out = tmp_path / "run"
-    options = RunOptions(data=distill_world, out=out, teacher=stand_in_teacher_dir, limit=LIMIT, progress=False,
-                         tensorboard=False)  # fmt: skip
+    options = RunOptions(
+        data=distill_world,
+        out=out,
+        teacher=stand_in_teacher_dir,
+        limit=LIMIT,
+        progress=False,
+        tensorboard=False,
+    )
     distill(frozen_from_1, options)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 16 and summary["batch_norm_frozen"] and summary["precise_bn_batches"] == 2
@@ -162,8 +187,15 @@ def test_statistics_frozen_from_a_later_epoch_and_resumed_on_either_side(
         for later in (run / "checkpoints").glob("step_*"):
             if int(later.name.split("_")[1]) > resume_from:
                 shutil.rmtree(later)
-        resumed = RunOptions(data=distill_world, out=run, teacher=stand_in_teacher_dir, limit=LIMIT,
-                             resume=True, progress=False, tensorboard=False)  # fmt: skip
+        resumed = RunOptions(
+            data=distill_world,
+            out=run,
+            teacher=stand_in_teacher_dir,
+            limit=LIMIT,
+            resume=True,
+            progress=False,
+            tensorboard=False,
+        )
         distill(frozen_from_1, resumed)
         final = load_file(run / "final" / "model.safetensors")
         assert all(torch.equal(final[name], reference[name]) for name in reference), resume_from
@@ -182,10 +214,21 @@ def test_two_gloo_processes_freeze_the_same_statistics(distill_world, stand_in_t
         freeze_batch_norm_epoch=0,
         precise_bn_batches=2,
     )
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-               "-m", "sam3spec.cli", *args]  # fmt: skip
-    result = subprocess.run(command, env={**subprocess_env(), "OMP_NUM_THREADS": "1"}, capture_output=True,
-                            text=True, timeout=240)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "sam3spec.cli",
+        *args,
+    ]
+    result = subprocess.run(
+        command, env={**subprocess_env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["precise_bn_batches"] == 2

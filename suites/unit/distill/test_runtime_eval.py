@@ -68,22 +68,35 @@ def test_student_view_follows_the_teacher_protocol(tiny_student):
 
 
 def test_ratios():
-    metrics = {"teacher": dict.fromkeys(("mIoU", "presence_f1", "cgF1", "pmF1", "IL_MCC"), 0.5),
-               "student": dict.fromkeys(("mIoU", "presence_f1", "cgF1", "pmF1", "IL_MCC"), 0.4)}  # fmt: skip
+    metrics = {
+        "teacher": dict.fromkeys(("mIoU", "presence_f1", "cgF1", "pmF1", "IL_MCC"), 0.5),
+        "student": dict.fromkeys(("mIoU", "presence_f1", "cgF1", "pmF1", "IL_MCC"), 0.4),
+    }
     metrics["teacher"]["IL_MCC"] = 0.0
     assert ratios(metrics)["mIoU"] == pytest.approx(0.8) and ratios(metrics)["IL_MCC"] is None
 
 
 def test_stage_resolution_for_worlds_and_overrides(distill_world, tmp_path):
     assert resolve_stage("phase1", distill_world, "auto", []).name == "phase1-world"
-    assert resolve_stage("phase1", distill_world, "mission", []).name == "phase1"
+    assert resolve_stage("phase1", distill_world, "plan", []).name == "phase1"
     assert resolve_stage("phase2", tmp_path, "auto", ["epochs=9", "losses.presence=0.5"]).epochs == 9
     with pytest.raises(ValueError, match="key=value"):
         resolve_stage("phase2", tmp_path, "auto", ["epochs"])
     with pytest.raises(FileNotFoundError, match="run that stage first"):
         default_init(resolve_stage("phase2", distill_world, "auto", []), tmp_path / "phase2")
     assert (
-        main(["train", "stage", "--stage", "phase7", "--data", str(distill_world), "--out", str(tmp_path / "x")])
+        main(
+            [
+                "train",
+                "stage",
+                "--stage",
+                "phase7",
+                "--data",
+                str(distill_world),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
         == 2
     )
     assert main(["train", "pipeline", "--out", str(tmp_path / "p"), "--set", "phase1.no_such=1"]) == 2
@@ -103,9 +116,14 @@ def test_tiny_main_job_end_to_end(distill_world, stand_in_teacher_dir, tmp_path,
         "warmup_steps": 2,
         "log_every": 1,
     }
-    config = PipelineConfig(images=12, world=WorldConfig(image_size=64), teacher=str(stand_in_teacher_dir),
-                            phase1=override(PHASE1_WORLD, tiny), phase2=override(PHASE2_WORLD, tiny),
-                            stage3=override(STAGE3_WORLD, tiny))  # fmt: skip
+    config = PipelineConfig(
+        images=12,
+        world=WorldConfig(image_size=64),
+        teacher=str(stand_in_teacher_dir),
+        phase1=override(PHASE1_WORLD, tiny),
+        phase2=override(PHASE2_WORLD, tiny),
+        stage3=override(STAGE3_WORLD, tiny),
+    )
     out = tmp_path / "main"
     record = run_pipeline(out, config, progress=False)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -123,6 +141,21 @@ def test_tiny_main_job_end_to_end(distill_world, stand_in_teacher_dir, tmp_path,
     assert run_pipeline(out, config, progress=False) == record  # same configuration: reused
     changed = replace(config, eval_limit=1)
     assert run_pipeline(out, changed, progress=False)["key"] != record["key"]
-    assert main(["eval", "compare", "--student", str(out / "phase2" / "final"), "--world", str(out / "world"),
-                 "--teacher", str(stand_in_teacher_dir), "--limit", "1"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "compare",
+                "--student",
+                str(out / "phase2" / "final"),
+                "--world",
+                str(out / "world"),
+                "--teacher",
+                str(stand_in_teacher_dir),
+                "--limit",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "| presence_f1 |" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Stages are data: MISSION.md's values, overrides, what trains, the schedule."""
+"""Stages are data: the plan's values (docs/PLAN.md 4), overrides, what trains, the schedule."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from sam3spec.distill.stages import (
 from sam3spec.world.stages import STAGE3_WORLD
 
 
-def test_phase1_is_the_mission_phase1():
+def test_phase1_is_the_plans_phase1():
     assert (PHASE1.epochs, PHASE1.learning_rate, PHASE1.warmup_steps) == (1, 1e-4, 500)
     assert (PHASE1.batch_size, PHASE1.grad_accum, PHASE1.resolution) == (4, 2, 504)
     assert PHASE1.prompts == PHASE1_PROMPTS
@@ -31,14 +31,14 @@ def test_phase1_is_the_mission_phase1():
     assert "text_feature" in FEATURE_LOSSES and PHASE1.losses.text_feature == 0
 
 
-def test_phase2_is_the_mission_phase2():
+def test_phase2_is_the_plans_phase2():
     assert (PHASE2.epochs, PHASE2.learning_rate, PHASE2.init_from) == (3, 5e-5, "phase1")
     assert PHASE2.prompts == PHASE2_PROMPTS
     assert PHASE2.losses.active() == list(OUTPUT_LOSSES)  # feature losses off
     assert not PHASE2.losses.uses_features
 
 
-def test_world_stages_follow_their_mission_stage():
+def test_world_stages_follow_their_plan_stage():
     world1, world2 = get_stage("phase1-world"), get_stage("phase2-world")
     # the world's phases add the text-feature loss and lean on text prompts (random text tower,
     # text-prompted held-out metric: Phase 2 text only); Phase 1 weighs the encoder memory x5; both
@@ -82,7 +82,11 @@ def test_one_registry_holds_image_and_video_stages():
     assert get_stage("video") is VIDEO and isinstance(get_stage("video-world"), VideoStage)
     assert isinstance(VIDEO, StageKind) and VIDEO.name == VIDEO.stage.name == "video"
     assert as_kind(PHASE1) == ImageStage(PHASE1) and as_kind(VIDEO) is VIDEO
-    assert VIDEO.describe() == {"context_frames": 8, "context_source": "teacher_cache", "samples_per_video": 16}
+    assert VIDEO.describe() == {
+        "context_frames": 8,
+        "context_source": "teacher_cache",
+        "samples_per_video": 16,
+    }
     assert ImageStage(PHASE1).describe() == {}
     with pytest.raises(ValueError, match="already registered"):
         from sam3spec.distill.registry import register_stage
@@ -127,7 +131,7 @@ def test_world_stages_read_the_stride_8_level():
         config = get_stage(name).student_config()
         assert (config.detr.encoder_level, config.image_size) == (1, 160)
     assert get_preset(TINY_PRESET).detr.encoder_level == 2  # the preset itself is unchanged
-    assert get_stage("phase1").student_config().detr.encoder_level == 2  # MISSION's stages keep the preset's
+    assert get_stage("phase1").student_config().detr.encoder_level == 2  # the plan's stages keep the preset's
     with pytest.raises(ValueError, match="encoder_level must be 0..3"):
         replace(get_stage("phase1"), encoder_level=4)
 

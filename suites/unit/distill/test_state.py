@@ -44,6 +44,7 @@ def test_rng_round_trip():
 
 def test_checkpoints_are_complete_pruned_and_loadable(tmp_path, tiny_student):
     directory = tmp_path / "checkpoints"
+
     def weights(folder):
         write_student(tiny_student, folder)
 

@@ -22,8 +22,12 @@ def inputs(batch: int = 2) -> dict[str, torch.Tensor]:
     ids[:, :4] = torch.tensor([49406, 736, 7117, 49407])
     points = torch.full((batch, 1, 2), 0.5)
     labels = torch.tensor([[-1]] + [[1]] * (batch - 1))  # sample 0: text only; others text + a click
-    return {"pixel_values": torch.randn(batch, 3, RESOLUTION, RESOLUTION, generator=generator),
-            "input_ids": ids, "points": points, "point_labels": labels}  # fmt: skip
+    return {
+        "pixel_values": torch.randn(batch, 3, RESOLUTION, RESOLUTION, generator=generator),
+        "input_ids": ids,
+        "points": points,
+        "point_labels": labels,
+    }
 
 
 def random_targets(batch: int, geometry: StudentGeometry, queries: int = 8) -> Targets:
@@ -57,8 +61,14 @@ def objective(weights: LossWeights, matcher: MatchWeights | None = None) -> Obje
 def model(tiny_student):
     geometry = StudentGeometry(RESOLUTION, tiny_student.config.detr.encoder_level)
     config = tiny_student.config
-    adapters = FeatureAdapters([config.image.fpn_dim] * 4, [TEACHER_WIDTH] * 4, config.hidden, TEACHER_WIDTH,
-                               config.hidden, TEACHER_WIDTH)  # fmt: skip
+    adapters = FeatureAdapters(
+        [config.image.fpn_dim] * 4,
+        [TEACHER_WIDTH] * 4,
+        config.hidden,
+        TEACHER_WIDTH,
+        config.hidden,
+        TEACHER_WIDTH,
+    )
     return DistillModel(tiny_student, adapters, geometry).train()
 
 
@@ -139,7 +149,9 @@ def test_box_losses_zero_when_student_equals_teacher(model):
     )
     weights = LossWeights(mask_bce=0, mask_dice=0, iou_token=0, logit=0, fpn_feature=0, encoder_feature=0)
     # Matching on boxes only: each student query is matched to its own copy.
-    terms = loss_terms(StudentPass(outputs), targets, objective(weights, MatchWeights(mask=0, logit=0, box=1)))
+    terms = loss_terms(
+        StudentPass(outputs), targets, objective(weights, MatchWeights(mask=0, logit=0, box=1))
+    )
     assert terms["box_l1"].item() == pytest.approx(0.0, abs=1e-6)
     assert terms["box_giou"].item() == pytest.approx(0.0, abs=1e-5)
 
@@ -175,8 +187,20 @@ def test_batch_loss_is_mean_of_per_sample_losses(model):
     singles = []
     for index in range(2):
         pick = torch.tensor([index])
-        one = type(outputs)(**{k: (getattr(outputs, k)[pick] if k != "intermediates" else None)
-                               for k in ("pred_logits", "pred_boxes", "pred_masks", "presence_logits", "semantic_seg", "iou_scores", "intermediates")})  # fmt: skip
+        one = type(outputs)(
+            **{
+                k: (getattr(outputs, k)[pick] if k != "intermediates" else None)
+                for k in (
+                    "pred_logits",
+                    "pred_boxes",
+                    "pred_masks",
+                    "presence_logits",
+                    "semantic_seg",
+                    "iou_scores",
+                    "intermediates",
+                )
+            }
+        )
         one_pass = StudentPass(one, [level[pick] for level in levels], encoder[pick])
         singles.append(loss_terms(one_pass, targets.select(pick), objective(LossWeights())))
     for name, value in both.items():
@@ -216,7 +240,9 @@ def test_finer_mask_targets_train_the_upsampled_logits(model):
     targets.mask_probs = (upsampled > 0).float()  # the teacher's masks are the student's own, upsampled
     targets.boxes_xyxy = outputs.pred_boxes.clone()
     weights = LossWeights(fpn_feature=0, encoder_feature=0)
-    terms = loss_terms(StudentPass(outputs), targets, objective(weights, MatchWeights(mask=0, logit=0, box=1)))
+    terms = loss_terms(
+        StudentPass(outputs), targets, objective(weights, MatchWeights(mask=0, logit=0, box=1))
+    )
     assert terms["iou_token"].item() == pytest.approx(
         ((outputs.iou_scores[:, :3].sigmoid() - 1) ** 2).mean().item(), rel=1e-4
     )  # the upsampled student mask is the target exactly: true IoU 1 for the 3 foreground queries
@@ -313,4 +339,6 @@ def test_a_stages_objective_is_its_loss_settings():
     assert Objective.of(PHASE1) == Objective(
         PHASE1.losses, PHASE1.matcher, PHASE1.foreground_threshold, PHASE1.logit_positive_weight
     )
-    assert Objective(LossWeights()).positive_weight == 1.0 and Objective(LossWeights()).matcher == MatchWeights()
+    assert (
+        Objective(LossWeights()).positive_weight == 1.0 and Objective(LossWeights()).matcher == MatchWeights()
+    )

@@ -28,7 +28,9 @@ def tiny_inputs(tokenizer: Tokenizer) -> dict[str, torch.Tensor]:
     return {
         "pixel_values": torch.randn(2, 3, 128, 128, generator=generator),
         "input_ids": tokenizer(["red circle", "blue square"]),
-        "boxes": torch.tensor([[[0.1, 0.1, 0.5, 0.6], [0.0, 0.0, 0.0, 0.0]], [[0.2, 0.3, 0.9, 0.8], [0.5, 0.5, 1.0, 1.0]]]),
+        "boxes": torch.tensor(
+            [[[0.1, 0.1, 0.5, 0.6], [0.0, 0.0, 0.0, 0.0]], [[0.2, 0.3, 0.9, 0.8], [0.5, 0.5, 1.0, 1.0]]]
+        ),
         "box_labels": torch.tensor([[1, -1], [1, 0]]),
         # Two points per image: with a single key, attention weights are constant (q/k get no gradient).
         "points": torch.tensor([[[0.3, 0.4], [0.6, 0.5]], [[0.7, 0.2], [0.1, 0.9]]]),

@@ -57,7 +57,9 @@ def test_box_rpb_starts_local() -> None:
     far = (xs < 0.1) | (xs > 0.9)
     assert (bias[:, inside][:, :, inside].amin(dim=(1, 2)) > bias[:, far][:, :, far].amax(dim=(1, 2))).all()
     # The two locality units by hand, one cell 0.125 left of the box (x = 0.275).
-    scaled = torch.tensor([math.copysign(math.log2(abs(d * 8) + 1), d) / 3 for d in (0.275 - 0.4, 0.275 - 0.6)])
+    scaled = torch.tensor(
+        [math.copysign(math.log2(abs(d * 8) + 1), d) / 3 for d in (0.275 - 0.4, 0.275 - 0.6)]
+    )
     units = torch.relu(rpb.mlp_x.layers[0](scaled))[:2].detach()
     assert units[1] == 0 and float(units[0]) == pytest.approx(math.log2(0.125 * 8 + 1) / 3, rel=1e-5)
     assert (rpb.mlp_x.layers[-1].weight[:, :2] == -strength).all()
@@ -79,7 +81,9 @@ def test_decoder_outputs_per_layer() -> None:
     torch.manual_seed(0)
     decoder = DetrDecoder(hidden=32, heads=4, ffn_dim=64, num_layers=3, num_queries=9)
     memory = torch.randn(2, 12, 32)
-    out = decoder(torch.randn(2, 5, 32), torch.zeros(2, 5, dtype=torch.bool), memory, torch.randn(2, 12, 32), (3, 4))
+    out = decoder(
+        torch.randn(2, 5, 32), torch.zeros(2, 5, dtype=torch.bool), memory, torch.randn(2, 12, 32), (3, 4)
+    )
     assert len(out.states) == len(out.boxes) == len(out.presence_logits) == 3
     assert out.states[-1].shape == (2, 9, 32) and out.boxes[-1].shape == (2, 9, 4)
     assert out.presence_logits[-1].shape == (2, 1)
@@ -104,7 +108,11 @@ def test_mask_decoder_odd_sizes() -> None:
     torch.manual_seed(0)
     decoder = MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=2).eval()
     # 504 px: stride 16 -> 32, stride 8 -> 63, stride 4 -> 126 (not a plain x2 chain).
-    masks, semantic = decoder(torch.randn(1, 5, 16), torch.randn(1, 16, 8, 8), [torch.randn(1, 16, 15, 15), torch.randn(1, 16, 30, 30)])
+    masks, semantic = decoder(
+        torch.randn(1, 5, 16),
+        torch.randn(1, 16, 8, 8),
+        [torch.randn(1, 16, 15, 15), torch.randn(1, 16, 30, 30)],
+    )
     assert masks.shape == (1, 5, 30, 30) and semantic.shape == (1, 1, 30, 30)
 
 
@@ -128,7 +136,9 @@ def test_mask_decoder_box_prior_lowers_logits_outside_the_detached_box() -> None
     prior = MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=1, box_prior=50.0).eval()
     prior.load_state_dict(plain.state_dict())  # the prior adds no parameters
     states, memory, skips = torch.randn(2, 3, 16), torch.randn(2, 16, 4, 4), [torch.randn(2, 16, 8, 8)]
-    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 1.0, 0.75], [0.1, 0.6, 0.2, 0.9]]).expand(2, 3, 4)
+    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 1.0, 0.75], [0.1, 0.6, 0.2, 0.9]]).expand(
+        2, 3, 4
+    )
     boxes = boxes.clone().requires_grad_(True)
     base, _ = plain(states, memory, skips)
     masks, _ = prior(states, memory, skips, boxes)
@@ -153,7 +163,9 @@ def test_mask_decoder_upsamples_after_the_box_prior() -> None:
     fine = MaskDecoder(hidden=16, mask_dim=8, num_skip_levels=1, box_prior=50.0, upsample=2).eval()
     fine.load_state_dict(coarse.state_dict())
     states, memory, skips = torch.randn(2, 3, 16), torch.randn(2, 16, 4, 7), [torch.randn(2, 16, 7, 13)]
-    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 1.0, 0.75], [0.1, 0.6, 0.2, 0.9]]).expand(2, 3, 4)
+    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 1.0, 0.75], [0.1, 0.6, 0.2, 0.9]]).expand(
+        2, 3, 4
+    )
     with torch.no_grad():
         base_masks, base_semantic = coarse(states, memory, skips, boxes)
         masks, semantic = fine(states, memory, skips, boxes)

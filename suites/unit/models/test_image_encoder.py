@@ -22,7 +22,12 @@ def test_levels_strides_and_pos() -> None:
     encoder, report = build_image_encoder(TINY)
     assert report is None
     out = encoder(torch.randn(1, 3, 128, 128))
-    assert [tuple(f.shape) for f in out.features] == [(1, 64, 32, 32), (1, 64, 16, 16), (1, 64, 8, 8), (1, 64, 4, 4)]
+    assert [tuple(f.shape) for f in out.features] == [
+        (1, 64, 32, 32),
+        (1, 64, 16, 16),
+        (1, 64, 8, 8),
+        (1, 64, 4, 4),
+    ]
     assert [p.shape for p in out.pos] == [f.shape for f in out.features]
     assert encoder.in_channels == (16, 32, 48, 64)
 
@@ -47,7 +52,9 @@ def test_fused_matches_unfused() -> None:
 @pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
 def test_local_backbone_weights_classification_layout(tmp_path, suffix: str) -> None:
     torch.manual_seed(1)
-    classifier = timm.create_model("repvit_m0_9", pretrained=False, embed_dim=TINY.image.embed_dim, depth=TINY.image.depth)
+    classifier = timm.create_model(
+        "repvit_m0_9", pretrained=False, embed_dim=TINY.image.embed_dim, depth=TINY.image.depth
+    )
     state = classifier.state_dict()
     path = tmp_path / f"backbone{suffix}"
     if suffix == ".safetensors":
@@ -60,8 +67,10 @@ def test_local_backbone_weights_classification_layout(tmp_path, suffix: str) -> 
     assert report.missing == [] and report.unexpected == []
     assert report.ignored and all(k.startswith("head") for k in report.ignored)
     loaded = backbone.state_dict()
-    torch.testing.assert_close(loaded["stages_2.blocks.0.channel_mixer.conv1.c.weight"],
-                               state["stages.2.blocks.0.channel_mixer.conv1.c.weight"])
+    torch.testing.assert_close(
+        loaded["stages_2.blocks.0.channel_mixer.conv1.c.weight"],
+        state["stages.2.blocks.0.channel_mixer.conv1.c.weight"],
+    )
 
 
 def test_local_backbone_weights_wrong_file(tmp_path) -> None:

@@ -39,7 +39,9 @@ def test_seed_component_within_five_percent(seed_counts: dict[str, int], compone
     # the prompt encoder is only specified as "small": allow up to 0.5M
     tolerance = 0.67 if component == "prompt_encoder" else 0.05
     measured = seed_counts[component]
-    assert abs(measured - target) <= tolerance * target, f"{component}: {measured / 1e6:.3f}M vs {target / 1e6:.2f}M"
+    assert abs(measured - target) <= tolerance * target, (
+        f"{component}: {measured / 1e6:.3f}M vs {target / 1e6:.2f}M"
+    )
 
 
 def test_every_component_counted(seed_counts: dict[str, int]) -> None:

@@ -55,8 +55,12 @@ def test_forward_shapes(tiny_student: Student, tiny_inputs, kind: str) -> None:
 def test_negative_boxes_change_the_prediction(tiny_student: Student, tiny_inputs) -> None:
     boxes = tiny_inputs["boxes"]
     with torch.no_grad():
-        positive = tiny_student(tiny_inputs["pixel_values"], boxes=boxes, box_labels=torch.ones(2, 2, dtype=torch.long))
-        negative = tiny_student(tiny_inputs["pixel_values"], boxes=boxes, box_labels=torch.zeros(2, 2, dtype=torch.long))
+        positive = tiny_student(
+            tiny_inputs["pixel_values"], boxes=boxes, box_labels=torch.ones(2, 2, dtype=torch.long)
+        )
+        negative = tiny_student(
+            tiny_inputs["pixel_values"], boxes=boxes, box_labels=torch.zeros(2, 2, dtype=torch.long)
+        )
     check_outputs(negative, batch=2, size=128)
     assert not torch.allclose(positive.pred_logits, negative.pred_logits)
 
@@ -74,12 +78,16 @@ def test_padding_prompts_are_ignored(tiny_student: Student, tiny_inputs) -> None
 
 def test_intermediates(tiny_student: Student, tiny_inputs) -> None:
     with torch.no_grad():
-        out = tiny_student(tiny_inputs["pixel_values"], input_ids=tiny_inputs["input_ids"], return_intermediates=True)
+        out = tiny_student(
+            tiny_inputs["pixel_values"], input_ids=tiny_inputs["input_ids"], return_intermediates=True
+        )
     inter = out.intermediates
     assert [f.shape[-1] for f in inter.fpn_levels] == [32, 16, 8, 4]
     assert inter.encoder_memory.shape == (2, 8 * 8, HIDDEN)
     layers = TINY.detr.decoder_layers
-    assert len(inter.decoder_states) == len(inter.decoder_boxes) == len(inter.decoder_presence_logits) == layers
+    assert (
+        len(inter.decoder_states) == len(inter.decoder_boxes) == len(inter.decoder_presence_logits) == layers
+    )
     torch.testing.assert_close(inter.decoder_presence_logits[-1], out.presence_logits)
     assert inter.decoder_boxes[-1].shape == (2, Q, 4)
 
@@ -103,7 +111,14 @@ def test_backward_reaches_every_used_parameter(tiny_student: Student, tiny_input
     generator = torch.Generator().manual_seed(0)
     loss = sum(
         (t * torch.randn(t.shape, generator=generator)).sum()
-        for t in (out.pred_logits, out.pred_boxes, out.pred_masks, out.presence_logits, out.semantic_seg, out.iou_scores)
+        for t in (
+            out.pred_logits,
+            out.pred_boxes,
+            out.pred_masks,
+            out.presence_logits,
+            out.semantic_seg,
+            out.iou_scores,
+        )
     )
     loss.backward()
     missing, unexpected = [], []
@@ -155,7 +170,9 @@ def test_component_modules_partition_parameters(tiny_student: Student) -> None:
 def test_reparameterized_student_runs(tiny_student: Student, tiny_inputs) -> None:
     model = copy.deepcopy(tiny_student).reparameterize()
     with torch.no_grad():
-        check_outputs(model(tiny_inputs["pixel_values"], input_ids=tiny_inputs["input_ids"]), batch=2, size=128)
+        check_outputs(
+            model(tiny_inputs["pixel_values"], input_ids=tiny_inputs["input_ids"]), batch=2, size=128
+        )
 
 
 def _bad_box(value: list[float]) -> dict[str, torch.Tensor]:
@@ -169,7 +186,10 @@ def _bad_box(value: list[float]) -> dict[str, torch.Tensor]:
         ({"boxes": torch.tensor([[[0.1, 0.1, 1.5, 0.5]]] * 2)}, r"\[0, 1\]"),
         ({"boxes": torch.tensor([[[0.1, float("nan"), 0.5, 0.5]]] * 2)}, "non-finite"),
         ({"boxes": torch.tensor([[[0.6, 0.1, 0.5, 0.5]]] * 2)}, "xyxy"),
-        ({"boxes": torch.tensor([[[0.1, 0.1, 0.5, 0.5]]] * 2), "box_labels": torch.tensor([[2], [1]])}, "labels"),
+        (
+            {"boxes": torch.tensor([[[0.1, 0.1, 0.5, 0.5]]] * 2), "box_labels": torch.tensor([[2], [1]])},
+            "labels",
+        ),
         ({"boxes": torch.tensor([[0.1, 0.1, 0.5, 0.5]] * 2)}, r"\[B=2, N, 4\]"),
         ({"points": torch.tensor([[[-0.1, 0.5]]] * 2)}, r"\[0, 1\]"),
         ({"input_ids": torch.ones(2, 40, dtype=torch.long)}, "context length"),

@@ -36,7 +36,9 @@ def test_text_encoder_tokens_and_mask(tiny_student, tokenizer: Tokenizer) -> Non
 def _fake_open_clip_checkpoint(tower, prefix: str) -> dict[str, torch.Tensor]:
     state = {f"{prefix}{k}": v.clone() for k, v in tower.state_dict().items()}
     positions = state[f"{prefix}positional_embedding"]
-    state[f"{prefix}positional_embedding"] = torch.cat([positions, torch.randn(77 - positions.shape[0], positions.shape[1])])
+    state[f"{prefix}positional_embedding"] = torch.cat(
+        [positions, torch.randn(77 - positions.shape[0], positions.shape[1])]
+    )
     state[f"{prefix}text_projection"] = torch.randn(TINY.text.width, 512)
     state["visual.trunk.stem.weight"] = torch.randn(3)
     state["logit_scale"] = torch.ones(())
@@ -53,7 +55,9 @@ def test_load_text_weights(tmp_path, prefix: str) -> None:
     tower = build_text_tower(TINY.text)
     report = load_text_weights(tower, path)
     assert report.missing == [] and report.unexpected == []
-    assert sorted(report.ignored) == sorted([f"{prefix}text_projection", "visual.trunk.stem.weight", "logit_scale"])
+    assert sorted(report.ignored) == sorted(
+        [f"{prefix}text_projection", "visual.trunk.stem.weight", "logit_scale"]
+    )
     assert report.adapted == ["positional_embedding truncated 77 -> 32"]
     for key, value in source.state_dict().items():
         torch.testing.assert_close(tower.state_dict()[key], value)

@@ -20,7 +20,9 @@ def test_prepare_then_convert(tiny_student):
 def test_train_qat_updates_weights_and_converts(tiny_student, small_world, tmp_path):
     model = copy.deepcopy(tiny_student)
     before = model.detr_encoder.layers[0].ffn.fc1.weight.detach().clone()
-    options = QatOptions(tmp_path / "qat", steps=2, batch_size=2, learning_rate=1e-3, verbose=False, progress=False)
+    options = QatOptions(
+        tmp_path / "qat", steps=2, batch_size=2, learning_rate=1e-3, verbose=False, progress=False
+    )
     result = train_qat(model, small_world, "8da4w", options)
     assert len(result["losses"]) == 2 and all(torch.isfinite(torch.tensor(result["losses"])))
     assert result["fake_quantized"] > 0

@@ -59,7 +59,9 @@ def test_corrupt_mp4_packet_mid_video_is_skipped(tmp_path):
         packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
     data = bytearray(path.read_bytes())
     position, size = packets[6]
-    data[position : position + size] = np.random.default_rng(1).integers(0, 256, size, dtype=np.uint8).tobytes()
+    data[position : position + size] = (
+        np.random.default_rng(1).integers(0, 256, size, dtype=np.uint8).tobytes()
+    )
     path.write_bytes(bytes(data))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

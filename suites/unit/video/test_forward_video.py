@@ -55,7 +55,11 @@ def test_state_size_constant_and_old_state_untouched(video_student):
             sizes.add(tuple((k, tuple(v.shape)) for k, v in state.tensors().items()))
     assert len(sizes) == 1
     assert bool(state.valid.all())
-    assert tuple(state.memory.shape) == (1, video_student.config.memory.num_latents, video_student.config.hidden)
+    assert tuple(state.memory.shape) == (
+        1,
+        video_student.config.memory.num_latents,
+        video_student.config.hidden,
+    )
 
 
 def test_matches_track_export_wrapper(video_student):
@@ -70,9 +74,17 @@ def test_matches_track_export_wrapper(video_student):
         for pixels in clip[:-1]:
             _, state = student.forward_video(pixels, ids, state=state)
         eager, _ = student.forward_video(clip[-1], ids, state=state)
-        exported = track(clip[-1], text_tokens, text_mask, torch.full((1, 1, 2), 0.5), torch.full((1, 1), -1),
-                         torch.tensor([[[0.25, 0.25, 0.75, 0.75]]]), torch.full((1, 1), -1),
-                         state.context, state.valid)  # fmt: skip
+        exported = track(
+            clip[-1],
+            text_tokens,
+            text_mask,
+            torch.full((1, 1, 2), 0.5),
+            torch.full((1, 1), -1),
+            torch.tensor([[[0.25, 0.25, 0.75, 0.75]]]),
+            torch.full((1, 1), -1),
+            state.context,
+            state.valid,
+        )
     torch.testing.assert_close(exported[0], eager.pred_logits, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(exported[2], eager.pred_masks, atol=1e-4, rtol=1e-4)
 

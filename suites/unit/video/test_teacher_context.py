@@ -46,9 +46,22 @@ def make_cache(tmp_path_factory, arch, name: str, world: Path) -> Path:
 def cache_64(video_world, tmp_path_factory) -> Path:
     from sam3spec.teacher.architecture import TeacherArchitecture
 
-    arch = TeacherArchitecture(image_size=160, patch_size=16, vision_hidden=32, vision_layers=1, vision_heads=2,
-                               hidden=64, heads=2, text_hidden=32, text_layers=1, text_heads=2,
-                               detr_encoder_layers=1, detr_decoder_layers=1, num_queries=8, ffn_ratio=2)  # fmt: skip
+    arch = TeacherArchitecture(
+        image_size=160,
+        patch_size=16,
+        vision_hidden=32,
+        vision_layers=1,
+        vision_heads=2,
+        hidden=64,
+        heads=2,
+        text_hidden=32,
+        text_layers=1,
+        text_heads=2,
+        detr_encoder_layers=1,
+        detr_decoder_layers=1,
+        num_queries=8,
+        ffn_ratio=2,
+    )
     return make_cache(tmp_path_factory, arch, "teacher64", video_world)
 
 
@@ -80,12 +93,34 @@ def test_stage_trains_only_the_memory_on_cached_context(video_world, cache_64, t
     import sam3spec.video.task as task
 
     seen, original = [], task.resample_valid
-    monkeypatch.setattr(task, "resample_valid",
-                        lambda resampler, context, valid: seen.append(context[valid].detach().clone())
-                        or original(resampler, context, valid))  # fmt: skip
+    monkeypatch.setattr(
+        task,
+        "resample_valid",
+        lambda resampler, context, valid: (
+            seen.append(context[valid].detach().clone()) or original(resampler, context, valid)
+        ),
+    )
     out = tmp_path / "run"
-    code = main(["train", "video", "--data", str(video_world), "--out", str(out), "--context", "teacher_cache",
-                 "--teacher-cache", str(cache_64), "--max-steps", "2", "--limit", "2", "--threads", "1"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "video",
+            "--data",
+            str(video_world),
+            "--out",
+            str(out),
+            "--context",
+            "teacher_cache",
+            "--teacher-cache",
+            str(cache_64),
+            "--max-steps",
+            "2",
+            "--limit",
+            "2",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert (
@@ -102,12 +137,36 @@ def test_stage_trains_only_the_memory_on_cached_context(video_world, cache_64, t
 
 def test_missing_or_unwanted_cache_flag(video_world, tmp_path, cache_64, capsys) -> None:
     with pytest.raises(TeacherContextError, match=r"stage 'video'.*--teacher-cache"):
-        distill(VIDEO, RunOptions(video_world, tmp_path / "a", progress=False, phrases=object_phrases(video_world)))
+        distill(
+            VIDEO,
+            RunOptions(video_world, tmp_path / "a", progress=False, phrases=object_phrases(video_world)),
+        )
     with pytest.raises(TeacherContextError, match=r"stage 'video-world'.*--context teacher_cache"):
-        distill(VIDEO_WORLD, RunOptions(video_world, tmp_path / "b", progress=False, phrases=object_phrases(video_world),
-                                        teacher_cache=cache_64))  # fmt: skip
-    assert main(["train", "video", "--data", str(video_world), "--out", str(tmp_path / "c"),
-                 "--context", "teacher_cache"]) == 2  # fmt: skip
+        distill(
+            VIDEO_WORLD,
+            RunOptions(
+                video_world,
+                tmp_path / "b",
+                progress=False,
+                phrases=object_phrases(video_world),
+                teacher_cache=cache_64,
+            ),
+        )
+    assert (
+        main(
+            [
+                "train",
+                "video",
+                "--data",
+                str(video_world),
+                "--out",
+                str(tmp_path / "c"),
+                "--context",
+                "teacher_cache",
+            ]
+        )
+        == 2
+    )
     assert "--teacher-cache" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()  # refused before any work
 
@@ -134,8 +193,13 @@ def test_missing_video_and_other_frames_are_named(bank, cache_64, tmp_path) -> N
     missing = tampered(cache_64, tmp_path / "missing", lambda items: items.pop(f"video:{video}"))
     with pytest.raises(TeacherContextError, match=rf"video {video} is not in the teacher cache {missing}"):
         attach_teacher_context(bank, missing, 3, 64, "video-world")
-    shifted = tampered(cache_64, tmp_path / "shifted",
-                       lambda items: items[f"video:{video}"].update(frames=[f + 1 for f in items[f"video:{video}"]["frames"]]))  # fmt: skip
+    shifted = tampered(
+        cache_64,
+        tmp_path / "shifted",
+        lambda items: items[f"video:{video}"].update(
+            frames=[f + 1 for f in items[f"video:{video}"]["frames"]]
+        ),
+    )
     with pytest.raises(
         TeacherContextError, match=rf"video {video}: the teacher cache .* holds frames \[1, 5"
     ):

@@ -25,8 +25,18 @@ MEMORY = ("memory_resampler.", "memory_attention.")
 @pytest.fixture(scope="module")
 def trained(video_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("video_run")
-    summary = distill(VIDEO_WORLD, RunOptions(video_world, out, max_steps=4, limit=2, threads=1, progress=False,
-                                              phrases=object_phrases(video_world)))  # fmt: skip
+    summary = distill(
+        VIDEO_WORLD,
+        RunOptions(
+            video_world,
+            out,
+            max_steps=4,
+            limit=2,
+            threads=1,
+            progress=False,
+            phrases=object_phrases(video_world),
+        ),
+    )
     return out, summary
 
 
@@ -40,7 +50,9 @@ def test_only_memory_trains_and_checkpoint_holds_only_it(trained):
     assert state and all(key.startswith(MEMORY) for key in state)
     torch.manual_seed(0)
     fresh = build_student(override(get_preset(TINY_PRESET), {"image_size": 160}))
-    assert summary["trainable_parameters"] == sum(v.numel() for k, v in fresh.state_dict().items() if k.startswith(MEMORY))
+    assert summary["trainable_parameters"] == sum(
+        v.numel() for k, v in fresh.state_dict().items() if k.startswith(MEMORY)
+    )
     assert float(state["memory_attention.gate"].abs()) > 0  # the gate opened: the memory is used
 
 
@@ -51,8 +63,14 @@ def test_a_resumed_memory_run_equals_an_uninterrupted_one(video_world, tmp_path)
     from dataclasses import replace
 
     stage = replace(VIDEO_WORLD, stage=replace(VIDEO_WORLD.stage, checkpoint_every=2, keep_last_n=5))
-    settings = dict(max_steps=4, limit=2, threads=1, progress=False, tensorboard=False,
-                    phrases=object_phrases(video_world))  # fmt: skip
+    settings = dict(
+        max_steps=4,
+        limit=2,
+        threads=1,
+        progress=False,
+        tensorboard=False,
+        phrases=object_phrases(video_world),
+    )
     distill(stage, RunOptions(video_world, tmp_path / "whole", **settings))
     cut = tmp_path / "cut"
     shutil.copytree(tmp_path / "whole", cut)
@@ -101,7 +119,9 @@ def test_jf_with_closed_gate_equals_without_memory(video_world, tmp_path):
 
 def test_track_command(video_world, tmp_path, capsys):
     video = next((video_world / "sav" / "train").glob("sav_*.mp4"))
-    code = main(["track", str(video), "--prompt", "red circle", "--out", str(tmp_path / "out"), "--threshold", "0.15"])
+    code = main(
+        ["track", str(video), "--prompt", "red circle", "--out", str(tmp_path / "out"), "--threshold", "0.15"]
+    )
     assert code == 0
     written = read_frames(tmp_path / "out" / "overlay.mp4")
     assert len(written) == len(read_frames(video))
@@ -109,7 +129,10 @@ def test_track_command(video_world, tmp_path, capsys):
     for object_id in tracks["objects"]:
         assert (tmp_path / "out" / "masks" / video.stem / f"{int(object_id):03d}").is_dir()
     write_empty_mp4(tmp_path / "empty.mp4")
-    assert main(["track", str(tmp_path / "empty.mp4"), "--prompt", "red circle", "--out", str(tmp_path / "e")]) == 2
+    assert (
+        main(["track", str(tmp_path / "empty.mp4"), "--prompt", "red circle", "--out", str(tmp_path / "e")])
+        == 2
+    )
     assert "zero frames" in capsys.readouterr().err
 
 
@@ -138,20 +161,33 @@ def test_frame_categories_window(tmp_path):
     # hidden at 1, back at 2; the window (2 here) covers 3 and 4; hidden again at 6, back at 7
     _masklet(tmp_path, [True, False, True, True, True, True, False, True, True])
     kinds = [kind for _, kind in sorted(frame_categories(tmp_path, window=2).items())]
-    assert kinds == ["visible", "absent", "reappearance", "after_reappearance", "after_reappearance",
-                     "visible", "absent", "reappearance", "after_reappearance"]  # fmt: skip
+    assert kinds == [
+        "visible",
+        "absent",
+        "reappearance",
+        "after_reappearance",
+        "after_reappearance",
+        "visible",
+        "absent",
+        "reappearance",
+        "after_reappearance",
+    ]
 
 
 def test_reentry_margin_weighs_frames():
     from sam3spec.eval.video import VideoEvalResult
 
     summary = {"J": 0.0, "F": 0.0, "J&F": 0.0, "num_objects": 1}
-    result = VideoEvalResult(summary, summary, {
-        "reappearance": {"frames": 1, "J_with": 10.0, "J_without": 0.0},
-        "after_reappearance": {"frames": 3, "J_with": 50.0, "J_without": 30.0},
-        "visible": {"frames": 10, "J_with": 60.0, "J_without": 45.0},
-        "absent": {"frames": 2, "J_with": 0.0, "J_without": 100.0},
-    })  # fmt: skip
+    result = VideoEvalResult(
+        summary,
+        summary,
+        {
+            "reappearance": {"frames": 1, "J_with": 10.0, "J_without": 0.0},
+            "after_reappearance": {"frames": 3, "J_with": 50.0, "J_without": 30.0},
+            "visible": {"frames": 10, "J_with": 60.0, "J_without": 45.0},
+            "absent": {"frames": 2, "J_with": 0.0, "J_without": 100.0},
+        },
+    )
     assert result.reentry_gain == pytest.approx((10.0 + 3 * 20.0) / 4)
     assert result.visible_gain == pytest.approx(15.0)
     assert result.reentry_margin == pytest.approx(17.5 - 15.0)

@@ -47,17 +47,31 @@ def _float_copy(student, state: dict):
     return model.eval()
 
 
+def checked_student(model: Path, recipe: str):
+    """The student checkpoint ``model``, to be quantized with ``recipe``.
+
+    Raises:
+        ValueError: an unknown recipe, or a checkpoint that cannot be read (the message says which).
+    """
+    from sam3spec.checkpoint import CheckpointError, load_student
+    from sam3spec.quant.schemes import RECIPES
+
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
+    try:
+        return load_student(model)
+    except CheckpointError as error:
+        raise ValueError(str(error)) from error
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sam3spec.checkpoint import CheckpointError, load_student
-    from sam3spec.quant.recipes import RECIPES, quantize_student
+    from sam3spec.quant.recipes import quantize_student
 
-    if args.recipe not in RECIPES:
-        return fail(f"unknown recipe {args.recipe!r}; known: {', '.join(RECIPES)}")
     try:
-        student = load_student(args.model)
-    except CheckpointError as error:
+        student = checked_student(args.model, args.recipe)
+    except ValueError as error:
         return fail(error)
     float_state = {name: value.clone() for name, value in student.state_dict().items()}
     report = quantize_student(student, args.recipe)

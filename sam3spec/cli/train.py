@@ -333,16 +333,12 @@ def add_qat_arguments(parser: argparse.ArgumentParser) -> None:
 def run_qat(args: argparse.Namespace) -> int:
     import torch
 
-    from sam3spec.checkpoint import CheckpointError, load_student
-    from sam3spec.cli.quantize import write_quantized
+    from sam3spec.cli.quantize import checked_student, write_quantized
     from sam3spec.quant.qat import QatOptions, train_qat
-    from sam3spec.quant.schemes import RECIPES
 
-    if args.recipe not in RECIPES:
-        return fail(f"unknown recipe {args.recipe!r}; known: {', '.join(RECIPES)}")
     try:
-        student = load_student(args.model)
-    except CheckpointError as error:
+        student = checked_student(args.model, args.recipe)
+    except ValueError as error:
         return fail(error)
     options = QatOptions(
         out=args.out / "training",

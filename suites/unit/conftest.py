@@ -66,3 +66,40 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> SmallWorld:
     root = tmp_path_factory.mktemp("small_world")
     generate_world(root, 14, 4, seed=7, config=SMALL, progress=False)
     return SmallWorld(WorldPaths.of(root), SMALL, 7, 14, 4)
+
+
+DEMO_SPECS = """
+- id: demo.size
+  what: size of the program
+  metric: mb
+  op: "<"
+  value: 50
+  goal: 40
+  unit: MB
+  source: test
+  measured_on: any
+- id: demo.latency_phone
+  what: latency on a phone
+  metric: ms
+  op: "<"
+  value: 100
+  source: test
+  measured_on: device
+- id: demo.accuracy
+  what: accuracy
+  metric: ratio
+  op: ">="
+  value: 0.85
+  source: test
+  measured_on: any
+"""
+
+
+@pytest.fixture
+def specs(tmp_path: Path) -> dict:
+    """Three demo spec entries (a size with a goal, a phone latency, an accuracy ratio) by id."""
+    from sam3spec.report import load_spec_file
+
+    path = tmp_path / "demo.yaml"
+    path.write_text(DEMO_SPECS)
+    return {spec.id: spec for spec in load_spec_file(path)}

@@ -3,33 +3,7 @@
 import pytest
 
 from harness.plugin import Gate, SpecFailure
-from sam3spec.report import ResultStore, load_spec_file, render
-
-SPECS = """
-- id: demo.size
-  what: size of the program
-  metric: mb
-  op: "<"
-  value: 50
-  goal: 40
-  unit: MB
-  source: test
-  measured_on: any
-- id: demo.accuracy
-  what: accuracy
-  metric: ratio
-  op: ">="
-  value: 0.85
-  source: test
-  measured_on: any
-"""
-
-
-@pytest.fixture
-def specs(tmp_path):
-    path = tmp_path / "demo.yaml"
-    path.write_text(SPECS)
-    return {spec.id: spec for spec in load_spec_file(path)}
+from sam3spec.report import ResultStore, render
 
 
 def test_failed_check_raises_naming_the_spec_and_is_recorded(specs):

@@ -6,40 +6,6 @@ import pytest
 
 from sam3spec.report.markdown import render, write_report
 from sam3spec.report.results import NOT_MEASURED, Result, ResultStore, evaluate, not_measured
-from sam3spec.report.specs import load_spec_file
-
-SPECS = """
-- id: demo.size
-  what: size of the program
-  metric: mb
-  op: "<"
-  value: 50
-  goal: 40
-  unit: MB
-  source: test
-  measured_on: any
-- id: demo.latency_phone
-  what: latency on a phone
-  metric: ms
-  op: "<"
-  value: 100
-  source: test
-  measured_on: device
-- id: demo.accuracy
-  what: accuracy
-  metric: ratio
-  op: ">="
-  value: 0.85
-  source: test
-  measured_on: any
-"""
-
-
-@pytest.fixture
-def specs(tmp_path):
-    path = tmp_path / "demo.yaml"
-    path.write_text(SPECS)
-    return {spec.id: spec for spec in load_spec_file(path)}
 
 
 def record(specs, store, spec_id, measured, **context):

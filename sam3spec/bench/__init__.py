@@ -7,7 +7,9 @@
   :mod:`~sam3spec.bench.image` (eager image path of a preset),
   :mod:`~sam3spec.bench.pte` (``sam3spec bench --pte``) with its per-process
   :mod:`~sam3spec.bench.pte_worker`, :mod:`~sam3spec.bench.training` (Phase 1 training
-  throughput), :mod:`~sam3spec.bench.video` (streaming RSS and per-frame cost).
+  throughput), :mod:`~sam3spec.bench.video` (streaming RSS and per-frame cost),
+  :mod:`~sam3spec.bench.device` (the GPU readiness check behind ``scripts/device_check.sh``, with
+  its JSON record :mod:`~sam3spec.bench.device_record`).
 
 The entry points import the model, export and video code inside their functions: nothing in
 ``sam3spec`` imports them, so they sit outside the layering the measurement helpers belong to.

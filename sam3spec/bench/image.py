@@ -20,6 +20,14 @@ import torch
 from sam3spec.bench.measure import current_rss_mb, peak_rss_mb, time_callable
 
 
+@torch.no_grad()
+def image_path(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> None:
+    """One text-prompted image path: ``encode_image`` + ``encode_prompt`` + ``decode``."""
+    features = model.encode_image(inputs["pixel_values"])
+    tokens, mask = model.encode_prompt(input_ids=inputs["input_ids"], image_features=features)
+    model.decode(features, tokens, mask)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True)
@@ -38,13 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     inputs = example_inputs(model, args.resolution)
     baseline = current_rss_mb()
 
-    @torch.no_grad()
-    def image_path() -> None:
-        features = model.encode_image(inputs["pixel_values"])
-        tokens, mask = model.encode_prompt(input_ids=inputs["input_ids"], image_features=features)
-        model.decode(features, tokens, mask)
-
-    stats = time_callable(image_path, warmup=args.warmup, repeats=args.repeats)
+    stats = time_callable(lambda: image_path(model, inputs), warmup=args.warmup, repeats=args.repeats)
     print(
         json.dumps(
             {

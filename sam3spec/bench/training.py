@@ -9,17 +9,26 @@ SAM 3's shapes (twice the student's queries; FPN and encoder targets at the teac
 teacher's own cost is excluded, as when its targets are cached. Prints one JSON line:
 ``{"preset", "resolution", "batch", "threads", "step_ms_median", "images_per_second",
 "baseline_rss_mb", "peak_rss_mb"}``.
+
+:func:`phase1_bench` and :func:`train_step` are the same step for other benchmarks (the GPU check,
+:mod:`sam3spec.bench.device`, times it under bf16 autocast, ``torch.compile`` and DDP).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
 
 from sam3spec.bench.measure import current_rss_mb, peak_rss_mb, time_callable
+
+RED_CIRCLE = (49406, 736, 7117, 49407)  # CLIP BPE ids of "<start> red circle <end>"
 
 
 def synthetic_targets(batch: int, queries: int, geometry, width: int):
@@ -42,6 +51,85 @@ def synthetic_targets(batch: int, queries: int, geometry, width: int):
     )
 
 
+@dataclass
+class Phase1Bench:
+    """One Phase 1 training step of a student, ready to time.
+
+    Attributes:
+        model: the student + feature adapters (:class:`~sam3spec.distill.task.DistillModel`).
+        optimizer: AdamW over its trainable parameters.
+        inputs: ``pixel_values [B, 3, S, S]`` (random) and ``input_ids [B, L]`` ("red circle").
+        objective: Phase 1's losses and matcher.
+        geometry: the student's grid sizes at ``S``.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    inputs: dict[str, torch.Tensor]
+    objective: Any
+    geometry: Any
+
+    @property
+    def trainable(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+
+def phase1_bench(
+    preset: str,
+    resolution: int,
+    batch: int,
+    device: str | torch.device = "cpu",
+    teacher_width: int | None = None,
+) -> Phase1Bench:
+    """The Phase 1 step of ``preset`` at ``resolution`` px, ``batch`` text prompts, on ``device``.
+
+    ``teacher_width``: width of the teacher's FPN / encoder features (default: the student's FPN
+    width; SAM 3's is 256, as the seed student's, so its adapters are identities).
+    """
+    from sam3spec.config import get_preset, override
+    from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
+    from sam3spec.distill.stages import PHASE1, set_trainable
+    from sam3spec.distill.task import DistillModel, Objective
+    from sam3spec.models.build import build_student
+
+    torch.manual_seed(0)
+    student = build_student(override(get_preset(preset), {"image_size": resolution}))
+    set_trainable(student, PHASE1)
+    config = student.config
+    width = teacher_width or config.image.fpn_dim
+    geometry = StudentGeometry.of(config, resolution)
+    adapters = FeatureAdapters([config.image.fpn_dim] * 4, [width] * 4, config.hidden, width)
+    model = DistillModel(student, adapters, geometry).train().to(device)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, foreach=True)
+    ids = torch.zeros(batch, config.text.context_length, dtype=torch.long)
+    ids[:, : len(RED_CIRCLE)] = torch.tensor(RED_CIRCLE)
+    inputs = {"pixel_values": torch.randn(batch, 3, resolution, resolution), "input_ids": ids}
+    inputs = {name: value.to(device) for name, value in inputs.items()}
+    objective = Objective(PHASE1.losses, PHASE1.matcher, 0.5, PHASE1.logit_positive_weight)
+    return Phase1Bench(model, optimizer, inputs, objective, geometry)
+
+
+def train_step(
+    bench: Phase1Bench, targets, model: nn.Module | None = None, autocast=contextlib.nullcontext
+) -> None:
+    """Forward (under ``autocast()``, as the trainer does), losses, backward, AdamW step.
+
+    Args:
+        bench: from :func:`phase1_bench`.
+        targets: :class:`~sam3spec.distill.targets.Targets` on the model's device.
+        model: what runs the forward (``bench.model`` compiled or wrapped in DDP); default ``bench.model``.
+        autocast: a context factory, e.g. ``lambda: torch.autocast("cuda", torch.bfloat16)``.
+    """
+    from sam3spec.distill.stages import PHASE1
+    from sam3spec.distill.task import loss_terms, total_loss
+
+    with autocast():
+        passed = (bench.model if model is None else model)(bench.inputs)
+    total_loss(loss_terms(passed, targets, bench.objective), PHASE1.losses).backward()
+    bench.optimizer.step()
+    bench.optimizer.zero_grad(set_to_none=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True)
@@ -53,42 +141,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from sam3spec.config import get_preset, override
-    from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
-    from sam3spec.distill.stages import PHASE1, set_trainable
-    from sam3spec.distill.task import DistillModel, Objective, loss_terms, total_loss
-    from sam3spec.models.build import build_student
-
-    torch.manual_seed(0)
-    student = build_student(override(get_preset(args.preset), {"image_size": args.resolution}))
-    set_trainable(student, PHASE1)
-    config = student.config
+    bench = phase1_bench(args.preset, args.resolution, args.batch, teacher_width=args.teacher_width)
+    config = bench.model.student.config
     width = args.teacher_width or config.image.fpn_dim
-    geometry = StudentGeometry.of(config, args.resolution)
-    adapters = FeatureAdapters([config.image.fpn_dim] * 4, [width] * 4, config.hidden, width)
-    model = DistillModel(student, adapters, geometry).train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, foreach=True)
-    ids = torch.zeros(args.batch, config.text.context_length, dtype=torch.long)
-    ids[:, :4] = torch.tensor([49406, 736, 7117, 49407])  # "red circle"
-    inputs = {"pixel_values": torch.randn(args.batch, 3, args.resolution, args.resolution), "input_ids": ids}
-    targets = synthetic_targets(args.batch, 2 * config.detr.num_queries, geometry, width)
+    targets = synthetic_targets(args.batch, 2 * config.detr.num_queries, bench.geometry, width)
     baseline = current_rss_mb()
-
-    objective = Objective(PHASE1.losses, PHASE1.matcher, 0.5, PHASE1.logit_positive_weight)
-
-    def step() -> None:
-        terms = loss_terms(model(inputs), targets, objective)
-        total_loss(terms, PHASE1.losses).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    stats = time_callable(step, warmup=1, repeats=args.steps)
+    stats = time_callable(lambda: train_step(bench, targets), warmup=1, repeats=args.steps)
     result = {
         "preset": args.preset,
         "resolution": args.resolution,
         "batch": args.batch,
         "threads": torch.get_num_threads(),
-        "parameters_trained": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "parameters_trained": bench.trainable,
         "step_ms_median": stats["median_ms"],
         "step_ms_min": stats["min_ms"],
         "images_per_second": args.batch / (stats["median_ms"] / 1e3),

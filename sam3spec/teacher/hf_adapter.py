@@ -21,7 +21,8 @@ from transformers import Sam3Model, Sam3TrackerModel
 from transformers.models.sam3.modeling_sam3 import Sam3VisionEncoderOutput, inverse_sigmoid
 
 from sam3spec.models.outputs import Intermediates, Sam3Outputs
-from sam3spec.teacher.hf_models import download, load_models
+from sam3spec.teacher.architecture import TeacherArchitecture
+from sam3spec.teacher.hf_models import build_detector, download, load_models
 from sam3spec.teacher.protocol import ImageEmbeddings
 
 
@@ -343,6 +344,22 @@ class HFTeacher:
             semantic_seg=masks.amax(dim=1, keepdim=True),
             iou_scores=iou_logits,
         )
+
+
+def random_teacher(
+    arch: TeacherArchitecture | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+) -> HFTeacher:
+    """A teacher over a randomly initialised detector (no tracker: text and box prompts), built on
+    ``device``: SAM 3's architecture without its weights (``arch`` None), or a small
+    :class:`~sam3spec.teacher.architecture.TeacherArchitecture`. For timing; nothing is downloaded."""
+    from sam3spec.teacher.tokenizer import default_tokenizer
+
+    with torch.device(device):
+        detector = build_detector(arch, seed)
+    return HFTeacher(detector.to(dtype).eval().requires_grad_(False), None, default_tokenizer())
 
 
 def _tokenizer_for(directory):

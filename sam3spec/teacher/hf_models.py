@@ -87,6 +87,18 @@ def build_models(arch: TeacherArchitecture, seed: int = 0) -> tuple[Sam3Model, S
     return detector, tracker
 
 
+def build_detector(arch: TeacherArchitecture | None = None, seed: int = 0) -> Sam3Model:
+    """A randomly initialised detector: ``arch``'s shape, or SAM 3's published one when None
+    (transformers' default ``Sam3Config``: 1008 px, 840M parameters), for timing without weights.
+
+    Built on the default device: under ``with torch.device("cuda"):`` its weights are initialised
+    on the GPU, under ``torch.device("meta")`` not at all (shapes only).
+    """
+    config = Sam3Config() if arch is None else sam3_configs(arch)[0]
+    torch.manual_seed(seed)
+    return Sam3Model(config)
+
+
 def apply_resolution(config, resolution: int) -> None:
     """Set a detector / tracker / vision config to run at ``resolution`` px (RoPE grid follows)."""
     vision = config.vision_config

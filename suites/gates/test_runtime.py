@@ -1,11 +1,13 @@
 """Runtime gate (``-m runtime``): phone targets are *not measured* here (no phone), unless a device
-run's JSON was ingested; the seed's .pte on this CPU (``slow``): speed vs the eager float student in
-the same run, and the RSS the program adds."""
+run's JSON was ingested; the GPU targets come from ``scripts/device_check.sh``'s JSON (the main job
+ingests its tiny CPU run: "no GPU"); the seed's .pte on this CPU (``slow``): speed vs the eager
+float student in the same run, and the RSS the program adds."""
 
 from __future__ import annotations
 
 import pytest
 
+from sam3spec.bench.device_record import NO_GPU, RESULTS_NAME, SPEC_FIGURES
 from sam3spec.config import SEED_PRESET
 
 pytestmark = pytest.mark.runtime
@@ -21,6 +23,20 @@ DEVICE_ONLY = {
 @pytest.mark.parametrize("spec_id", sorted(DEVICE_ONLY))
 def test_device_targets_are_not_measured_here(gate, spec_id):
     gate.not_measured(spec_id, DEVICE_ONLY[spec_id], machine="linux x86_64 CPU")
+
+
+@pytest.mark.parametrize("spec_id", sorted(SPEC_FIGURES))
+def test_gpu_targets_come_from_the_device_check(gate, spec_id):
+    """Recorded by the device check's JSON when one was ingested (``--ingest OUT/device_check.json``),
+    else not measured here, with how to measure them."""
+    if spec_id in gate.store.results:
+        return
+    import torch
+
+    how = f"run bash scripts/device_check.sh OUT on a GPU machine and ingest OUT/{RESULTS_NAME}"
+    gate.not_measured(
+        spec_id, f"{NO_GPU}: {how}" if not torch.cuda.is_available() else f"not ingested: {how}"
+    )
 
 
 @pytest.mark.slow

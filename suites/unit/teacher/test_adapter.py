@@ -140,3 +140,14 @@ def test_other_resolution(tiny_teacher_dir, pixels) -> None:
     outputs = teacher.predict(embeddings, text="red circle")
     assert outputs.pred_masks.shape[-1] == 2 * TINY.mask_size
     assert teacher.predict(embeddings, points=POINTS).pred_masks.shape[-1] == 2 * TINY.mask_size
+
+
+def test_random_teacher_without_an_architecture_is_sam3s() -> None:
+    """SAM 3's published shape (transformers' default config), built where the default device says:
+    on the meta device here, so 840M parameters cost no memory."""
+    from sam3spec.teacher.hf_adapter import random_teacher
+
+    teacher = random_teacher(device="meta", dtype=torch.bfloat16)
+    assert teacher.image_size == 1008 and teacher.tracker is None and teacher.dtype == torch.bfloat16
+    assert sum(p.numel() for p in teacher.detector.parameters()) == 840_376_374
+    assert not any(p.requires_grad for p in teacher.detector.parameters())

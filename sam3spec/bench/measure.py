@@ -93,13 +93,14 @@ def run_isolated(module: str, args: Sequence[str], timeout: float = 1800) -> dic
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
     }
+    # The child keeps the caller's working directory (relative paths in ``args`` mean what the
+    # caller meant); ``-P`` keeps that directory off ``sys.path``, so it cannot shadow sam3spec.
     process = subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [sys.executable, "-P", "-m", module, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         env=env,
-        cwd=root,
     )
     lines = process.stdout.strip().splitlines()
     if process.returncode != 0 or not lines:

@@ -48,7 +48,10 @@ def benchmark(
     from sam3spec.export.profile import pte_breakdown
     from sam3spec.export.runtime import PteProgram
 
-    pte = Path(pte)
+    # Absolute paths: the workers run with the repository as their working directory.
+    pte = Path(pte).resolve()
+    if eager is not None and Path(eager).exists():
+        eager = str(Path(eager).resolve())
     program = PteProgram(pte)
     methods = [
         name for name in ("encode_image", "encode_text", "decode", "track") if name in program.method_names

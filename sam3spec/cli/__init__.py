@@ -21,6 +21,10 @@ Every module has ``register(subparsers)``; its leaf parsers set ``func(args) -> 
 status). Modules import the library inside their functions, so ``sam3spec --help`` and building
 the parser import neither torch nor the models. Earlier spellings (``distill``, ``pipeline``,
 ``compare``, ``visual-qa``, ``world generate``, ``video distill|eval``) are accepted as hidden aliases.
+
+Errors follow one policy (:mod:`sam3spec.cli.errors`): one line on stderr naming the argument or
+file, exit 2 for bad input, 1 for a failed run, 130 for Ctrl-C; ``sam3spec --debug COMMAND`` (or
+``SAM3SPEC_DEBUG=1``) adds the traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
+from sam3spec.cli import errors
 
 NOUNS = (
     "info",
@@ -47,12 +53,25 @@ NOUNS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (its sub-parsers are of the same class)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser (every command registered); imports no heavy library."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sam3spec",
         description="Distil SAM 3 into a phone-sized promptable concept segmenter, proven against specs.",
         epilog="Run `sam3spec COMMAND --help` for a command's options. Manual: README.md and docs/.",
+    )
+    parser.add_argument(
+        "--debug",
+        dest="show_traceback",
+        action="store_true",
+        help=f"print the traceback of an error (also: {errors.DEBUG_ENV}=1)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for noun in NOUNS:
@@ -74,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (Exception, KeyboardInterrupt) as error:
+        return errors.report(error, errors.debug_requested(args.show_traceback))
 
 
 if __name__ == "__main__":

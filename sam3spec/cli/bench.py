@@ -6,10 +6,10 @@ Latency and memory are measured in fresh processes (see :mod:`sam3spec.bench.pte
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from sam3spec.cli.common import fail
+from sam3spec.cli.common import non_negative_int, positive_int, write_json
+from sam3spec.cli.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,27 +17,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="latency, peak RSS, size per method and delegated share of a .pte"
     )
     bench.add_argument("--pte", type=Path, required=True)
-    bench.add_argument("--warmup", type=int, default=2)
-    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--warmup", type=non_negative_int, default=2, help="untimed runs per method")
+    bench.add_argument("--repeats", type=positive_int, default=5, help="timed runs per method")
     bench.add_argument(
         "--eager", help="also time the eager float image path: preset name or checkpoint directory"
     )
     bench.add_argument(
-        "--threads", type=int, help="threads for libtorch and ExecuTorch's XNNPACK pool (default: libtorch's)"
+        "--threads",
+        type=positive_int,
+        help="threads for libtorch and ExecuTorch's XNNPACK pool (default: libtorch's)",
     )
     bench.add_argument("--json", type=Path, help="write the results as JSON here")
     bench.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sam3spec.export.pte_file import check_pte_file
+
+    try:  # before torch and the runtime load: the runtime aborts the process on some garbage
+        check_pte_file(args.pte)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(f"--pte {error}") from None
     from sam3spec.bench.pte import benchmark, format_report
 
-    if not args.pte.is_file():
-        return fail(f"{args.pte}: no such file")
     result = benchmark(args.pte, args.warmup, args.repeats, eager=args.eager, threads=args.threads)
     print(format_report(result))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(result, args.json)
         print(f"JSON written to {args.json}")
     return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sam3spec.cli.common import fail
+from sam3spec.cli.common import fail, non_negative_int, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +31,12 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, type=Path, help="output folder (empty, or a world with --overwrite)"
     )
-    parser.add_argument("--images", type=int, default=200, help="images, train + eval (default 200)")
-    parser.add_argument("--videos", type=int, default=10, help="videos, train + val (default 10)")
+    parser.add_argument(
+        "--images", type=positive_int, default=200, help="images, train + eval, >= 1 (default 200)"
+    )
+    parser.add_argument(
+        "--videos", type=non_negative_int, default=10, help="videos, train + val (default 10)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     parser.add_argument("--size", type=int, default=None, help="image / frame side in pixels (default 160)")
     parser.add_argument("--overwrite", action="store_true", help="replace the trees of an existing world")

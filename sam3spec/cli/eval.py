@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sam3spec.cli.common import fail, teacher_or_shipped, write_json
+from sam3spec.cli.common import fail, replaceable_output, teacher_or_shipped, warn, write_json
 from sam3spec.cli.track import add_model_arguments, load_video_model
 
 HEADLINE = ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1", "J", "F", "J&F")
@@ -288,9 +288,13 @@ def add_visual_qa_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_visual_qa(args: argparse.Namespace) -> int:
+    """Write the page into a temporary sibling of ``--out`` and rename it at the end (an interrupted
+    run leaves nothing, or the previous page); unreadable images are skipped with a warning."""
+    from sam3spec.atomic import atomic_directory
     from sam3spec.eval.model_eval import load_model
     from sam3spec.eval.visual_qa import find_images, render
 
+    replaceable_output(args.out, "index.html")
     try:
         images = find_images(args.image, args.image_dir)
         models = {}
@@ -305,8 +309,18 @@ def run_visual_qa(args: argparse.Namespace) -> int:
         if kind != "student":
             raise ValueError(f"--student {args.student} is a teacher folder")
         models["student"] = student
-        page = render(models, images, args.prompt, args.top_k, args.out)
+        skipped: list[str] = []
+
+        def skip(message: str) -> None:
+            skipped.append(message)
+            warn(message)
+
+        with atomic_directory(args.out) as out:
+            page = render(models, images, args.prompt, args.top_k, out, warn=skip)
     except (FileNotFoundError, ValueError) as error:
         return fail(error)
-    print(f"{len(images)} image(s) x {len(args.prompt)} prompt(s): open {page}")
+    shown = f"{len(images) - len(skipped)} image(s)" + (
+        f" ({len(skipped)} unreadable, skipped)" if skipped else ""
+    )
+    print(f"{shown} x {len(args.prompt)} prompt(s): open {args.out / page.name}")
     return 0

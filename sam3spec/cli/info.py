@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sam3spec.cli.common import fail
+from sam3spec.cli.common import fail, note, positive_int
 from sam3spec.config import SEED_PRESET
 
 
@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "device: no weights are built, about ten seconds.",
     )
     parser.add_argument("--preset", default=SEED_PRESET, help=f"student preset (default {SEED_PRESET})")
-    parser.add_argument("--resolution", type=int, nargs="*", default=[504, 1008], help="GMACs at these sizes")
+    parser.add_argument(
+        "--resolution", type=positive_int, nargs="*", default=[504, 1008], help="GMACs at these sizes"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--recount", action="store_true", help="count live instead of reading the stored facts"
@@ -39,10 +41,12 @@ def run(args: argparse.Namespace) -> int:
         return fail(error.args[0])
     resolutions = tuple(args.resolution)
     info = None if args.recount else stored_info(args.preset, resolutions)
-    if info is None:
+    if info is None:  # no stored figures for these resolutions (or --recount): tens of seconds
+        from sam3spec.heartbeat import heartbeat
         from sam3spec.info import preset_info
 
-        info = preset_info(args.preset, resolutions)
+        with heartbeat(note, f"counting {args.preset} live on the meta device", every=10):
+            info = preset_info(args.preset, resolutions)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

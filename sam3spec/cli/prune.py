@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sam3spec.cli.common import fail
+from sam3spec.cli.common import fail, positive_int
 
 CATEGORY_HELP = (
     ("checkpoints", "old step checkpoints"),
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--apply", action="store_true", help="delete the files listed")
     parser.add_argument(
-        "--keep-last-n", type=int, default=1, help="step checkpoints kept per checkpoints/ (>= 1)"
+        "--keep-last-n", type=positive_int, default=1, help="step checkpoints kept per checkpoints/ (>= 1)"
     )
     for category, text in CATEGORY_HELP:
         parser.add_argument(f"--{category}", action="store_true", help=f"{text} (no category flag = all)")

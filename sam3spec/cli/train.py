@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from sam3spec.cli.common import add_set_option, fail, note, parse_overrides, set_threads, teacher_or_shipped
+from sam3spec.data.layout import check_training_data
 
 SCHEDULES = ("auto", "plan", "world")
 
@@ -138,6 +139,7 @@ def default_init(stage, out: Path) -> Path | None:
 
 
 def run_stage(args: argparse.Namespace) -> int:
+    check_training_data(args.data)  # before torch loads (the stage checks it again, for library callers)
     from dataclasses import replace
 
     from sam3spec.distill.options import RunOptions

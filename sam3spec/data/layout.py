@@ -74,3 +74,17 @@ class DataLayout:
     def is_data_root(self) -> bool:
         """True when the folder holds at least one of the layout's trees."""
         return any((self.root / tree).is_dir() for tree in ("sa1b", "saco", "sav"))
+
+
+def check_training_data(data: str | Path) -> None:
+    """Refuse ``data`` when it holds nothing to train on, before a run folder is written.
+
+    Raises:
+        FileNotFoundError: naming ``--data`` and what a data folder must hold.
+    """
+    root = Path(data)
+    expected = "a data root with saco/train/*.json, or an SA-1B folder of sa_*.jpg"
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data {root}: no such folder; expected {expected}")
+    if not DataLayout.of(root).saco_files("train") and next(root.rglob("sa_*.jpg"), None) is None:
+        raise FileNotFoundError(f"--data {root}: no training samples; expected {expected}")

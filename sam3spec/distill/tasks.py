@@ -29,10 +29,17 @@ from torch.utils.data import DataLoader
 
 from sam3spec.checkpoint import WEIGHTS_NAME, load_weights, write_student
 from sam3spec.config import config_to_dict
+from sam3spec.data.layout import check_training_data
 from sam3spec.data.loader import collate_samples
 from sam3spec.distill import runtime
 from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
-from sam3spec.distill.data import epoch_units, image_groups, rank_batches, student_inputs, training_dataset
+from sam3spec.distill.data import (
+    epoch_units,
+    image_groups,
+    rank_batches,
+    student_inputs,
+    training_dataset,
+)
 from sam3spec.distill.options import RunOptions
 from sam3spec.distill.precise_bn import recalibrate_batch_norm
 from sam3spec.distill.sources import target_source, teacher_path
@@ -172,6 +179,7 @@ class ImageStage(StageKind):
     stage: StageConfig
 
     def check(self, options: RunOptions) -> None:
+        check_training_data(options.data)
         if self.stage.targets == "teacher":
             teacher_path(options)  # raises, naming the option, when no teacher is given
 

@@ -11,6 +11,7 @@ moved or zipped).
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +67,18 @@ def top_k(prediction: PhrasePrediction, k: int, height: int, width: int):
     return masks, boxes, prediction.scores[order]
 
 
-def render(models: dict[str, object], images: list[Path], prompts: list[str], k: int, out: Path) -> Path:
+def render(
+    models: dict[str, object],
+    images: list[Path],
+    prompts: list[str],
+    k: int,
+    out: Path,
+    warn: Callable[[str], None] | None = None,
+) -> Path:
     """Run each model on each image with every prompt; write the PNGs and ``index.html``.
+
+    An image that cannot be read is skipped (``warn`` is told, the page lists it): one bad file
+    in a folder of photos should not cost the page. With no readable image at all it raises.
 
     Args:
         models: name -> teacher-protocol model (e.g. ``{"teacher": ..., "student": ...}``).
@@ -75,16 +86,23 @@ def render(models: dict[str, object], images: list[Path], prompts: list[str], k:
         prompts: noun phrases.
         k: masks shown per panel.
         out: output folder (created).
+        warn: told one line per skipped image.
+
+    Raises:
+        ValueError: ``k`` < 1, or no image could be read.
     """
     if k < 1:
         raise ValueError(f"--top-k must be >= 1, not {k}")
     (out / "images").mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, skipped = [], []
     for index, path in enumerate(images):
         try:
             image = np.asarray(Image.open(path).convert("RGB"))
         except (OSError, UnidentifiedImageError) as error:
-            raise ValueError(f"cannot read image {path}: {error}") from error
+            skipped.append(f"{path.name}: {error}")
+            if warn is not None:
+                warn(f"skipped {path}: cannot read it as an image ({error})")
+            continue
         height, width = image.shape[:2]
         square = pad_square(image)
         original = f"images/{index:03d}_original.png"
@@ -99,10 +117,12 @@ def render(models: dict[str, object], images: list[Path], prompts: list[str], k:
                 listed = ", ".join(f"{s:.2f}" for s in scores)
                 panels[name] = (png, f"presence {per_prompt[p].presence:.2f}; top-{k} scores {listed}")
             rows.append(QARow(path.name, prompt, original, panels))
-    return write_html(rows, list(models), out / "index.html")
+    if not rows:
+        raise ValueError(f"no readable image among the {len(images)} given ({'; '.join(skipped)})")
+    return write_html(rows, list(models), out / "index.html", skipped)
 
 
-def write_html(rows: list[QARow], names: list[str], path: Path) -> Path:
+def write_html(rows: list[QARow], names: list[str], path: Path, skipped: Sequence[str] = ()) -> Path:
     """A static page; ``window.qaImagesLoaded`` becomes true when every image has loaded
     (the headless-browser test reads it)."""
     head = "".join(f"<th>{html.escape(n)}</th>" for n in ["image / prompt", "original", *names])
@@ -118,11 +138,12 @@ def write_html(rows: list[QARow], names: list[str], path: Path) -> Path:
                 f'<td><img src="{png}" alt="{html.escape(name)}"><br><small>{html.escape(caption)}</small></td>'
             )
         body.append("<tr>" + "".join(cells) + "</tr>")
+    notes = "".join(f"<p>skipped (unreadable): {html.escape(line)}</p>\n" for line in skipped)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>sam3spec visual QA</title>
 <style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:4px;max-width:260px}} img{{width:256px}}</style>
 </head><body><h1>sam3spec visual QA</h1>
-<table><tr>{head}</tr>
+{notes}<table><tr>{head}</tr>
 {chr(10).join(body)}
 </table>
 <script>

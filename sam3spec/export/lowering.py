@@ -34,6 +34,7 @@ from sam3spec.export.wrappers import (
     export_modules,
     padded_prompt,
 )
+from sam3spec.heartbeat import heartbeat
 from sam3spec.models.student import Student
 
 FORMAT = "sam3spec-pte/1"
@@ -182,7 +183,10 @@ def quantize_for_backend(
 
 
 def export_methods(
-    modules: ExportModules, methods: Sequence[str] = METHODS, rewrite: bool = True
+    modules: ExportModules,
+    methods: Sequence[str] = METHODS,
+    rewrite: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, torch.export.ExportedProgram]:
     """``torch.export`` each wrapper at its fixed example shapes (plus the XNNPACK decompositions).
 
@@ -195,7 +199,9 @@ def export_methods(
 
     image_quantized = isinstance(modules.encode_image, torch.fx.GraphModule)
     programs = {}
-    for method in methods:
+    for number, method in enumerate(methods, 1):
+        if log is not None:
+            log(f"torch.export {method} ({number}/{len(methods)})")
         program = torch.export.export(getattr(modules, method), example_inputs(modules, method), strict=False)
         if rewrite:
             if not (method == "track" and image_quantized):
@@ -267,11 +273,14 @@ def export_model(
     lines = quantize_for_backend(modules, recipe, images, phrases, methods, log)
     seconds["quantize"] = time.perf_counter() - start
     start = time.perf_counter()
-    programs = export_methods(modules, methods, rewrite=recipe.backend == "xnnpack")
+    programs = export_methods(modules, methods, rewrite=recipe.backend == "xnnpack", log=log)
     seconds["export"] = time.perf_counter() - start
-    log(f"exported {', '.join(methods)} in {seconds['export']:.0f} s; lowering to {recipe.backend} ...")
+    log(f"exported {', '.join(methods)} in {seconds['export']:.0f} s")
     start, cpu_start = time.perf_counter(), time.process_time()
-    buffer, delegation = lower_to_executorch(programs, recipe, metadata)
+    # One ExecuTorch call lowers every method (so identical weights are stored once): it reports
+    # nothing for minutes, hence the heartbeat.
+    with heartbeat(log, f"lowering {len(methods)} method(s) to {recipe.backend}"):
+        buffer, delegation = lower_to_executorch(programs, recipe, metadata)
     seconds["lower"] = time.perf_counter() - start
     # CPU seconds beside wall seconds: on a shared machine the wall time is mostly waiting (the
     # seed's 1240 s lowering ran at ~31% of a core, niced under a training run).

@@ -13,15 +13,17 @@ What export reads besides the model is one :class:`ExportInputs`: calibration im
 int8 quantization), parity samples and phrases. The caller chooses them (the command line takes
 them from a data root or the concept world, :mod:`sam3spec.world.inputs`).
 
-A program whose parity check fails is not written unless ``force`` (the manifest still is, with
-the failing figures). A Core ML program cannot run on Linux: it is written without a parity check
-and the manifest says so.
+A program whose parity check fails is not written unless ``force``; its manifest, with the failing
+figures, is written as ``model.parity-failed.json`` (an earlier ``model.pte`` / ``model.json`` pair
+stays as it was). Everything is staged in a temporary sibling folder and renamed into place at the
+end, so an interrupted export leaves no partial file. A Core ML program cannot run on Linux: it
+is written without a parity check and the manifest says so.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,9 +32,11 @@ from typing import Any
 
 import torch
 
+from sam3spec.atomic import atomic_write_json
 from sam3spec.export.lowering import export_model
 from sam3spec.export.recipes import ExportRecipe
 from sam3spec.export.wrappers import METHODS, export_modules
+from sam3spec.heartbeat import heartbeat
 from sam3spec.models.student import Student
 
 CALIBRATION_IMAGES = 16  # what callers are expected to give (measured enough for static int8)
@@ -44,13 +48,14 @@ class ParityError(RuntimeError):
 
 
 def companion_paths(out: str | Path) -> dict[str, Path]:
-    """``{"pte", "manifest", "text_table"}`` paths for an output ``.pte`` path."""
+    """``{"pte", "manifest", "text_table", "failed_manifest"}`` paths for an output ``.pte`` path."""
     out = Path(out)
     stem = out.with_suffix("")
     return {
         "pte": out,
         "manifest": stem.with_suffix(".json"),
         "text_table": Path(f"{stem}.text_table.safetensors"),
+        "failed_manifest": Path(f"{stem}.parity-failed.json"),
     }
 
 
@@ -134,7 +139,10 @@ def export_student(
     size = student.config.image_size
     if any(image.shape[-2:] != (size, size) for image in inputs.calibration):
         raise ValueError(f"export inputs from {inputs.source}: calibration images are not {size} x {size}")
-    with tempfile.TemporaryDirectory(prefix="sam3spec-export-") as scratch:
+    # Staged in a temporary sibling folder (same file system) and renamed into place at the end:
+    # an interrupted or failed export leaves the previous program and its companions as they were.
+    parent, name = paths["pte"].parent, paths["pte"].name
+    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{name}.", suffix=".tmp") as scratch:
         phrases = list(inputs.phrases)
         lowered = export_model(student, recipe, inputs.calibration, phrases, methods, log, **shape_overrides)
         manifest: dict[str, Any] = {
@@ -164,20 +172,23 @@ def export_student(
         else:
             program = PteProgram(staged)
             samples = inputs.parity
-            parity = check_parity(lowered.modules, program, samples, tokenizer)
+            with heartbeat(log, f"parity check on {len(samples)} samples"):
+                parity = check_parity(lowered.modules, program, samples, tokenizer)
             log(parity.describe())
             manifest["parity"] = parity.to_json()
             if lowered.quantization:
                 reference = export_modules(student, rewrite=False, **shape_overrides)
-                float_parity = check_parity(
-                    reference, program, samples, tokenizer, reference_name="float eager student"
-                )
+                with heartbeat(log, "parity check against the float eager student"):
+                    float_parity = check_parity(
+                        reference, program, samples, tokenizer, reference_name="float eager student"
+                    )
                 log(float_parity.describe())
                 manifest["parity_float"] = float_parity.to_json()
             if not parity.passed and not force:
-                _write_json(paths["manifest"], {**manifest, "written": False})
+                _write_manifest({**manifest, "written": False}, paths["failed_manifest"])
                 raise ParityError(
-                    f"parity failed ({parity.describe()}); {paths['pte']} not written (use --force to write it anyway)"
+                    f"parity failed ({parity.describe()}); {paths['pte']} not written (figures in "
+                    f"{paths['failed_manifest']}; --force writes it anyway)"
                 )
             if text_table and "encode_text" in lowered.methods:
                 table = build_text_table(
@@ -186,15 +197,29 @@ def export_student(
                     lambda ids: tuple(program.run("encode_text", ids)),
                     student.config.name,
                 )
-                table.save(paths["text_table"])
+                table.save(Path(scratch) / paths["text_table"].name)
                 manifest["text_table"] = {"path": paths["text_table"].name, "phrases": len(table.phrases)}
                 log(f"text table: {len(table.phrases)} phrases -> {paths['text_table']}")
-        shutil.move(str(staged), paths["pte"])
-    manifest["written"] = True
-    _write_json(paths["manifest"], manifest)
+        manifest["written"] = True
+        _commit(Path(scratch), paths, manifest)
     log(f"wrote {paths['pte']} ({len(lowered.buffer) / 1e6:.2f} MB) and {paths['manifest'].name}")
     return manifest
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+def _commit(scratch: Path, paths: dict[str, Path], manifest: dict[str, Any]) -> None:
+    """Rename the staged files into place: the program and its text table, then the manifest
+    (written last: a manifest beside a program describes it); a stale text table or failure
+    record of an earlier run goes."""
+    staged_table = scratch / paths["text_table"].name
+    if staged_table.exists():
+        os.replace(staged_table, paths["text_table"])
+    else:
+        paths["text_table"].unlink(missing_ok=True)
+    os.replace(scratch / "model.pte", paths["pte"])
+    _write_manifest(manifest, paths["manifest"])
+    paths["failed_manifest"].unlink(missing_ok=True)
+
+
+def _write_manifest(manifest: dict[str, Any], path: Path) -> None:
+    # default=str: paths and other non-JSON values are recorded as text
+    atomic_write_json(json.loads(json.dumps(manifest, default=str)), path, indent=2, sort_keys=False)

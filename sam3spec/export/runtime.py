@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from sam3spec.export.pte_file import check_pte_file
 from sam3spec.export.shapes import OUTPUT_NAMES, ExportShapes, padded_prompt
 from sam3spec.models.outputs import Sam3Outputs
 from sam3spec.predictor import ImagePredictor
@@ -25,14 +26,22 @@ _PROGRAM_CACHE: dict[str, Any] = {}
 
 
 def load_runtime_program(path: str | Path) -> Any:
-    """``executorch.runtime`` program for ``path`` (quantized kernels registered first)."""
+    """``executorch.runtime`` program for ``path`` (quantized kernels registered first).
+
+    Raises:
+        FileNotFoundError, ValueError: not a loadable ExecuTorch program (see :func:`check_pte_file`).
+    """
     from executorch.runtime import Runtime
 
+    path = check_pte_file(path)
     try:  # registers quantized_decomposed::embedding_4bit & co. (quantized token embeddings)
         import executorch.kernels.quantized  # noqa: F401
     except ImportError:  # pragma: no cover - present in the executorch wheel
         pass
-    return Runtime.get().load_program(str(path))
+    try:
+        return Runtime.get().load_program(str(path))
+    except RuntimeError as error:  # a damaged program with a valid header
+        raise ValueError(f"{path}: ExecuTorch cannot load this program ({error})") from error
 
 
 class PteProgram:
@@ -44,8 +53,6 @@ class PteProgram:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such .pte file")
         self.program = load_runtime_program(self.path)
         self._methods: dict[str, Any] = {}
         self.metadata = self._read_metadata()

@@ -151,3 +151,8 @@ class Tokenizer:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"empty prompt at index {index}: {text!r}; give a noun phrase")
         return self._tokenizer(items, context_length=self.context_length).long()
+
+    def token_count(self, text: str) -> int:
+        """Tokens of ``text`` before truncation, start and end tokens included (compare with
+        :attr:`context_length`: a longer prompt is cut by :meth:`__call__`)."""
+        return len(self._tokenizer.encode(text)) + 2

@@ -19,7 +19,6 @@ annotator disagreement to simulate.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from sam3spec.atomic import atomic_directory
 from sam3spec.data.files import write_json
 from sam3spec.world import writer
 from sam3spec.world.config import WorldConfig, split_counts
@@ -88,7 +88,8 @@ class WorldSummary:
     seconds: float
 
 
-def _prepare(out: Path, overwrite: bool) -> None:
+def _check_target(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty ``out`` unless ``overwrite`` and it holds a world (nothing is deleted here)."""
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(
@@ -98,13 +99,9 @@ def _prepare(out: Path, overwrite: bool) -> None:
             raise FileExistsError(
                 f"{out} is not a concept world (no world.json); refusing to delete anything"
             )
-        for name in _TREES:  # only what a world consists of, never anything else
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    paths = WorldPaths.of(out)
+
+
+def _make_trees(paths: WorldPaths) -> None:
     for directory in (paths.sa1b_train, paths.sa1b_eval, paths.saco_train.parent, paths.saco_eval[0].parent):
         directory.mkdir(parents=True, exist_ok=True)
     for directory in (paths.sav_train, paths.sav_val):
@@ -187,10 +184,21 @@ def generate_world(
     if num_images < 0 or num_videos < 0:
         raise ValueError("num_images and num_videos must be >= 0")
     start = time.perf_counter()
-    config = config or WorldConfig()
     out = Path(out)
-    _prepare(out, overwrite)
+    _check_target(out, overwrite)
+    # Written into a temporary sibling and renamed at the end: an interrupted run leaves no
+    # half-written world (or the previous one); files of ``out`` that are not world trees stay.
+    with atomic_directory(out, keep=lambda name: name not in _TREES) as staging:
+        counts = _write_world(staging, num_images, num_videos, seed, config or WorldConfig(), progress)
+    return WorldSummary(paths=WorldPaths.of(out), counts=counts, seconds=time.perf_counter() - start)
+
+
+def _write_world(
+    out: Path, num_images: int, num_videos: int, seed: int, config: WorldConfig, progress: bool
+) -> dict[str, int]:
+    """Write every tree of a world into the empty folder ``out``; returns the counts."""
     paths = WorldPaths.of(out)
+    _make_trees(paths)
     image_splits, video_splits = splits(num_images, num_videos, config)
     saco: dict[str, tuple[list, list]] = {"train": ([], []), "eval": ([], [])}
     manifest_images: list[dict[str, Any]] = []
@@ -205,64 +213,65 @@ def generate_world(
         "masklets": 0,
     }
     total = num_images + num_videos
-    bar = tqdm(total=total, desc="concept world", disable=not progress or total < 8)
-    for index, split in enumerate(image_splits):
-        image_id = index + 1
-        scene, queries = image_item(seed, index, split, config)
-        writer.write_sa1b(paths.sa1b_train if split == "train" else paths.sa1b_eval, image_id, scene, config)
-        images, annotations = saco[split]
-        new_images, new_annotations = writer.saco_records(image_id, scene, queries, len(annotations) + 1)
-        images.extend(new_images)
-        annotations.extend(new_annotations)
-        manifest_images.append(
-            {
-                "image_id": image_id,
-                "file_name": f"{writer.sa1b_name(image_id)}.jpg",
-                "split": split,
-                "objects": [obj.attributes() for obj in scene.objects],
-                "queries": [
-                    {
-                        "pair_id": pair["id"],
-                        "text": q.phrase.text,
-                        "kind": q.kind,
-                        "instances": list(q.instances),
-                    }
-                    for pair, q in zip(new_images, queries, strict=True)
-                ],
-            }
-        )
-        counts["images"] += 1
-        counts["instances"] += len(scene.objects)
-        for query in queries:
-            counts[query.kind] += 1
-        bar.update()
-    write_json(paths.saco_train, writer.saco_file(*saco["train"], "sam3spec concept world, train split"))
-    for path in paths.saco_eval:
-        write_json(path, writer.saco_file(*saco["eval"], "sam3spec concept world, held-out eval split"))
-    val_names = []
-    for index, split in enumerate(video_splits):
-        video_id = index + 1
-        video = video_item(seed, index, config)
-        if split == "train":
-            writer.write_sav_mp4(paths.sav_train, video_id, video, config)
-        else:
-            writer.write_sav_frames(paths.sav_val, video_id, video, config)
-            val_names.append(writer.sav_name(video_id))
-        manifest_videos.append(
-            {
-                "video_id": writer.sav_name(video_id),
-                "split": split,
-                "frames": int(video.frames.shape[0]),
-                "objects": [obj.attributes() for obj in video.objects],
-            }
-        )
-        counts["videos"] += 1
-        counts["masklets"] += len(video.objects)
-        bar.update()
-    bar.close()
+    with tqdm(total=total, desc="concept world", disable=not progress or total < 8) as bar:
+        for index, split in enumerate(image_splits):
+            image_id = index + 1
+            scene, queries = image_item(seed, index, split, config)
+            writer.write_sa1b(
+                paths.sa1b_train if split == "train" else paths.sa1b_eval, image_id, scene, config
+            )
+            images, annotations = saco[split]
+            new_images, new_annotations = writer.saco_records(image_id, scene, queries, len(annotations) + 1)
+            images.extend(new_images)
+            annotations.extend(new_annotations)
+            manifest_images.append(
+                {
+                    "image_id": image_id,
+                    "file_name": f"{writer.sa1b_name(image_id)}.jpg",
+                    "split": split,
+                    "objects": [obj.attributes() for obj in scene.objects],
+                    "queries": [
+                        {
+                            "pair_id": pair["id"],
+                            "text": q.phrase.text,
+                            "kind": q.kind,
+                            "instances": list(q.instances),
+                        }
+                        for pair, q in zip(new_images, queries, strict=True)
+                    ],
+                }
+            )
+            counts["images"] += 1
+            counts["instances"] += len(scene.objects)
+            for query in queries:
+                counts[query.kind] += 1
+            bar.update()
+        write_json(paths.saco_train, writer.saco_file(*saco["train"], "sam3spec concept world, train split"))
+        for path in paths.saco_eval:
+            write_json(path, writer.saco_file(*saco["eval"], "sam3spec concept world, held-out eval split"))
+        val_names = []
+        for index, split in enumerate(video_splits):
+            video_id = index + 1
+            video = video_item(seed, index, config)
+            if split == "train":
+                writer.write_sav_mp4(paths.sav_train, video_id, video, config)
+            else:
+                writer.write_sav_frames(paths.sav_val, video_id, video, config)
+                val_names.append(writer.sav_name(video_id))
+            manifest_videos.append(
+                {
+                    "video_id": writer.sav_name(video_id),
+                    "split": split,
+                    "frames": int(video.frames.shape[0]),
+                    "objects": [obj.attributes() for obj in video.objects],
+                }
+            )
+            counts["videos"] += 1
+            counts["masklets"] += len(video.objects)
+            bar.update()
     (paths.sav_val / "sav_val.txt").write_text("".join(f"{name}\n" for name in val_names), encoding="utf-8")
     write_json(paths.manifest, _manifest(paths, config, seed, counts, manifest_images, manifest_videos))
-    return WorldSummary(paths=paths, counts=counts, seconds=time.perf_counter() - start)
+    return counts
 
 
 def _manifest(

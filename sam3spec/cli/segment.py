@@ -32,16 +32,14 @@ def load_model(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
+    from sam3spec.data.image_io import ImageReadError, load_image
     from sam3spec.predictor import ImagePredictor
     from sam3spec.visualize import draw_overlay
 
     try:
-        image = np.asarray(Image.open(args.image).convert("RGB"))
-    except (OSError, UnidentifiedImageError) as error:
-        return fail(f"cannot read image {args.image}: {error}")
+        image = load_image(args.image)
+    except ImageReadError as error:
+        return fail(error)
     predictor = ImagePredictor(load_model(args))
     predictor.set_image(image)
     prediction = predictor.predict(text=args.prompt, threshold=args.threshold)

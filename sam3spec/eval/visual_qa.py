@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from sam3spec.data.image_io import load_image
 from sam3spec.eval.model_eval import PhrasePrediction, predict_phrases
 from sam3spec.visualize import draw_overlay
 
@@ -81,10 +82,7 @@ def render(models: dict[str, object], images: list[Path], prompts: list[str], k:
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     for index, path in enumerate(images):
-        try:
-            image = np.asarray(Image.open(path).convert("RGB"))
-        except (OSError, UnidentifiedImageError) as error:
-            raise ValueError(f"cannot read image {path}: {error}") from error
+        image = load_image(path)  # ImageReadError (a ValueError) names the file
         height, width = image.shape[:2]
         square = pad_square(image)
         original = f"images/{index:03d}_original.png"

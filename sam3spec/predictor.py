@@ -43,8 +43,10 @@ def image_to_tensor(image: Any) -> torch.Tensor:
         TypeError: for an unsupported type or dtype.
         ValueError: for a wrong number of channels or an empty image.
     """
-    if hasattr(image, "convert") and hasattr(image, "size"):  # PIL.Image
-        image = np.asarray(image.convert("RGB"))
+    if hasattr(image, "convert") and hasattr(image, "size"):  # PIL.Image: 16-bit, palette, alpha -> RGB
+        from sam3spec.data.image_io import to_rgb
+
+        image = to_rgb(image)
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image: expected an H x W x 3 RGB array, got shape {image.shape}")

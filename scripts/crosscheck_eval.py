@@ -1,14 +1,18 @@
 """Compare sam3spec's evaluators with SAM 3's and SA-V's own code on random cases.
 
-Not part of the test suites: it needs the upstream files, which are not vendored. Usage::
+The comparison needs the upstream files, which are not vendored, so it is not part of the test
+suites; the SA-Co case generator is (``suites/unit/eval/test_saco_conformance.py`` checks the
+evaluator on its cases against a brute-force restatement of SAM 3's rules). Usage, from the
+repository root::
 
     git -C <sam3 checkout> show HEAD:sam3/eval/cgf1_eval.py > /tmp/x/cgf1_eval.py
     git -C <sam2 checkout> show HEAD:sav_dataset/utils/sav_benchmark.py > /tmp/x/sav_benchmark.py
-    python scripts/crosscheck_eval.py --upstream /tmp/x [--cases 100]
+    PYTHONPATH=. python scripts/crosscheck_eval.py --upstream /tmp/x [--cases 100]
 
-SA-V's file imports OpenCV and scikit-image (``pip install opencv-python-headless scikit-image``
-in a scratch environment); without them only the SA-Co check runs. Prints the largest absolute
-difference per metric (0 means identical).
+SA-Co cases mix in every unusual input SAM 3's evaluator accepts (:data:`KINDS`); all 26 numbers
+its ``CGF1Evaluator.evaluate`` returns are compared. SA-V's file imports OpenCV and scikit-image
+(``pip install opencv-python-headless scikit-image`` in a scratch environment); without them only
+the SA-Co check runs. Prints the largest absolute difference (0 means identical).
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ import json
 import shutil
 import sys
 import tempfile
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from sam3spec.eval.saco_files import evaluate_saco
+from sam3spec.eval.saco_files import SacoEvaluation, evaluate_saco
 from sam3spec.eval.vos import evaluate_vos
 
 
@@ -43,73 +49,166 @@ def _box_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return mask
 
 
-def saco_case(rng: np.random.Generator, annotators: int) -> tuple[list[dict], list[dict]]:
-    """Random GT files (crowd, negatives, non-exhaustive pairs, shared masks) and predictions."""
+KINDS = (
+    "crowd",
+    "non_exhaustive",
+    "foreign_category",
+    "second_category",
+    "wrong_size_rle",
+    "unknown_pair",
+    "box_only",
+    "repeated_annotation_id",
+    "empty_predictions",
+)
+"""Unusual inputs :func:`saco_case` mixes in (SAM 3's evaluator accepts every one of them)."""
+
+
+def saco_case(rng: np.random.Generator, annotators: int) -> tuple[list[dict], list[dict], set[str]]:
+    """Random GT files and predictions, and which of :data:`KINDS` the case contains.
+
+    GT: negatives, crowd regions, non-exhaustive pairs, masks shared between annotators and
+    predictions (exact IoU ties), a second listed category, annotations of a category the file
+    does not list, repeated annotation ids. Predictions: scores at the 0.5 threshold, foreign and
+    second-category ``category_id``, masks whose RLE size is not the pair's, box-only results,
+    results for pair ids the GT does not have, now and then an empty list. Every annotator file
+    describes the same pairs (the evaluator refuses files that do not).
+    """
     h, w, pairs = 12, 16, int(rng.integers(1, 8))
     pool = [_box_mask(rng, h, w) for _ in range(6)]
+    kinds: set[str] = set()
+    categories = [1, 2] if rng.random() < 0.3 else [1]
 
     def mask() -> np.ndarray:
         return pool[rng.integers(0, 6)] if rng.random() < 0.5 else _box_mask(rng, h, w)
+
+    def category(foreign: float) -> int:
+        draw = rng.random()
+        if draw < foreign:
+            kinds.add("foreign_category")
+            return int(rng.choice([3, 7]))
+        if draw < foreign + 0.15 and 2 in categories:
+            kinds.add("second_category")
+            return 2
+        return 1
 
     files = []
     for _ in range(annotators):
         images, annotations = [], []
         for p in range(pairs):
+            exhaustive = int(rng.random() > 0.1)
+            kinds.update(() if exhaustive else ("non_exhaustive",))
             images.append(
                 {
                     "id": p,
                     "height": h,
                     "width": w,
                     "file_name": f"{p}.jpg",
-                    "text_input": "x",
-                    "is_instance_exhaustive": int(rng.random() > 0.1),
+                    "text_input": f"phrase {p}",
+                    "is_instance_exhaustive": exhaustive,
                 }
             )
             for _ in range(rng.integers(0, 4)):
                 encoded = _rle(mask())
+                crowd = int(rng.random() < 0.15)
+                kinds.update(("crowd",) if crowd else ())
+                identifier = len(annotations) + 1
+                if annotations and rng.random() < 0.05:
+                    identifier = int(rng.integers(1, len(annotations) + 1))
+                    kinds.add("repeated_annotation_id")
                 annotations.append(
                     {
-                        "id": len(annotations) + 1,
+                        "id": identifier,
                         "image_id": p,
                         "segmentation": encoded,
                         "bbox": mask_utils.toBbox(encoded).tolist(),
                         "area": 1.0,
-                        "iscrowd": int(rng.random() < 0.15),
-                        "category_id": 1,
+                        "iscrowd": crowd,
+                        "category_id": category(0.05),
                     }
                 )
-        files.append({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "o"}]})
+        files.append(
+            {
+                "images": images,
+                "annotations": annotations,
+                "categories": [{"id": c, "name": f"c{c}"} for c in categories],
+            }
+        )
     predictions = []
-    for p in range(pairs):
+    if rng.random() < 0.05:
+        kinds.add("empty_predictions")
+        return files, predictions, kinds
+    for p in range(pairs + 2):
+        if p >= pairs and rng.random() < 0.7:
+            continue
         for _ in range(rng.integers(0, 5)):
-            encoded = _rle(mask())
-            predictions.append(
-                {
-                    "image_id": p,
-                    "category_id": 1,
-                    "segmentation": encoded,
-                    "bbox": mask_utils.toBbox(encoded).tolist(),
-                    "score": float(rng.choice([0.3, 0.5, 0.7, 0.9])),
-                }
-            )
-    return files, predictions
+            if p >= pairs:
+                kinds.add("unknown_pair")
+            if rng.random() < 0.1:
+                kinds.add("wrong_size_rle")
+                shape = (h + int(rng.choice([-2, 1])), w) if rng.random() < 0.5 else (h, w + 3)
+                encoded = _rle(_box_mask(rng, *shape))
+            else:
+                encoded = _rle(mask())
+            result = {
+                "image_id": p,
+                "category_id": category(0.1),
+                "segmentation": encoded,
+                "bbox": mask_utils.toBbox(encoded).tolist(),
+                "score": float(rng.choice([0.3, 0.5, 0.7, 0.9])),
+            }
+            if rng.random() < 0.1:  # box only: scored as the box's polygon in the mask variant
+                kinds.add("box_only")
+                del result["segmentation"]
+            predictions.append(result)
+    return files, predictions, kinds
+
+
+SAM3_NAMES = (
+    "cgF1",
+    "precision",
+    "recall",
+    "F1",
+    "positive_macro_F1",
+    "positive_micro_F1",
+    "positive_micro_precision",
+)
+SAM3_IMAGE_LEVEL = ("IL_precision", "IL_recall", "IL_F1", "IL_FPR", "IL_MCC")
+
+
+def as_sam3_output(evaluation: SacoEvaluation) -> dict[str, float]:
+    """Our evaluation under the names and scale of ``CGF1Evaluator.evaluate``'s dict: every
+    metric averaged over the IoU thresholds and at 0.5 / 0.75; a value that is not defined is -1
+    (what SAM 3's ``summarize`` prints for NaN)."""
+    metrics = evaluation.metrics
+    arrays = {
+        "cgF1": metrics.positive_micro_f1 * metrics.il_mcc,
+        "precision": metrics.precision,
+        "recall": metrics.recall,
+        "F1": metrics.f1,
+        "positive_macro_F1": metrics.positive_macro_f1,
+        "positive_micro_F1": metrics.positive_micro_f1,
+        "positive_micro_precision": metrics.positive_micro_precision,
+    }
+    out = {}
+    for name in SAM3_NAMES:
+        values = arrays[name]
+        out[name] = -1.0 if values is None else float(np.mean(values))
+        for threshold in (0.5, 0.75):
+            index = int(np.argmin(np.abs(metrics.thresholds - threshold)))
+            out[f"{name}@{threshold}"] = -1.0 if values is None else float(values[index])
+    for name in SAM3_IMAGE_LEVEL:
+        out[name] = float(getattr(metrics, name.replace("IL_", "il_").lower()))
+    return out
 
 
 def check_saco(upstream: Path, cases: int, work: Path) -> None:
     sys.path.insert(0, str(upstream))
     from cgf1_eval import CGF1Evaluator  # SAM 3's file
 
-    keys = {
-        "cgF1": ("cgF1", 100),
-        "pmF1": ("positive_micro_F1", 1),
-        "IL_MCC": ("IL_MCC", 1),
-        "cgF1@50": ("cgF1@0.5", 100),
-        "F1": ("F1", 1),
-        "IL_F1": ("IL_F1", 1),
-    }
-    rng, worst, scored, raised = np.random.default_rng(0), dict.fromkeys(keys, 0.0), 0, 0
+    rng, worst, scored, raised = np.random.default_rng(0), {}, 0, 0
+    seen: Counter[str] = Counter()
     for case in range(cases):
-        files, predictions = saco_case(rng, 3 if case % 2 else 1)
+        files, predictions, kinds = saco_case(rng, 3 if case % 2 else 1)
         paths = []
         for index, data in enumerate(files):
             paths.append(str(work / f"gt{index}.json"))
@@ -117,16 +216,26 @@ def check_saco(upstream: Path, cases: int, work: Path) -> None:
         (work / "pred.json").write_text(json.dumps(predictions))
         for iou_type in ("segm", "bbox"):
             try:
-                with contextlib.redirect_stdout(io.StringIO()):
+                with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # its 0/0 for positive_macro_F1
                     theirs = CGF1Evaluator(paths, iou_type=iou_type).evaluate(str(work / "pred.json"))
             except ValueError:  # SAM 3 raises when no pair is evaluated
                 raised += 1
+                ours = evaluate_saco(paths, work / "pred.json", iou_type, box_units="pixels").summary()
+                assert ours["num_pairs"] == 0 and ours["cgF1"] is None, "SAM 3 raised on a case we scored"
                 continue
-            ours = evaluate_saco(paths, work / "pred.json", iou_type, box_units="pixels").summary()
-            for key, (name, scale) in keys.items():
-                worst[key] = max(worst[key], abs(theirs[f"cgF1_eval_{iou_type}_{name}"] * scale - ours[key]))
+            ours = as_sam3_output(evaluate_saco(paths, work / "pred.json", iou_type, box_units="pixels"))
+            for name, value in ours.items():
+                difference = abs(theirs[f"cgF1_eval_{iou_type}_{name}"] - value)
+                worst[name] = max(worst.get(name, 0.0), difference)
             scored += 1
-    print(f"SA-Co: {scored} scored, {raised} raised upstream; max |diff|: {worst}")
+            seen.update(kinds)
+    print(f"SA-Co: {scored} scored, {raised} raised upstream (no evaluated pair)")
+    print(f"  cases scored with each unusual input: {dict(sorted(seen.items()))}")
+    print(f"  largest |difference| over {len(worst)} metrics: {max(worst.values(), default=0.0):.3g}")
+    for name, value in worst.items():
+        if value:
+            print(f"  {name}: {value:.3g}")
 
 
 def check_vos(upstream: Path, cases: int, work: Path) -> None:

@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sam3spec.cli.common import fail, replaceable_output, teacher_or_shipped, warn, write_json
+from sam3spec.cli.common import fail, note, replaceable_output, teacher_or_shipped, warn, write_json
 from sam3spec.cli.track import add_model_arguments, load_video_model
 
 HEADLINE = ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1", "J", "F", "J&F")
@@ -57,11 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def print_headline(metrics: dict[str, Any]) -> None:
+    """The headline metrics on one line; an image metric that is None (no GT instance, nothing
+    present) is printed as not defined, video J / F that were not measured are left out."""
     parts = []
     for key in HEADLINE:
         value = metrics.get(key)
         if isinstance(value, float) and not math.isnan(value):
             parts.append(f"{key} {value:.4f}")
+        elif value is None and key in metrics and key not in ("J", "F", "J&F"):
+            parts.append(f"{key} not defined")
     print("  ".join(parts))
 
 
@@ -104,12 +108,13 @@ def run_saco(args: argparse.Namespace) -> int:
         return fail(error)
     out = {key: segm[key] for key in ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1")}
     out.update({"gt": [str(p) for p in args.gt], "pred": str(args.pred), "segm": segm, "bbox": bbox})
-    print_headline(out)
-    print(f"box variant: cgF1 {bbox['cgF1']:.4f}  pmF1 {bbox['pmF1']:.4f}  IL_MCC {bbox['IL_MCC']:.4f}")
-    if segm["ignored_predictions"]:
-        print(
-            f"note: {segm['ignored_predictions']} prediction(s) are for pairs not evaluated (unknown or non-exhaustive)"
-        )
+    for message in dict.fromkeys(segm["notes"] + bbox["notes"]):
+        note(message)
+    if "note" in segm:
+        print(f"cgF1, pmF1, IL_MCC {segm['note']}")
+    else:
+        print_headline(out)
+        print(f"box variant: cgF1 {bbox['cgF1']:.4f}  pmF1 {bbox['pmF1']:.4f}  IL_MCC {bbox['IL_MCC']:.4f}")
     write_json(out, args.json)
     return 0
 

@@ -115,16 +115,15 @@ def check_prompt_length(prompt: str | None, tokenizer) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
     check_prompts(args)  # the cheap checks first: torch and the model load after them
     check_model_arguments(args)
     kind = output_format(args.out)
+    from sam3spec.data.image_io import ImageReadError, load_image
+
     try:
-        image = np.asarray(Image.open(args.image).convert("RGB"))
-    except (OSError, UnidentifiedImageError) as error:
-        raise UsageError(f"cannot read image {args.image}: {error}") from None
+        image = load_image(args.image)
+    except ImageReadError as error:
+        raise UsageError(str(error)) from None
     check_prompts(args, (image.shape[1], image.shape[0]))
 
     from sam3spec.predictor import ImagePredictor

@@ -132,17 +132,22 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_baseline(args: argparse.Namespace) -> int:
-    from sam3spec.data.files import read_image
-    from sam3spec.teacher.baseline import run_baseline
+    from sam3spec.data.image_io import load_image
+    from sam3spec.teacher.baseline import check_prompt, check_threshold, run_baseline
 
     if not (args.prompt or args.box or args.point):
         return fail("give --prompt, --box or --point")
-    summary = run_baseline(
-        load(args), read_image(args.image), args.out, args.prompt, args.box, args.point, args.threshold
-    )
+    try:  # prompt and image first: a bad one fails before the teacher loads
+        check_prompt(args.prompt, args.box, args.point)
+        check_threshold(args.threshold)
+        image = load_image(args.image)
+    except ValueError as error:
+        return fail(error)
+    summary = run_baseline(load(args), image, args.out, args.prompt, args.box, args.point, args.threshold)
+    dropped = f" ({summary['dropped_empty']} with an empty mask left out)" if summary["dropped_empty"] else ""
     print(
-        f"{len(summary['instances'])} instance(s), presence {summary['presence']:.3f}; wrote {args.out}/"
-        "{outputs.safetensors, overlay.png, summary.json}"
+        f"{len(summary['instances'])} instance(s){dropped}, presence {summary['presence']:.3f}; wrote "
+        f"{args.out}/" + "{outputs.safetensors, overlay.png, summary.json}"
     )
     return 0
 
@@ -207,13 +212,22 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from sam3spec.eval.metrics import format_metric
     from sam3spec.world.evaluate import evaluate_world
 
     metrics = evaluate_world(load(args), args.world, args.limit)
-    print(
-        " ".join(f"{key} {metrics[key]:.4f}" for key in ("mIoU", "presence_f1", "cgF1", "pmF1", "IL_MCC")),
-        f"({int(metrics['num_pairs'])} pairs, {int(metrics['num_instances'])} instances)",
-    )
+    if metrics["num_pairs"] == 0:
+        print(f"metrics {metrics['note']} (the world's eval split is empty)")
+    else:
+        print(
+            " ".join(
+                f"{key} {format_metric(metrics[key])}"
+                for key in ("mIoU", "presence_f1", "cgF1", "pmF1", "IL_MCC")
+            ),
+            f"({int(metrics['num_pairs'])} pairs, {int(metrics['num_instances'])} instances)",
+        )
+        if metrics.get("note"):
+            print(f"note: {metrics['note']}")
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from sam3spec.data.faults import (
     BAD_JSON,
@@ -22,10 +22,7 @@ from sam3spec.data.faults import (
     DataFault,
     Problem,
 )
-
-# A JPEG ends with the EOI marker; libjpeg decodes a file cut just before it without complaint.
-_JPEG_SOI = b"\xff\xd8"
-_JPEG_EOI = b"\xff\xd9"
+from sam3spec.data.image_io import load_image
 
 
 def read_json(path: str | Path, missing_kind: str = MISSING_JSON) -> Any:
@@ -48,7 +45,11 @@ def read_json(path: str | Path, missing_kind: str = MISSING_JSON) -> Any:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image fully (a truncated payload only shows when decoding).
+    """Decode a dataset image fully (a truncated payload only shows when decoding).
+
+    :func:`sam3spec.data.image_io.load_image` at the stored size and orientation (annotations are
+    in that pixel grid, as SAM 3's loader reads it): 16-bit, palette, grayscale and alpha images
+    become RGB the same way as for every command.
 
     Args:
         path: a JPEG or PNG file.
@@ -57,29 +58,10 @@ def read_image(path: str | Path) -> np.ndarray:
         ``[H, W, 3]`` uint8 RGB.
 
     Raises:
-        DataFault: ``missing_file``, ``truncated_image`` or ``unreadable_image``.
+        DataFault: ``missing_file``, ``truncated_image`` or ``unreadable_image``
+            (an :class:`~sam3spec.data.image_io.ImageReadError`).
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as error:
-        raise DataFault(Problem(str(path), MISSING_FILE, detail="image not found")) from error
-    except OSError as error:
-        raise DataFault(Problem(str(path), UNREADABLE_IMAGE, detail=str(error))) from error
-    if data[:2] == _JPEG_SOI and _JPEG_EOI not in data[-64:]:
-        raise DataFault(Problem(str(path), TRUNCATED_IMAGE, detail="JPEG has no end-of-image marker"))
-    try:
-        with Image.open(path) as image:
-            image.load()
-            array = np.asarray(image.convert("RGB"))
-    except UnidentifiedImageError as error:
-        raise DataFault(Problem(str(path), UNREADABLE_IMAGE, detail="not an image")) from error
-    except OSError as error:
-        kind = TRUNCATED_IMAGE if "truncated" in str(error) else UNREADABLE_IMAGE
-        raise DataFault(Problem(str(path), kind, detail=str(error))) from error
-    except (ValueError, SyntaxError) as error:  # PIL raises these for some corrupt headers
-        raise DataFault(Problem(str(path), UNREADABLE_IMAGE, detail=str(error))) from error
-    return array
+    return load_image(path, orient=False, max_side=None)
 
 
 def read_binary_mask(path: str | Path) -> np.ndarray:

@@ -139,9 +139,16 @@ class SACoDataset(FaultTolerantDataset):
         entries = entries_by_file.get(self.source_file, [])
         reference = {entry["id"] for entry in entries}
         for path in readable:  # the annotator files of a Gold subset must ask the same pairs
-            if {entry["id"] for entry in entries_by_file[path]} != reference:
+            ids = {entry["id"] for entry in entries_by_file[path]}
+            if ids != reference:
+                lacks, extra = sorted(reference - ids, key=repr), sorted(ids - reference, key=repr)
                 self.faults.record(
-                    Problem(str(path), BAD_ANNOTATION, detail=f"pairs differ from {self.source_file.name}")
+                    Problem(
+                        str(path),
+                        BAD_ANNOTATION,
+                        detail=f"pairs differ from {self.source_file.name}: lacks pair ids {lacks[:10]}, "
+                        f"has extra pair ids {extra[:10]}",
+                    )
                 )
         grouped = self.annotations.get(self.source_file, {})
         self.entries = [e for e in entries if include_negatives or grouped.get(e["id"])]

@@ -2,8 +2,9 @@
 
 The top of the product's packages: it may import every other one; none imports it.
 
-* :mod:`sam3spec.eval.saco` / :mod:`sam3spec.eval.saco_files`: SA-Co cgF1, pmF1, IL_MCC (Gold oracle,
-  crowd, box variant) with SAM 3's evaluator semantics; :mod:`sam3spec.eval.vos`: SA-V J&F.
+* :mod:`sam3spec.eval.saco` / :mod:`sam3spec.eval.saco_files` / :mod:`sam3spec.eval.saco_truth`:
+  SA-Co cgF1, pmF1, IL_MCC (Gold oracle, crowd, box variant) with SAM 3's evaluator semantics,
+  its numbers on every input it accepts; :mod:`sam3spec.eval.vos`: SA-V J&F.
 * :mod:`sam3spec.eval.metrics`: the minimal per-pair metrics (matched mIoU, presence F1, cgF1).
 * :mod:`sam3spec.eval.student_view`: the student behind the teacher protocol (one evaluator for both).
 * :mod:`sam3spec.eval.model_eval`: run a student or teacher over an SA-Co split and score it.

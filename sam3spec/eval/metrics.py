@@ -117,26 +117,50 @@ def matthews(tp: int, fp: int, fn: int, tn: int) -> float:
     return 0.0 if denominator == 0 else (tp * tn - fp * fn) / denominator
 
 
-def summarize(results: Iterable[PairResult], presence_threshold: float = 0.5) -> dict[str, float]:
+def not_defined_reason(num_pairs: int, num_instances: int) -> str | None:
+    """Why localisation metrics are not defined on this input (None when they are)."""
+    if num_pairs == 0:
+        return "not defined: 0 pairs"
+    if num_instances == 0:
+        return "not defined: 0 ground-truth instances"
+    return None
+
+
+def format_metric(value: float | None, digits: int = 4) -> str:
+    """A metric for a table or a log line: ``not defined`` for None / NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "not defined"
+    return f"{value:.{digits}f}"
+
+
+def summarize(
+    results: Iterable[PairResult], presence_threshold: float = 0.5
+) -> dict[str, float | str | None]:
     """Aggregate pair results.
+
+    A metric that the input does not define is None, never a perfect score: over 0 pairs every
+    rate; with no ground-truth instance ``mIoU``, ``pmF1`` (no TP, FP or FN to count) and
+    ``cgF1``; ``presence_f1`` when no pair is present in truth or in the presence prediction.
+    ``note`` (present only then) says why, e.g. ``not defined: 0 pairs``.
 
     Returns:
         ``mIoU``, ``presence_f1``, ``pmF1``, ``IL_MCC``, ``cgF1`` (x100), ``pmF1@50``,
-        ``pmF1@75``, ``num_pairs``, ``num_positive_pairs``, ``num_instances``.
+        ``pmF1@75``, ``num_pairs``, ``num_positive_pairs``, ``num_instances`` (+ ``note``).
     """
     results = list(results)
     positives = [result for result in results if result.positive]
     instances = sum(result.num_targets for result in positives)
-    miou = sum(float(result.matched_ious.sum()) for result in positives) / instances if instances else 0.0
+    counts = {
+        "num_pairs": float(len(results)),
+        "num_positive_pairs": float(len(positives)),
+        "num_instances": float(instances),
+    }
+    reason = not_defined_reason(len(results), instances)
+    if not results:
+        keys = ("mIoU", "presence_f1", "pmF1", "IL_MCC", "cgF1", "pmF1@50", "pmF1@75")
+        return {**dict.fromkeys(keys), **counts, "note": reason}
     present_true = np.array([result.positive for result in results], bool)
     present_pred = np.array([result.presence_probability >= presence_threshold for result in results], bool)
-    f1_at = {}
-    for threshold in IOU_THRESHOLDS:
-        tp = sum(int(np.sum(result.matched_ious >= threshold)) for result in positives)
-        fp = sum(result.num_predictions for result in positives) - tp
-        fn = instances - tp
-        f1_at[threshold] = 1.0 if 2 * tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
-    pm_f1 = float(np.mean(list(f1_at.values())))
     detected = np.array([result.num_predictions > 0 for result in results], bool)
     il_mcc = matthews(
         int(np.sum(detected & present_true)),
@@ -144,15 +168,32 @@ def summarize(results: Iterable[PairResult], presence_threshold: float = 0.5) ->
         int(np.sum(~detected & present_true)),
         int(np.sum(~detected & ~present_true)),
     )
-    return {
-        "mIoU": miou,
-        "presence_f1": binary_f1(present_pred, present_true),
-        "pmF1": pm_f1,
-        "IL_MCC": il_mcc,
-        "cgF1": 100.0 * pm_f1 * il_mcc,
-        "pmF1@50": f1_at[0.5],
-        "pmF1@75": f1_at[0.75],
-        "num_pairs": float(len(results)),
-        "num_positive_pairs": float(len(positives)),
-        "num_instances": float(instances),
-    }
+    presence_f1 = binary_f1(present_pred, present_true) if (present_pred | present_true).any() else None
+    out: dict[str, float | str | None] = {"presence_f1": presence_f1, "IL_MCC": il_mcc}
+    if reason is None:
+        miou = sum(float(result.matched_ious.sum()) for result in positives) / instances
+        f1_at = {}
+        for threshold in IOU_THRESHOLDS:
+            tp = sum(int(np.sum(result.matched_ious >= threshold)) for result in positives)
+            fp = sum(result.num_predictions for result in positives) - tp
+            f1_at[threshold] = 2 * tp / (2 * tp + fp + (instances - tp))
+        pm_f1 = float(np.mean(list(f1_at.values())))
+        out.update(
+            {
+                "mIoU": miou,
+                "pmF1": pm_f1,
+                "cgF1": 100.0 * pm_f1 * il_mcc,
+                "pmF1@50": f1_at[0.5],
+                "pmF1@75": f1_at[0.75],
+            }
+        )
+    else:
+        out.update(dict.fromkeys(("mIoU", "pmF1", "cgF1", "pmF1@50", "pmF1@75")))
+    reasons = [reason] if reason else []
+    if presence_f1 is None:
+        reasons.append("presence_f1 not defined: no pair is present in truth or prediction")
+    out = {key: out[key] for key in ("mIoU", "presence_f1", "pmF1", "IL_MCC", "cgF1", "pmF1@50", "pmF1@75")}
+    out.update(counts)
+    if reasons:
+        out["note"] = "; ".join(reasons)
+    return out

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image
 from pycocotools import mask as mask_utils
 
 from sam3spec.atomic import atomic_write_json
+from sam3spec.data.files import read_image
 from sam3spec.eval.saco_files import evaluate_saco, load_ground_truth
 from sam3spec.models.outputs import resize_mask_logits
 
@@ -149,7 +149,7 @@ def predict_split(
         path = Path(image_root) / name
         if not path.is_file():
             raise FileNotFoundError(f"image {path} of {gt_path} not found (is the image folder right?)")
-        image = np.asarray(Image.open(path).convert("RGB"))
+        image = read_image(path)  # the GT's pixel grid: no EXIF turn, no downscale
         pairs = by_file[name]
         for pair, prediction in zip(
             pairs, predict_phrases(model, image, [p["text_input"] for p in pairs]), strict=True

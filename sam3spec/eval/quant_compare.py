@@ -100,6 +100,8 @@ def compare(
             "fp32 eager",
         )
     )
+    if float_metrics["mIoU"] is None:  # nothing to compare a drop against
+        raise ValueError(f"the held-out images give no mIoU to compare ({float_metrics['note']})")
     log(f"float: mIoU {float_metrics['mIoU']:.4f} on {int(float_metrics['num_pairs'])} pairs")
     for name in recipes:
         model = copy.deepcopy(student).eval()

@@ -127,7 +127,7 @@ def score_pair(
     num_dt, num_gt = ious.shape
     matched = hungarian_matched_ious(ious) if num_dt and num_gt else np.zeros(0)
     tps = np.array([int(np.sum(matched >= t)) for t in thresholds], dtype=np.int64)
-    return PairOutcome(int(pair_id), int(num_gt), int(num_dt), tps, matched, annotator)
+    return PairOutcome(pair_id, int(num_gt), int(num_dt), tps, matched, annotator)
 
 
 def select_oracle(candidates: Sequence[PairOutcome]) -> PairOutcome:
@@ -166,7 +166,7 @@ class SacoMetrics:
     positive_fps: np.ndarray
     fns: np.ndarray
     il_counts: dict[str, int]
-    positive_macro_f1: np.ndarray
+    positive_macro_f1: np.ndarray | None
     matched_iou_sum: float
     num_gt_instances: int
     num_pairs: int
@@ -219,11 +219,23 @@ class SacoMetrics:
             raise KeyError(f"IoU threshold {threshold} was not evaluated (have {self.thresholds.tolist()})")
         return float(values[index])
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | None]:
         """Headline metrics. ``cgF1`` is x100 (as SAM 3's tables); ``pmF1`` and ``IL_MCC`` are in
-        [0, 1] / [-1, 1]; ``@50`` / ``@75`` are at a single IoU threshold."""
+        [0, 1] / [-1, 1]; ``@50`` / ``@75`` are at a single IoU threshold.
+
+        Not defined, so None: every rate over 0 pairs (SAM 3's evaluator raises there),
+        ``positive_macro_F1`` without a pair that has both GT and predictions (SAM 3 prints -1),
+        ``mIoU`` without a GT instance."""
+        counts = {f"IL_{key}": float(self.il_counts[key]) for key in OUTCOMES}
+        sizes = {"num_pairs": float(self.num_pairs), "num_gt_instances": float(self.num_gt_instances)}
+        if self.num_pairs == 0:
+            rates = ("cgF1", "pmF1", "IL_MCC", "precision", "recall", "F1", "positive_micro_precision")
+            rates += ("positive_macro_F1", "IL_precision", "IL_recall", "IL_F1", "IL_FPR", "mIoU")
+            rates += ("cgF1@50", "pmF1@50", "cgF1@75", "pmF1@75")
+            return {**dict.fromkeys(rates), **sizes, **counts}
         pm = self.positive_micro_f1
         cg = pm * self.il_mcc
+        macro = self.positive_macro_f1
         out = {
             "cgF1": 100.0 * float(cg.mean()),
             "pmF1": float(pm.mean()),
@@ -232,28 +244,27 @@ class SacoMetrics:
             "recall": float(self.recall.mean()),
             "F1": float(self.f1.mean()),
             "positive_micro_precision": float(self.positive_micro_precision.mean()),
-            "positive_macro_F1": float(self.positive_macro_f1.mean()),
+            "positive_macro_F1": None if macro is None else float(macro.mean()),
             "IL_precision": self.il_precision,
             "IL_recall": self.il_recall,
             "IL_F1": self.il_f1,
             "IL_FPR": self.il_fpr,
-            "mIoU": self.matched_iou_sum / self.num_gt_instances if self.num_gt_instances else 0.0,
-            "num_pairs": float(self.num_pairs),
-            "num_gt_instances": float(self.num_gt_instances),
+            "mIoU": self.matched_iou_sum / self.num_gt_instances if self.num_gt_instances else None,
+            **sizes,
         }
         for threshold, tag in ((0.5, "50"), (0.75, "75")):
             out[f"cgF1@{tag}"] = 100.0 * self._at(cg, threshold)
             out[f"pmF1@{tag}"] = self._at(pm, threshold)
-        for key in OUTCOMES:
-            out[f"IL_{key}"] = float(self.il_counts[key])
-        return out
+        return {**out, **counts}
 
 
 def accumulate(outcomes: Sequence[PairOutcome], thresholds: Sequence[float] = IOU_THRESHOLDS) -> SacoMetrics:
     """Sum selected pair outcomes into :class:`SacoMetrics` (SAM 3's ``CGF1Eval.accumulate``).
 
     ``positive_macro_F1`` averages local F1 over pairs with both GT and predictions (SAM 3
-    divides by that count; 0 pairs gives NaN there, 0 here).
+    divides by that count; with no such pair it is None here, -1 in SAM 3's printout).
+    ``matched_iou_sum`` counts a matched IoU below 0 (pycocotools' -1 for a mask of another
+    size) as 0.
     """
     thresholds = np.asarray(thresholds, dtype=np.float64)
     size = len(thresholds)
@@ -273,7 +284,7 @@ def accumulate(outcomes: Sequence[PairOutcome], thresholds: Sequence[float] = IO
             macro += pair.local_f1s
             macro_count += 1
         instances += pair.num_gt
-        matched_sum += float(np.sum(pair.matched_ious))
+        matched_sum += float(np.sum(np.clip(pair.matched_ious, 0.0, None)))
     return SacoMetrics(
         thresholds,
         tps,
@@ -281,7 +292,7 @@ def accumulate(outcomes: Sequence[PairOutcome], thresholds: Sequence[float] = IO
         positive_fps,
         fns,
         counts,
-        macro / macro_count if macro_count else macro,
+        macro / macro_count if macro_count else None,
         matched_sum,
         instances,
         len(outcomes),

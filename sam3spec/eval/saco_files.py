@@ -1,21 +1,29 @@
-"""SA-Co files in, metrics out: ground-truth files, COCO-results predictions, IoUs, the Gold oracle.
+"""SA-Co files in, metrics out: COCO-results predictions, IoUs, the Gold oracle.
 
-Ground truth: SA-Co (COCO-like) JSON, one ``images[]`` entry per (image, phrase) pair with
-``is_instance_exhaustive``; ``annotations[]`` with ``segmentation`` (RLE, compressed or not, or
-polygons), ``bbox`` (``[x, y, w, h]``; SA-Co stores it normalised by the image size) and
-``iscrowd`` (``is_crowd``, as SA-Co's README spells it, is read too).
+Ground truth (:mod:`sam3spec.eval.saco_truth`): SA-Co (COCO-like) JSON, one ``images[]`` entry
+per (image, phrase) pair with ``is_instance_exhaustive``; ``annotations[]`` with ``segmentation``
+(RLE, compressed or not, or polygons), ``bbox`` (``[x, y, w, h]``; SA-Co stores it normalised by
+the image size) and ``iscrowd`` (``is_crowd``, as SA-Co's README spells it, is read too).
 
-Predictions: the COCO results list SAM 3's evaluator takes, ``[{image_id, segmentation (RLE),
-bbox ([x, y, w, h] pixels), score}]``; ``image_id`` is the pair id. As in SAM 3's ``loadRes``, a
-result without ``segmentation`` gets its box as a polygon and one without ``bbox`` gets its mask's
-box. Mask IoU is pycocotools' ``maskUtils.iou`` on RLEs (C code, no dense decoding).
+Predictions: the COCO results list SAM 3's evaluator takes, ``[{image_id, category_id,
+segmentation (RLE), bbox ([x, y, w, h] pixels), score}]``; ``image_id`` is the pair id. As in SAM
+3's ``loadRes``, a result without ``segmentation`` gets its box as a polygon and one without
+``bbox`` gets its mask's box. Mask IoU is pycocotools' ``maskUtils.iou`` on RLEs (C code, no dense
+decoding).
+
+Conformance: on every input SAM 3's evaluator accepts, the numbers are its numbers. Inputs it
+scores in ways a user may not expect are scored the same way and reported in
+:attr:`SacoEvaluation.notes`: results for unknown or non-evaluated pair ids (ignored), results
+whose ``category_id`` the GT file does not list (left out), masks whose RLE size is not the pair's
+``height x width`` (pycocotools gives such a mask IoU -1 with every GT it overlaps by box: it
+never matches, and the assignment avoids it), an empty results list.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,94 +40,52 @@ from sam3spec.eval.saco import (
     score_pair,
     select_oracle,
 )
+from sam3spec.eval.saco_truth import (
+    GroundTruth,
+    SacoFormatError,
+    check_same_pairs,
+    evaluation_pair_ids,
+    is_crowd,
+    load_ground_truth,
+    read_json,
+)
+
+__all__ = [
+    "IOU_TYPES",
+    "GroundTruth",
+    "SacoEvaluation",
+    "SacoFormatError",
+    "evaluate_saco",
+    "iou_matrix",
+    "load_ground_truth",
+    "load_predictions",
+]
 
 IOU_TYPES = ("segm", "bbox")
+NOT_DEFINED = "not defined: 0 pairs"
 
 
-class SacoFormatError(ValueError):
-    """A ground-truth or prediction file does not have the SA-Co / COCO-results shape."""
-
-
-@dataclass
-class GroundTruth:
-    """One annotator's SA-Co file.
-
-    Attributes:
-        path: where it was read from.
-        pairs: ``images[]`` by id.
-        annotations: ``annotations[]`` grouped by pair id.
-        normalized_boxes: GT boxes are in [0, 1] units (scaled by the pair's width / height for
-            the box variant).
-    """
-
-    path: Path
-    pairs: dict[int, dict[str, Any]]
-    annotations: dict[int, list[dict[str, Any]]]
-    normalized_boxes: bool
-
-    def exhaustive(self, pair_id: int) -> bool:
-        return bool(self.pairs[pair_id].get("is_instance_exhaustive", False))
-
-
-def _read_json(path: str | Path, what: str) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file {path} not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise SacoFormatError(f"{what} file {path} is not valid JSON: {error}") from error
-
-
-def load_ground_truth(path: str | Path, box_units: str = "auto") -> GroundTruth:
-    """Read an SA-Co ground-truth file.
-
-    Args:
-        path: the JSON file.
-        box_units: ``normalized`` (SA-Co's README), ``pixels``, or ``auto`` (normalised when
-            every coordinate is within [0, 1]; a file without annotations counts as normalised).
-    """
-    data = _read_json(path, "ground-truth")
-    if not isinstance(data, dict) or "images" not in data:
-        raise SacoFormatError(f"ground-truth file {path} has no 'images' list (is it an SA-Co file?)")
-    pairs = {}
-    for entry in data["images"]:
-        missing = [key for key in ("id", "height", "width") if key not in entry]
-        if missing:
-            raise SacoFormatError(f"ground-truth file {path}: images entry {entry.get('id')} lacks {missing}")
-        pairs[int(entry["id"])] = entry
-    annotations: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    coords = []
-    for ann in data.get("annotations", []):
-        if "image_id" not in ann or ("segmentation" not in ann and "bbox" not in ann):
-            raise SacoFormatError(
-                f"ground-truth file {path}: annotation {ann.get('id')} lacks image_id/segmentation"
-            )
-        annotations[int(ann["image_id"])].append(ann)
-        coords.extend(ann.get("bbox", []))
-    if box_units not in ("auto", "normalized", "pixels"):
-        raise ValueError(f"box_units must be auto, normalized or pixels, not {box_units!r}")
-    normalized = box_units == "normalized" or (box_units == "auto" and all(0.0 <= c <= 1.0 for c in coords))
-    return GroundTruth(Path(path), pairs, dict(annotations), normalized)
+def check_predictions(data: Any, where: str) -> list[dict[str, Any]]:
+    """The checks SAM 3's evaluator needs to read a results list, as one-line errors."""
+    if not isinstance(data, list):
+        raise SacoFormatError(f"{where} must hold a JSON list of results, not {type(data).__name__}")
+    for index, result in enumerate(data):
+        if not isinstance(result, dict) or "image_id" not in result or "score" not in result:
+            raise SacoFormatError(f"{where}: result {index} lacks image_id or score")
+        if "segmentation" not in result and "bbox" not in result:
+            raise SacoFormatError(f"{where}: result {index} has neither segmentation nor bbox")
+        score = result["score"]
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise SacoFormatError(f"{where}: result {index} has score {score!r}; expected a number")
+        for key in ("image_id", "category_id"):
+            if isinstance(result.get(key), (list, dict)):
+                raise SacoFormatError(f"{where}: result {index} has {key} {result[key]!r}; expected a number")
+    return data
 
 
 def load_predictions(path: str | Path) -> list[dict[str, Any]]:
     """Read a COCO results file (a list of ``{image_id, score, segmentation and/or bbox}``)."""
-    data = _read_json(path, "prediction")
-    if not isinstance(data, list):
-        raise SacoFormatError(
-            f"prediction file {path} must hold a JSON list of results, not {type(data).__name__}"
-        )
-    for index, result in enumerate(data):
-        if "image_id" not in result or "score" not in result:
-            raise SacoFormatError(f"prediction file {path}: result {index} lacks image_id or score")
-        if "segmentation" not in result and "bbox" not in result:
-            raise SacoFormatError(f"prediction file {path}: result {index} has neither segmentation nor bbox")
-    return data
-
-
-def is_crowd(annotation: dict[str, Any]) -> bool:
-    return bool(annotation.get("iscrowd", annotation.get("is_crowd", 0)))
+    return check_predictions(read_json(path, "prediction"), f"prediction file {path}")
 
 
 def _rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
@@ -139,7 +105,7 @@ def _box_polygon(box: Sequence[float]) -> list[list[float]]:
 def _geometry(item: dict[str, Any], iou_type: str, height: int, width: int, scale: float | None) -> Any:
     """What enters IoU for one GT annotation or prediction: an RLE or a pixel ``[x, y, w, h]``."""
     if iou_type == "segm":
-        segmentation = item.get("segmentation") or _box_polygon(item["bbox"])
+        segmentation = item["segmentation"] if "segmentation" in item else _box_polygon(item["bbox"])
         return _rle(segmentation, height, width)
     if "bbox" in item:
         box = [float(v) for v in item["bbox"]]
@@ -154,25 +120,91 @@ def iou_matrix(
     iou_type: str,
     normalized_boxes: bool,
 ) -> np.ndarray:
-    """``[D, G]`` IoU of kept predictions and non-crowd GTs of one pair (pycocotools)."""
+    """``[D, G]`` IoU of kept predictions and non-crowd GTs of one pair (pycocotools).
+
+    A mask whose RLE size differs from the GT's gets IoU -1 where the boxes overlap (pycocotools'
+    ``rleIou``), 0 elsewhere: kept, as SAM 3's evaluator keeps it (it never reaches a threshold,
+    and the assignment avoids it)."""
     height, width = int(pair["height"]), int(pair["width"])
     if not predictions or not annotations:
         return np.zeros((len(predictions), len(annotations)))
     dts = [_geometry(p, iou_type, height, width, None) for p in predictions]
     gts = [_geometry(a, iou_type, height, width, 1.0 if normalized_boxes else None) for a in annotations]
-    if iou_type == "segm":
-        for rle in dts:
-            if list(rle["size"]) != [height, width]:
-                raise SacoFormatError(
-                    f"prediction for pair {pair['id']} has mask size {rle['size']}, the pair is {[height, width]}"
-                )
     return np.asarray(mask_utils.iou(dts, gts, [0] * len(gts)), dtype=np.float64).reshape(len(dts), len(gts))
 
 
-def evaluation_pair_ids(truths: Sequence[GroundTruth]) -> list[int]:
-    """Pairs SAM 3 evaluates: exhaustive in the first file, not non-exhaustive in any other."""
-    excluded = {pid for truth in truths[1:] for pid in truth.pairs if not truth.exhaustive(pid)}
-    return [pid for pid in truths[0].pairs if truths[0].exhaustive(pid) and pid not in excluded]
+def _mask_size(result: dict[str, Any]) -> list[int] | None:
+    segmentation = result.get("segmentation")
+    if isinstance(segmentation, dict) and isinstance(segmentation.get("size"), list):
+        return [int(v) for v in segmentation["size"]]
+    return None
+
+
+def _sample(values: Sequence[Any], limit: int = 5) -> str:
+    return ", ".join(repr(v) for v in values[:limit]) + (", ..." if len(values) > limit else "")
+
+
+def input_notes(
+    truths: Sequence[GroundTruth], results: list[dict[str, Any]], pair_ids: list[Hashable], iou_type: str
+) -> tuple[list[str], int]:
+    """What a user should know about ``results`` before trusting the numbers, and how many results
+    are ignored (unknown or non-evaluated pairs). Nothing here changes a count."""
+    first = truths[0]
+    notes = [note for truth in truths for note in truth.notes]
+    if not results:
+        notes.append(
+            "the prediction list is empty: every evaluated pair counts as predicted empty "
+            "(only negative pairs can score)"
+        )
+    evaluated = set(pair_ids)
+    unknown = [r["image_id"] for r in results if r["image_id"] not in first.pairs]
+    skipped = [
+        r["image_id"] for r in results if r["image_id"] in first.pairs and r["image_id"] not in evaluated
+    ]
+    if unknown:
+        notes.append(
+            f"{len(unknown)} result(s) name pair ids that {first.path.name} does not have "
+            f"(e.g. {_sample(sorted(set(unknown), key=repr))}); ignored, as SAM 3's evaluator ignores them"
+        )
+    if skipped:
+        notes.append(
+            f"{len(skipped)} result(s) are for pairs that are not evaluated (not instance-exhaustive); ignored"
+        )
+    scored = [r for r in results if r["image_id"] in evaluated]
+    foreign: dict[tuple[int, str, str], list[str]] = defaultdict(list)
+    for truth in truths:
+        outside = [r["category_id"] for r in scored if not truth.listed(r)]
+        if outside:
+            key = (len(outside), _sample(sorted(set(outside), key=repr)), _sample(truth.category_ids or []))
+            foreign[key].append(truth.path.name)
+    for (count, ids, listed), names in foreign.items():
+        notes.append(
+            f"{count} result(s) carry category_id {ids}, which {', '.join(names)} does not list "
+            f"(it lists {listed}); left out, as SAM 3's evaluator leaves them out"
+        )
+    missing_category = sum("category_id" not in r for r in scored)
+    if missing_category and first.category_ids is not None:
+        notes.append(
+            f"{missing_category} result(s) have no category_id (SAM 3's evaluator needs one); "
+            "scored as the pair's category"
+        )
+    if iou_type == "segm":
+        wrong = []
+        for result in scored:
+            pair, size = first.pairs[result["image_id"]], _mask_size(result)
+            if size is not None and size != [int(pair["height"]), int(pair["width"])]:
+                wrong.append(
+                    f"pair {result['image_id']!r}: {size} vs {[int(pair['height']), int(pair['width'])]}"
+                )
+        if wrong:
+            notes.append(
+                f"{len(wrong)} result(s) have a mask whose RLE size is not the pair's height x width "
+                f"(e.g. {wrong[0]}); scored as matching nothing, as SAM 3's evaluator scores them"
+            )
+    nan_scores = sum(isinstance(r["score"], float) and math.isnan(r["score"]) for r in scored)
+    if nan_scores:
+        notes.append(f"{nan_scores} result(s) have score NaN; never kept (NaN >= threshold is false)")
+    return notes, len(unknown) + len(skipped)
 
 
 @dataclass
@@ -185,7 +217,9 @@ class SacoEvaluation:
         ignored_predictions: results whose pair is not evaluated (unknown id or non-exhaustive);
             SAM 3 ignores them silently.
         presence_f1: F1 of the model's presence probability (>= 0.5) vs "pair has a non-crowd GT"
-            in the selected annotator, when presence scores were given; else None.
+            in the selected annotator, when presence scores were given; None when they were not,
+            or when no pair is present in truth or prediction (F1 is not defined there).
+        notes: what was unusual about the inputs (see the module docstring), one line each.
     """
 
     metrics: SacoMetrics
@@ -194,18 +228,34 @@ class SacoEvaluation:
     presence_f1: float | None = None
     iou_type: str = "segm"
     annotators: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    presence_given: bool = False
 
     def summary(self) -> dict[str, Any]:
         """Headline metrics plus ``presence_f1`` (the model's presence when given, else IL_F1:
-        ``presence_source`` says which)."""
+        ``presence_source`` says which). With no evaluated pair every metric is None and
+        ``note`` says ``not defined: 0 pairs``."""
         out: dict[str, Any] = self.metrics.summary()
-        out["presence_f1"] = self.presence_f1 if self.presence_f1 is not None else out["IL_F1"]
-        out["presence_source"] = (
-            "presence scores" if self.presence_f1 is not None else "IL_F1 (no presence file)"
-        )
+        out["presence_f1"] = self.presence_f1 if self.presence_given else out["IL_F1"]
+        out["presence_source"] = "presence scores" if self.presence_given else "IL_F1 (no presence file)"
         out["iou_type"] = self.iou_type
         out["ignored_predictions"] = self.ignored_predictions
+        out["notes"] = list(self.notes)
+        if not self.outcomes:
+            out["note"] = NOT_DEFINED
         return out
+
+
+def _presence_f1(presence: dict[Hashable, float], selected: list[PairOutcome]) -> float | None:
+    missing = [o.pair_id for o in selected if o.pair_id not in presence]
+    if missing:
+        raise SacoFormatError(f"presence scores lack {len(missing)} evaluated pairs, e.g. {missing[:3]}")
+    predicted = np.array([presence[o.pair_id] >= 0.5 for o in selected], bool)
+    actual = np.array([o.num_gt > 0 for o in selected], bool)
+    tp = int(np.sum(predicted & actual))
+    wrong = int(np.sum(predicted ^ actual))
+    # No pair present in truth or prediction: the F1 of "present" is not defined (not 1.0).
+    return None if 2 * tp + wrong == 0 else 2 * tp / (2 * tp + wrong)
 
 
 def evaluate_saco(
@@ -220,52 +270,55 @@ def evaluate_saco(
     """SA-Co evaluation of ``predictions`` against one (Silver) or three (Gold oracle) GT files.
 
     Args:
-        ground_truths: annotator files (paths or loaded), the first one defining the pairs.
+        ground_truths: annotator files (paths or loaded), the first one defining the pairs; with
+            several, they must describe the same pairs (:func:`check_same_pairs`).
         predictions: COCO results (path or loaded list).
         iou_type: ``segm`` (mask IoU) or ``bbox`` (box variant).
         score_threshold: predictions below it are dropped (SA-Co: 0.5).
         presence: optional ``{pair_id: presence probability}`` for ``presence_f1``.
         thresholds: IoU thresholds.
         box_units: GT box units for the box variant (see :func:`load_ground_truth`).
+
+    Raises:
+        SacoFormatError: a file that is not SA-Co / COCO results, or annotator files that do not
+            describe the same pairs.
     """
     if iou_type not in IOU_TYPES:
         raise ValueError(f"iou_type must be one of {IOU_TYPES}, not {iou_type!r}")
     if not ground_truths:
         raise ValueError("at least one ground-truth file is needed")
     truths = [g if isinstance(g, GroundTruth) else load_ground_truth(g, box_units) for g in ground_truths]
-    results = predictions if isinstance(predictions, list) else load_predictions(predictions)
-    by_pair: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    check_same_pairs(truths)
+    if isinstance(predictions, list):
+        results = check_predictions(predictions, "predictions")
+    else:
+        results = load_predictions(predictions)
+    by_pair: dict[Hashable, list[dict[str, Any]]] = defaultdict(list)
     for result in results:
-        by_pair[int(result["image_id"])].append(result)
+        by_pair[result["image_id"]].append(result)
     pair_ids = evaluation_pair_ids(truths)
-    evaluated = set(pair_ids)
-    ignored = sum(len(items) for pid, items in by_pair.items() if pid not in evaluated)
+    notes, ignored = input_notes(truths, results, pair_ids, iou_type)
     selected = []
     for pid in pair_ids:
-        kept = [r for r in by_pair.get(pid, []) if float(r["score"]) >= score_threshold]
         candidates = []
         for index, truth in enumerate(truths):
-            # A pair missing from a later annotator's file has no GT there (as in SAM 3).
-            pair = truth.pairs.get(pid, truths[0].pairs[pid])
-            gts = [a for a in truth.annotations.get(pid, []) if not is_crowd(a)]
-            ious = iou_matrix(kept, gts, pair, iou_type, truth.normalized_boxes)
+            # What SAM 3's evaluator sees of this pair in this file: listed categories, its order.
+            kept = [r for r in truth.in_categories(by_pair.get(pid, [])) if r["score"] >= score_threshold]
+            gts = [a for a in truth.in_categories(truth.annotations.get(pid, [])) if not is_crowd(a)]
+            ious = iou_matrix(kept, gts, truth.pairs[pid], iou_type, truth.normalized_boxes)
             candidates.append(score_pair(pid, ious, thresholds, index))
         selected.append(select_oracle(candidates))
-    presence_f1 = None
-    if presence is not None:
-        missing = [pid for pid in pair_ids if pid not in presence]
-        if missing:
-            raise SacoFormatError(f"presence scores lack {len(missing)} evaluated pairs, e.g. {missing[:3]}")
-        predicted = np.array([presence[o.pair_id] >= 0.5 for o in selected], bool)
-        actual = np.array([o.num_gt > 0 for o in selected], bool)
-        tp = int(np.sum(predicted & actual))
-        wrong = int(np.sum(predicted ^ actual))
-        presence_f1 = 1.0 if 2 * tp + wrong == 0 else 2 * tp / (2 * tp + wrong)
+    if not selected:
+        notes.append(
+            f"no pair is evaluated (none is instance-exhaustive in every file): metrics {NOT_DEFINED}"
+        )
     return SacoEvaluation(
         accumulate(selected, thresholds),
         selected,
         ignored,
-        presence_f1,
+        None if presence is None or not selected else _presence_f1(presence, selected),
         iou_type,
         [str(t.path) for t in truths],
+        notes,
+        presence is not None,
     )

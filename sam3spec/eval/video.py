@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sam3spec.data.files import read_image
 from sam3spec.video.outputs import write_mask_png
 from sam3spec.video.predictor import VideoPredictor
 
@@ -157,7 +158,7 @@ def predict_split(
             )
             predictor.start(text=videos.phrases[video][int(object_dir.name)])
             for name in names:
-                frame = np.asarray(Image.open(videos.frames / video / f"{name}.jpg").convert("RGB"))
+                frame = read_image(videos.frames / video / f"{name}.jpg")
                 result = predictor.step(frame)
                 if not len(result.masks):
                     mask = np.zeros(frame.shape[:2], bool)

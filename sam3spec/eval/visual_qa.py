@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from sam3spec.data.image_io import load_image
 from sam3spec.eval.model_eval import PhrasePrediction, predict_phrases
 from sam3spec.visualize import draw_overlay
 
@@ -97,11 +98,11 @@ def render(
     rows, skipped = [], []
     for index, path in enumerate(images):
         try:
-            image = np.asarray(Image.open(path).convert("RGB"))
-        except (OSError, UnidentifiedImageError) as error:
+            image = load_image(path)
+        except ValueError as error:  # ImageReadError names the file and the fault
             skipped.append(f"{path.name}: {error}")
             if warn is not None:
-                warn(f"skipped {path}: cannot read it as an image ({error})")
+                warn(f"skipped {path}: {error}")
             continue
         height, width = image.shape[:2]
         square = pad_square(image)

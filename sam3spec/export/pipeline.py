@@ -85,13 +85,14 @@ class ExportInputs:
 
 
 def letterboxed_images(paths: Sequence[str | Path], image_size: int) -> list[torch.Tensor]:
-    """Images as the predictor feeds them: letterboxed to ``image_size``, ImageNet-normalised."""
-    from sam3spec.data.files import read_image
+    """Images as the predictor feeds them (read by :func:`sam3spec.data.image_io.load_image`, as
+    ``segment`` reads them): letterboxed to ``image_size``, ImageNet-normalised."""
+    from sam3spec.data.image_io import load_image
     from sam3spec.data.transforms import Normalization, ResizeNormalize, TransformConfig
     from sam3spec.predictor import image_to_tensor
 
     transform = ResizeNormalize(TransformConfig(image_size, "letterbox", Normalization.IMAGENET))
-    return [transform({"image": image_to_tensor(read_image(path))})["image"] for path in paths]
+    return [transform({"image": image_to_tensor(load_image(path))})["image"] for path in paths]
 
 
 def export_student(

@@ -36,16 +36,16 @@ def frame_files(folder: Path) -> list[Path]:
 
 
 def _folder_frames(folder: Path) -> Iterator[VideoFrame]:
-    from PIL import Image, UnidentifiedImageError
+    from sam3spec.data.files import read_image
+    from sam3spec.data.image_io import ImageReadError
 
     files = frame_files(folder)
     if not files:
         raise EmptyVideoError(f"{folder}: no frames (expected *.jpg / *.png files)")
     for index, path in enumerate(files):
-        try:
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("RGB"))
-        except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        try:  # the project's image reader (16-bit, palette, alpha), at the stored size
+            array = read_image(path)
+        except ImageReadError as error:
             warnings.warn(f"{path}: corrupt frame {index} skipped ({error})", stacklevel=2)
             array = None
         yield VideoFrame(index, array, path.stem)

@@ -141,7 +141,9 @@ def world_eval_samples(world_dir: str | Path, limit: int | None = None, split: s
 
 
 def evaluate_world(teacher: Teacher, world_dir: str | Path, limit: int | None = None) -> dict[str, float]:
-    """Teacher metrics on the held-out eval split of the concept world in ``world_dir``."""
+    """Teacher metrics on the held-out eval split of the concept world in ``world_dir``
+    (:func:`~sam3spec.eval.metrics.summarize`: on an empty split every metric is None and
+    ``note`` is ``not defined: 0 pairs``)."""
     summary, _ = score_pairs(teacher, world_eval_samples(world_dir, limit))
     return summary
 
@@ -157,10 +159,14 @@ def evaluate_models(
     return {name: evaluate_world(model, world, limit) for name, model in models.items()}
 
 
-def ratios(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Student / teacher for each headline metric (None where the teacher's is 0)."""
+def ratios(metrics: dict[str, dict[str, float]]) -> dict[str, float | None]:
+    """Student / teacher for each headline metric (None where the teacher's is 0 or either is
+    not defined)."""
     teacher, student = metrics["teacher"], metrics["student"]
-    return {key: (student[key] / teacher[key] if teacher[key] else None) for key in METRIC_KEYS}
+    return {
+        key: student[key] / teacher[key] if teacher[key] and student[key] is not None else None
+        for key in METRIC_KEYS
+    }
 
 
 def write_metrics(metrics: dict[str, dict[str, float]], path: str | Path) -> Path:

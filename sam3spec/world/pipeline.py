@@ -122,6 +122,7 @@ def _run_stage(
 def side_by_side(metrics: dict[str, dict[str, float]]) -> str:
     """A markdown table: metric | teacher | student (Phase 2) | student / teacher, plus Stage 3's
     columns when the run has them."""
+    from sam3spec.eval.metrics import format_metric
     from sam3spec.world.evaluate import METRIC_KEYS, ratios
 
     share = ratios(metrics)
@@ -134,12 +135,21 @@ def side_by_side(metrics: dict[str, dict[str, float]]) -> str:
     lines = [header, rule]
     for key in METRIC_KEYS:
         ratio = "" if share[key] is None else f"{share[key]:.3f}"
-        line = f"| {key} | {metrics['teacher'][key]:.4f} | {metrics['student'][key]:.4f} | {ratio} |"
+        line = (
+            f"| {key} | {format_metric(metrics['teacher'][key])} | {format_metric(metrics['student'][key])} "
+            f"| {ratio} |"
+        )
         if stage3:
-            teacher = metrics["teacher"][key]
-            line += f" {stage3[key]:.4f} | {'' if not teacher else f'{stage3[key] / teacher:.3f}'} |"
+            teacher, value = metrics["teacher"][key], stage3[key]
+            share3 = f"{value / teacher:.3f}" if teacher and value is not None else ""
+            line += f" {format_metric(value)} | {share3} |"
         lines.append(line)
-    return "\n".join(lines) + "\n"
+    notes = [
+        f"{name}: {metrics[name]['note']}"
+        for name in ("teacher", "student", "stage3")
+        if metrics.get(name, {}).get("note")
+    ]
+    return "\n".join(lines + [""] + notes if notes else lines) + "\n"
 
 
 def run_pipeline(

@@ -112,7 +112,17 @@ def fit_offset(outputs: Sequence[PairOutputs], offsets: Sequence[float] = DEFAUL
     table = []
     for offset in offsets:
         summary = score_at(outputs, float(offset))
-        table.append({"offset": float(offset), **{name: round(float(summary[name]), 4) for name in REPORTED}})
+        if summary[OBJECTIVE] is None:  # e.g. only negative pairs: nothing to fit cgF1 on
+            raise ValueError(f"cannot fit the score offset: {OBJECTIVE} {summary['note']}")
+        table.append(
+            {
+                "offset": float(offset),
+                **{
+                    name: None if summary[name] is None else round(float(summary[name]), 4)
+                    for name in REPORTED
+                },
+            }
+        )
     best = max(table, key=lambda row: (row[OBJECTIVE], -abs(row["offset"])))
     return Calibration(offset=best["offset"], table=table, pairs=len(outputs))
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sam3spec.eval.metrics import format_metric
 from sam3spec.teacher.architecture import TeacherArchitecture
 from sam3spec.world.config import WorldConfig
 from sam3spec.world.teacher import WORLD
@@ -364,7 +365,8 @@ def train_world_teacher(
             log.write(json.dumps({"step": done, "validation": metrics}) + "\n")
             log.flush()
             bar.write(
-                f"step {done}: " + ", ".join(f"{k} {metrics[k]:.3f}" for k in ("mIoU", "presence_f1", "cgF1"))
+                f"step {done}: "
+                + ", ".join(f"{k} {format_metric(metrics[k], 3)}" for k in ("mIoU", "presence_f1", "cgF1"))
             )
         if done % config.checkpoint_every == 0 or done == config.steps:
             _atomic_save(

@@ -98,3 +98,18 @@ def test_binary_f1_and_mcc_edges() -> None:
     assert binary_f1(np.array([1, 0]), np.array([0, 1])) == 0.0
     assert matthews(3, 0, 0, 0) == 0.0  # a marginal is empty
     assert matthews(2, 0, 0, 2) == 1.0 and matthews(0, 2, 2, 0) == -1.0
+
+
+def test_empty_input_is_not_defined_rather_than_perfect() -> None:
+    summary = summarize([])
+    assert summary["note"] == "not defined: 0 pairs" and summary["num_pairs"] == 0
+    for key in ("mIoU", "presence_f1", "pmF1", "IL_MCC", "cgF1", "pmF1@50", "pmF1@75"):
+        assert summary[key] is None, key
+
+
+def test_only_negative_pairs_leave_localisation_not_defined() -> None:
+    # No GT instance: no TP, FP or FN for pmF1 / mIoU; nothing present: no presence F1 either.
+    summary = summarize([PairResult(0, 0, np.zeros(0), 0.1), PairResult(0, 0, np.zeros(0), 0.2)])
+    assert summary["pmF1"] is None and summary["mIoU"] is None and summary["cgF1"] is None
+    assert summary["presence_f1"] is None and summary["IL_MCC"] == 0.0
+    assert summary["note"].startswith("not defined: 0 ground-truth instances")

@@ -180,8 +180,8 @@ def test_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(SacoFormatError, match="bad.json"):
         load_ground_truth(bad)
     gt = write(tmp_path / "gt.json", gt_file({1: [(strip(0, 5), 0)]}, 1, 10))
-    with pytest.raises(SacoFormatError, match="mask size"):
-        evaluate_saco([gt], predictions([(1, np.ones((2, 10), bool), 0.9)]))
+    with pytest.raises(SacoFormatError, match="result 0 has score '0.9'; expected a number"):
+        evaluate_saco([gt], [{**predictions([(1, strip(0, 5), 0.9)])[0], "score": "0.9"}])
 
 
 def test_matthews_matches_definition() -> None:
@@ -337,9 +337,16 @@ def test_agrees_with_slow_reference_on_random_cases(tmp_path: Path, annotators: 
     assert compared >= 50, f"only {compared} unambiguous cases ({ambiguous} with tied optimal matchings)"
 
 
-def test_accumulate_of_nothing_is_zero() -> None:
+def test_accumulate_of_nothing_is_not_defined() -> None:
     summary = accumulate([]).summary()
-    assert summary["cgF1"] == 0.0 and summary["num_pairs"] == 0.0
+    assert summary["num_pairs"] == 0.0
+    assert summary["cgF1"] is None and summary["pmF1"] is None and summary["IL_MCC"] is None
+
+
+def test_positive_macro_f1_without_a_true_positive_pair_is_not_defined() -> None:
+    # SAM 3 divides by the number of image-level TP pairs (0 here) and prints -1.
+    negative = PairOutcome(1, 0, 2, np.zeros(10, np.int64))
+    assert accumulate([negative]).summary()["positive_macro_F1"] is None
 
 
 def test_score_pair_counts() -> None:

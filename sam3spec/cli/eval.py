@@ -295,11 +295,11 @@ def add_visual_qa_arguments(parser: argparse.ArgumentParser) -> None:
 def run_visual_qa(args: argparse.Namespace) -> int:
     """Write the page into a temporary sibling of ``--out`` and rename it at the end (an interrupted
     run leaves nothing, or the previous page); unreadable images are skipped with a warning."""
+    replaceable_output(args.out, "index.html")  # before torch loads
     from sam3spec.atomic import atomic_directory
     from sam3spec.eval.model_eval import load_model
     from sam3spec.eval.visual_qa import find_images, render
 
-    replaceable_output(args.out, "index.html")
     try:
         images = find_images(args.image, args.image_dir)
         models = {}

@@ -72,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
 
     The output folder is written atomically (a temporary sibling renamed at the end): an
     interrupted run leaves nothing, or the previous output."""
+    if not args.prompt.strip():  # the cheap checks before torch loads
+        raise UsageError("--prompt is empty; expected a noun phrase, e.g. --prompt 'red circle'")
+    if not args.video.exists():
+        raise UsageError(f"video {args.video}: no such file or folder")
+    replaceable_output(args.out, "tracks.json")
     from tqdm import tqdm
 
     from sam3spec.atomic import atomic_directory
@@ -79,11 +84,6 @@ def run(args: argparse.Namespace) -> int:
     from sam3spec.video.outputs import overlay, write_overlay_mp4, write_sav_masks
     from sam3spec.video.predictor import VideoPredictor
 
-    if not args.prompt.strip():
-        raise UsageError("--prompt is empty; expected a noun phrase, e.g. --prompt 'red circle'")
-    if not args.video.exists():
-        raise UsageError(f"video {args.video}: no such file or folder")
-    replaceable_output(args.out, "tracks.json")
     model = load_video_model(args)
     predictor = VideoPredictor(model, args.threshold, not args.no_memory, args.memory_every)
     predictor.start(text=args.prompt)

@@ -22,7 +22,7 @@ def check_pte_file(path: str | Path) -> Path:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such .pte file")
+        raise FileNotFoundError(f"{path}: no such file (expected an ExecuTorch program, .pte)")
     with path.open("rb") as handle:
         head = handle.read(8)
     if not head:

@@ -42,7 +42,7 @@ def test_bench_refuses_what_is_not_a_program(sam3spec, tmp_path, content, named)
 
 
 def test_bench_missing_program(sam3spec):
-    sam3spec("bench", "--pte", "absent.pte").failed(2, "--pte absent.pte: no such .pte file")
+    sam3spec("bench", "--pte", "absent.pte").failed(2, "--pte absent.pte: no such file")
 
 
 def test_report_with_malformed_results(sam3spec, tmp_path):

@@ -26,4 +26,4 @@ def test_export_rejects_unknown_recipe_and_preset(tmp_path, capsys):
 
 def test_bench_missing_file(tmp_path, capsys):
     assert main(["bench", "--pte", str(tmp_path / "none.pte")]) == 2
-    assert "no such .pte file" in capsys.readouterr().err
+    assert "none.pte: no such file" in capsys.readouterr().err

@@ -42,9 +42,9 @@ def test_gold_triples_count_once_and_nothing_found_is_an_error(plain_layouts, tm
 
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.json").write_text(json.dumps({"what": "not data"}))
-    with pytest.raises(TrainingDataError, match="no training data found"):
+    with pytest.raises(TrainingDataError, match="no training samples"):
         training_files(tmp_path / "empty")
-    with pytest.raises(TrainingDataError, match="not a folder"):
+    with pytest.raises(TrainingDataError, match="no such folder"):
         training_files(tmp_path / "absent")
 
 

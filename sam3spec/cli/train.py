@@ -16,14 +16,15 @@ from pathlib import Path
 from sam3spec.cli.common import add_set_option, fail, note, parse_overrides, set_threads, teacher_or_shipped
 from sam3spec.data.layout import check_training_data
 
-SCHEDULES = ("auto", "plan", "world")
+SCHEDULES = ("plan", "world")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
         help="distil the student: a stage, the concept-world pipeline, video memory, QAT",
-        description="stage: one distillation stage (phase1, phase2, stage3, or their -world versions). "
+        description="stage: one distillation stage, chosen by name (phase1, phase2, stage3, or their "
+        "-world versions). "
         "pipeline: the concept world's main job (world -> teacher -> Phase 1 -> Phase 2 -> Stage 3 -> "
         "students vs teacher). video: train only the video memory of a student. qat: "
         "quantization-aware training, then conversion.",
@@ -49,9 +50,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stage", required=True, help="phase1, phase2, stage3 (or phase1-world, ...)")
     parser.add_argument(
-        "--data", required=True, type=Path, help="a data root (e.g. a concept world) or an SA-1B folder"
+        "--stage",
+        required=True,
+        help="the stage, by name: phase1, phase2, stage3 (the plan's: seed student, 504 px) or "
+        "phase1-world, phase2-world, stage3-world (the concept world's: tiny student, 160 px)",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        metavar="ROOT[:WEIGHT]",
+        help="training data: a data root (e.g. a concept world), an SA-1B folder or an SA-Co folder; "
+        "repeat to mix several roots, each with a share of every epoch by its weight (default 1)",
+    )
+    parser.add_argument(
+        "--vocabulary",
+        type=Path,
+        default=None,
+        help="text file, one phrase per line: text prompts on SA-1B images, whose presence the teacher "
+        "decides (default: the shipped LVIS + COCO category names)",
     )
     parser.add_argument(
         "--teacher", default=None, help="teacher folder (default: the shipped concept-world teacher)"
@@ -68,11 +86,15 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
         help="student checkpoint to start from (default: the previous stage's final/)",
     )
     parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="load what fits of an --init checkpoint made for another student (default: an error)",
+    )
+    parser.add_argument(
         "--schedule",
         choices=SCHEDULES,
-        default="auto",
-        help="auto: the concept-world version of the stage when --data is a concept world; plan: the stage "
-        "as named; world: always the concept-world version",
+        default="plan",
+        help="plan: the stage as named; world: its concept-world version (phase1 -> phase1-world)",
     )
     add_set_option(parser, "override a stage field, e.g. epochs=2")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: auto)")
@@ -95,22 +117,18 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run_stage)
 
 
-def is_concept_world(data: Path) -> bool:
-    from sam3spec.world import WorldPaths
-
-    return WorldPaths.of(data).manifest.is_file()
-
-
-def resolve_stage(name: str, data: Path, schedule: str, changes: list[str]):
-    """The stage to run: ``name``, its concept-world version for a world (``schedule`` auto/world),
-    then ``--set key=value`` overrides (dotted paths, JSON values)."""
+def resolve_stage(name: str, schedule: str, changes: list[str]):
+    """The stage to run: ``name`` (``schedule`` world: its concept-world version, ``phase1`` ->
+    ``phase1-world``), then ``--set key=value`` overrides (dotted paths, JSON values). Chosen by name
+    only: nothing in the data folder changes it."""
     import sam3spec.world.stages  # noqa: F401  (registers the concept-world stages)
     from sam3spec.config import override
     from sam3spec.distill.registry import STAGES, get_stage
     from sam3spec.distill.stages import StageConfig
 
-    world = schedule == "world" or (schedule == "auto" and is_concept_world(data))
-    if world and not name.endswith("-world") and f"{name}-world" in STAGES:
+    if schedule == "world" and not name.endswith("-world"):
+        if f"{name}-world" not in STAGES:
+            raise KeyError(f"stage {name!r} has no concept-world version (--schedule world)")
         name = f"{name}-world"
     stage = get_stage(name)
     if not isinstance(stage, StageConfig):
@@ -120,6 +138,14 @@ def resolve_stage(name: str, data: Path, schedule: str, changes: list[str]):
         )
     parsed = parse_overrides(changes)
     return override(stage, parsed) if parsed else stage
+
+
+def data_option(values: list[str]):
+    """``--data`` values -> ``RunOptions.data``: one root as a path, several as weighted sources."""
+    from sam3spec.data.sources import DataSource
+
+    sources = [DataSource.parse(value) for value in values]
+    return sources[0].root if len(sources) == 1 else sources
 
 
 def default_init(stage, out: Path) -> Path | None:
@@ -139,23 +165,34 @@ def default_init(stage, out: Path) -> Path | None:
 
 
 def run_stage(args: argparse.Namespace) -> int:
-    check_training_data(args.data)  # before torch loads (the stage checks it again, for library callers)
+    """Run one stage; exit 0, 2 when the stage, the data, the vocabulary, the teacher or the
+    ``--init`` checkpoint do not fit (one line naming what and why)."""
+    data = data_option(args.data)
+    roots = [data] if isinstance(data, Path) else [source.root for source in data]
+    for root in roots:
+        check_training_data(root)  # before torch loads (the stage reads each root fully, before writing)
     from dataclasses import replace
 
+    from sam3spec.data.vocabulary import read_vocabulary
     from sam3spec.distill.options import RunOptions
     from sam3spec.distill.trainer import distill
 
     set_threads(args.threads)
     try:
-        stage = resolve_stage(args.stage, args.data, args.schedule, args.set)
+        stage = resolve_stage(args.stage, args.schedule, args.set)
         init = args.init if args.init is not None else default_init(stage, args.out)
+        vocabulary = None if args.vocabulary is None else read_vocabulary(args.vocabulary)
     except (KeyError, ValueError, FileNotFoundError) as error:
         return fail(error.args[0] if error.args else error)
+    worlds = [root for root in roots if (root / "world.json").is_file()]
+    if worlds and not stage.name.endswith("-world"):  # a hint only: the stage stays as named
+        note(f"{worlds[0]} is a concept world; its stages are {stage.name}-world etc. (--schedule world)")
     options = RunOptions(
-        data=args.data,
+        data=data,
         out=args.out,
         teacher=teacher_or_shipped(args.teacher),
         init=init,
+        allow_partial=args.allow_partial,
         resume=args.resume,
         device=args.device,
         cache_targets=not args.no_cache,
@@ -165,6 +202,7 @@ def run_stage(args: argparse.Namespace) -> int:
         limit=args.limit,
         pretrained_backbone=args.pretrained_backbone,
         pretrained_text=args.pretrained_text,
+        vocabulary=vocabulary,
     )
     if args.debug:
         stage = replace(stage, checkpoint_every=2, log_every=1, prompt_draws=1)
@@ -174,7 +212,7 @@ def run_stage(args: argparse.Namespace) -> int:
         f"stage {stage.name}: student {stage.student} at {stage.resolution} px, {stage.epochs} epoch(s), "
         f"lr {stage.learning_rate:g}, losses {', '.join(stage.losses.active())}"
     )
-    summary = distill(stage, options)
+    summary = distill(stage, options)  # bad data or --init: one line, exit 2 (sam3spec.cli.errors)
     print(
         f"done: {summary['steps']} steps, {summary['images_per_second']:.1f} images/s; "
         f"final weights in {args.out / 'final'}"

@@ -1,4 +1,5 @@
-"""Data: loaders for SA-1B / SA-Co / SA-V, the data-root layout, transforms and the prompt sampler.
+"""Data: loaders for SA-1B / SA-Co / SA-V, the data-root layout, what a training root holds
+(:mod:`~sam3spec.data.sources`), text-prompt vocabularies, transforms and the prompt sampler.
 
 Loaders are torch ``Dataset``s that never raise for bad data: a bad sample comes back as a
 :class:`~sam3spec.data.faults.Skipped` item, is warned about once and counted in
@@ -69,6 +70,11 @@ _EXPORTS = {
     "cxcywh_to_xyxy": "sam3spec.data.transforms",
     "xyxy_to_cxcywh": "sam3spec.data.transforms",
     "DataLayout": "sam3spec.data.layout",
+    "DataSource": "sam3spec.data.sources",
+    "TrainingDataError": "sam3spec.data.sources",
+    "training_files": "sam3spec.data.sources",
+    "default_vocabulary": "sam3spec.data.vocabulary",
+    "read_vocabulary": "sam3spec.data.vocabulary",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -77,14 +77,18 @@ class DataLayout:
 
 
 def check_training_data(data: str | Path) -> None:
-    """Refuse ``data`` when it holds nothing to train on, before a run folder is written.
+    """Refuse ``data`` when it cannot hold anything to train on, before a run folder is written (a
+    quick look, no torch; :func:`sam3spec.data.sources.training_files` reads what it holds).
 
     Raises:
         FileNotFoundError: naming ``--data`` and what a data folder must hold.
     """
     root = Path(data)
-    expected = "a data root with saco/train/*.json, or an SA-1B folder of sa_*.jpg"
+    expected = (
+        "a data root (saco/train/*.json or sa1b/train/), an SA-1B folder (sa_*.jpg + sa_*.json) or an "
+        "SA-Co folder (*.json)"
+    )
     if not root.is_dir():
         raise FileNotFoundError(f"--data {root}: no such folder; expected {expected}")
-    if not DataLayout.of(root).saco_files("train") and next(root.rglob("sa_*.jpg"), None) is None:
+    if not DataLayout.of(root).is_data_root() and next(root.rglob("*.json"), None) is None:
         raise FileNotFoundError(f"--data {root}: no training samples; expected {expected}")

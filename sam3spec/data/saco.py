@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,22 +27,20 @@ import torch
 
 from sam3spec.data.annotations import decode_instances
 from sam3spec.data.base import FaultTolerantDataset, Sample, subsample, to_image_tensor
-from sam3spec.data.faults import BAD_ANNOTATION, SIZE_MISMATCH, DataFault, FaultLog, Problem
+from sam3spec.data.faults import BAD_ANNOTATION, BAD_JSON, SIZE_MISMATCH, DataFault, FaultLog, Problem
 from sam3spec.data.files import read_image, read_json
 
 ANNOTATORS = ("a", "b", "c")
 GOLD_PATTERN = re.compile(r"^gold_(?P<subset>.+)_merged_(?P<annotator>[abc])_(?P<rest>.+)\.json$")
 
 
-def gold_triples(directory: str | Path) -> dict[str, list[Path]]:
-    """Group Gold files under ``directory`` (recursive) by subset.
+# JSON files that are never SA-Co files: SA-1B records, SA-V masklets, a concept world's manifest.
+NOT_SACO = re.compile(r"^(sa_\d+|sav_.+_(manual|auto))\.json$|^world\.json$")
 
-    Returns:
-        ``{subset: [path_a, path_b, path_c]}``; a missing annotator's path is where it should be
-        (derived from a present sibling), so a loader can report it by name.
-    """
+
+def _group_gold(paths: Iterable[Path]) -> dict[str, list[Path]]:
     found: dict[tuple[Path, str, str], dict[str, Path]] = defaultdict(dict)
-    for path in sorted(Path(directory).rglob("gold_*_merged_*.json")):
+    for path in sorted(paths):
         match = GOLD_PATTERN.match(path.name)
         if match:
             found[(path.parent, match["subset"], match["rest"])][match["annotator"]] = path
@@ -52,6 +50,50 @@ def gold_triples(directory: str | Path) -> dict[str, list[Path]]:
             by_annotator.get(a, parent / f"gold_{subset}_merged_{a}_{rest}.json") for a in ANNOTATORS
         ]
     return triples
+
+
+def gold_triples(directory: str | Path) -> dict[str, list[Path]]:
+    """Group Gold files under ``directory`` (recursive) by subset.
+
+    Returns:
+        ``{subset: [path_a, path_b, path_c]}``; a missing annotator's path is where it should be
+        (derived from a present sibling), so a loader can report it by name.
+    """
+    return _group_gold(Path(directory).rglob("gold_*_merged_*.json"))
+
+
+def saco_file_groups(
+    paths: Iterable[Path], log: FaultLog | None = None, read: bool = True
+) -> list[tuple[str, list[Path]]]:
+    """The SA-Co files among ``paths`` (JSON files): Gold triples grouped (``"saco-gold"``, annotator
+    files a, b, c), any other COCO-like file whose pairs carry ``text_input`` alone (``"saco"``).
+
+    Args:
+        paths: candidate ``.json`` files (e.g. ``root.rglob("*.json")``).
+        log: where unreadable JSON files are recorded (``bad_json``); None ignores them.
+        read: open each non-Gold file to check it is an SA-Co file; False takes every one as such
+            (files of a data root's ``saco/<split>/``: a Silver file can be hundreds of MB).
+    """
+    paths = sorted(paths)
+    groups: list[tuple[str, list[Path]]] = [("saco-gold", files) for files in _group_gold(paths).values()]
+    claimed = {p for _, files in groups for p in files}
+    for path in paths:
+        if path in claimed or NOT_SACO.match(path.name):
+            continue
+        if not read:
+            groups.append(("saco", [path]))
+            continue
+        try:
+            data = read_json(path)
+        except DataFault as fault:
+            if log is not None:
+                log.extend(Problem(p.path, BAD_JSON, p.where, p.detail) for p in fault.problems)
+            continue
+        images = data.get("images") if isinstance(data, dict) else None
+        if isinstance(images, list) and isinstance(data.get("annotations"), list):
+            if not images or (isinstance(images[0], dict) and "text_input" in images[0]):
+                groups.append(("saco", [path]))
+    return groups
 
 
 def _index_file(path: Path) -> tuple[list[dict[str, Any]], dict[Any, list[dict[str, Any]]], list[Problem]]:
@@ -164,6 +206,10 @@ class SACoDataset(FaultTolerantDataset):
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def positive(self, index: int) -> bool:
+        """Whether pair ``index`` has at least one instance (read from the index; nothing decoded)."""
+        return bool(self.annotations.get(self.source_file, {}).get(self.entries[index]["id"]))
 
     def _image(self, path: Path) -> np.ndarray:
         # Pairs of one image are consecutive: decode it once, fault or not.

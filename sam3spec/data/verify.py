@@ -3,7 +3,6 @@ it with the loaders' own readers, count what is there and list every problem."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,15 +10,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from sam3spec.data.faults import BAD_JSON, MISSING_FILE, DataFault, FaultLog, Problem
-from sam3spec.data.files import read_json
+from sam3spec.data.faults import MISSING_FILE, DataFault, FaultLog, Problem
 from sam3spec.data.layout import DataLayout
 from sam3spec.data.sa1b import find_pairs, read_sa1b
-from sam3spec.data.saco import SACoDataset, gold_triples
+from sam3spec.data.saco import SACoDataset, saco_file_groups
 from sam3spec.data.sav import SAVVideo, check_video, find_videos
 
 _FRAME_DIRS = ("JPEGImages_24fps", "Annotations_6fps")
-_NOT_SACO = re.compile(r"^(sa_\d+|sav_.+_(manual|auto))\.json$|^world\.json$")
 TOTAL_KEYS = (
     "images",
     "phrases",
@@ -99,21 +96,7 @@ def _verify_sa1b(root: Path, log: FaultLog, progress: bool) -> list[LayoutReport
 
 def _saco_groups(root: Path, log: FaultLog) -> list[tuple[str, list[Path]]]:
     """SA-Co files under root: Gold triples grouped, any other COCO-like file with phrases alone."""
-    groups: list[tuple[str, list[Path]]] = [("saco-gold", paths) for paths in gold_triples(root).values()]
-    claimed = {p for _, paths in groups for p in paths}
-    for path in sorted(root.rglob("*.json")):
-        if path in claimed or _NOT_SACO.match(path.name):
-            continue
-        try:
-            data = read_json(path)
-        except DataFault as fault:
-            log.extend(Problem(p.path, BAD_JSON, p.where, p.detail) for p in fault.problems)
-            continue
-        images = data.get("images") if isinstance(data, dict) else None
-        if isinstance(images, list) and isinstance(data.get("annotations"), list):
-            if not images or (isinstance(images[0], dict) and "text_input" in images[0]):
-                groups.append(("saco", [path]))
-    return groups
+    return saco_file_groups(root.rglob("*.json"), log)
 
 
 def _verify_saco(root: Path, image_root: Path | None, log: FaultLog, progress: bool) -> list[LayoutReport]:

@@ -17,17 +17,22 @@ micro-batch)``: resuming recomputes the order and skips, nothing is replayed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from sam3spec.data.faults import Skipped
-from sam3spec.data.layout import DataLayout
+from sam3spec.data.concat import ConcatSamples
+from sam3spec.data.faults import FaultLog, Skipped
 from sam3spec.data.prompts import PromptConfig, PromptSampler
+from sam3spec.data.sources import DataSource, TrainingDataError, TrainingFiles, data_sources, training_files
 from sam3spec.data.transforms import Normalization, ResizeNormalize, TransformConfig
+from sam3spec.data.vocabulary import default_vocabulary
 
 PAD_GREY = 128
 
@@ -67,17 +72,38 @@ class DistillTransform:
         return out
 
 
+@dataclass(frozen=True)
+class SourceSpan:
+    """Where one ``--data`` root's samples are in a training set.
+
+    Attributes:
+        files: what the root holds (:func:`~sam3spec.data.sources.training_files`).
+        weight: its share of each epoch relative to the other roots' weights.
+        start: its first sample index; ``stop``: one past its last.
+    """
+
+    files: TrainingFiles
+    weight: float
+    start: int
+    stop: int
+
+
 class IndexedDataset(Dataset):
     """Adds ``index`` (the dataset position) to every sample; passes ``set_epoch`` through.
 
     Args:
         dataset: a fault-tolerant dataset.
         limit: expose only the first ``limit`` samples (smoke runs).
+        sources: where each ``--data`` root's samples are (several: they mix by weight,
+            :func:`data_units`).
     """
 
-    def __init__(self, dataset: Dataset, limit: int | None = None) -> None:
+    def __init__(
+        self, dataset: Dataset, limit: int | None = None, sources: Sequence[SourceSpan] = ()
+    ) -> None:
         self.dataset = dataset
         self.limit = limit
+        self.sources = list(sources)
 
     def __len__(self) -> int:
         return len(self.dataset) if self.limit is None else min(self.limit, len(self.dataset))
@@ -89,6 +115,13 @@ class IndexedDataset(Dataset):
     def faults(self):
         return self.dataset.faults
 
+    def part(self, index: int) -> tuple[Dataset, int]:
+        """``(the loader holding sample index, its index there)``."""
+        if isinstance(self.dataset, ConcatSamples):
+            number, local = self.dataset.locate(index)
+            return self.dataset.parts[number], local
+        return self.dataset, index
+
     def __getitem__(self, index: int):
         sample = self.dataset[index]
         if isinstance(sample, Skipped):
@@ -97,38 +130,82 @@ class IndexedDataset(Dataset):
         return sample
 
 
+def part_seed(seed: int, part: int) -> int:
+    """The seed of the ``part``-th dataset of a training set (the first keeps ``seed``), so the
+    prompt draws of different SA-Co files or roots are independent."""
+    return seed if part == 0 else int(np.random.SeedSequence([seed, part]).generate_state(1)[0])
+
+
 def training_dataset(
-    data: str | Path,
+    data: str | Path | DataSource | Sequence[str | Path | DataSource],
     resolution: int,
     prompts: PromptConfig,
     teacher_size: int | None = None,
     seed: int = 0,
-    vocabulary: tuple[str, ...] = (),
+    vocabulary: Sequence[str] | None = None,
     limit: int | None = None,
 ) -> IndexedDataset:
     """The training set of ``data`` with prompts and both views.
 
-    ``data`` is a data root (:mod:`sam3spec.data.layout`) with SA-Co train files (its ``saco/train``
-    split: phrases, positives and negatives, images in ``sa1b/train``), or an SA-1B folder (no
-    phrases: text prompts need ``vocabulary``; targets come from the teacher).
+    ``data`` is one root or several (:class:`~sam3spec.data.sources.DataSource`, mixed by weight):
+    a data root with SA-Co train files, an SA-Co folder (phrases, positives and negatives), or SA-1B
+    (a data root's ``sa1b/train``, an SA-1B folder: no phrases, so a text prompt is a ``vocabulary``
+    phrase whose targets come from the teacher; :mod:`sam3spec.data.sources`). One dataset per SA-Co
+    file (a Gold triple: annotator a).
+
+    Args:
+        vocabulary: phrases for text prompts on SA-1B images; None: the shipped LVIS + COCO names
+            (:func:`~sam3spec.data.vocabulary.default_vocabulary`); empty: no text prompts there.
+
+    Raises:
+        TrainingDataError: a root holds no training samples.
     """
+    from sam3spec.data.sa1b import SA1BDataset
+    from sam3spec.data.saco import SACoDataset
+
     transform = DistillTransform(resolution, teacher_size)
-    sampler = PromptSampler(prompts, vocabulary)
-    layout = DataLayout.of(data)
-    saco_files = layout.saco_files("train")
-    if saco_files:
-        from sam3spec.data.saco import SACoDataset
-
-        dataset = SACoDataset(saco_files, layout.sa1b_train, transform=transform, prompts=sampler, seed=seed)
-    else:
-        from sam3spec.data.sa1b import SA1BDataset
-
-        dataset = SA1BDataset(data, max_masks=64, transform=transform, prompts=sampler, seed=seed)
-    if len(dataset) == 0:
-        raise FileNotFoundError(
-            f"no training samples under {data} (a data root with saco/train/*.json, or an SA-1B folder)"
-        )
-    return IndexedDataset(dataset, limit)
+    labelled = PromptSampler(prompts)
+    unlabelled = None
+    log = FaultLog()
+    parts: list[Dataset] = []
+    spans: list[SourceSpan] = []
+    for source in data_sources(data):
+        files = training_files(source.root, log)
+        start = sum(len(part) for part in parts)
+        for annotation_files, images in files.saco:
+            parts.append(
+                SACoDataset(
+                    annotation_files,
+                    images,
+                    transform=transform,
+                    prompts=labelled,
+                    seed=part_seed(seed, len(parts)),
+                    fault_log=log,
+                )
+            )
+        if files.sa1b is not None:
+            if unlabelled is None:
+                unlabelled = PromptSampler(
+                    prompts, default_vocabulary() if vocabulary is None else vocabulary
+                )
+            parts.append(
+                SA1BDataset(
+                    files.sa1b,
+                    max_masks=64,
+                    transform=transform,
+                    prompts=unlabelled,
+                    seed=part_seed(seed, len(parts)),
+                    fault_log=log,
+                )
+            )
+        stop = sum(len(part) for part in parts)
+        if stop == start:
+            raise TrainingDataError(
+                f"--data {source.root}: no training samples (SA-Co files without pairs, or no SA-1B pairs)"
+            )
+        spans.append(SourceSpan(files, source.weight, start, stop))
+    dataset = parts[0] if len(parts) == 1 else ConcatSamples(parts, log)
+    return IndexedDataset(dataset, limit, spans)
 
 
 def epoch_order(count: int, seed: int, epoch: int) -> torch.Tensor:
@@ -141,7 +218,10 @@ def image_groups(dataset: IndexedDataset) -> list[list[int]]:
     """Sample indices grouped by image, in dataset order (SA-Co: the pairs of one image; SA-1B:
     one sample per image). Read from the annotation index, no image is decoded."""
     inner = dataset.dataset
-    keys = [entry["file_name"] for entry in inner.entries] if hasattr(inner, "entries") else None
+    if isinstance(inner, ConcatSamples):
+        keys = inner.image_keys()
+    else:
+        keys = [entry["file_name"] for entry in inner.entries] if hasattr(inner, "entries") else None
     groups: dict[object, list[int]] = {}
     for index in range(len(dataset)):
         groups.setdefault(index if keys is None else keys[index], []).append(index)
@@ -161,6 +241,53 @@ def epoch_units(groups: list[list[int]], seed: int, epoch: int, per_image: int) 
     for group in groups:
         shuffled = [group[i] for i in torch.randperm(len(group), generator=generator).tolist()]
         units += [shuffled[start : start + per_image] for start in range(0, len(shuffled), per_image)]
+    return [units[i] for i in torch.randperm(len(units), generator=generator).tolist()]
+
+
+def data_units(
+    dataset: IndexedDataset, groups: list[list[int]], seed: int, epoch: int, per_image: int
+) -> list[list[int]]:
+    """The units visited in ``epoch``: :func:`epoch_units` for one ``--data`` root; for several,
+    each root's share by weight.
+
+    With roots of ``n_s`` units each (``N`` in all) and weights ``w_s``, an epoch holds
+    ``round(N * w_s / sum(w))`` units of root ``s`` (at least 1): consecutive positions of that root's
+    own stream of shuffled passes (pass ``c`` is :func:`epoch_units` of its units with its own seed at
+    ``c``), so a root is visited without repeats until all of it has been seen, then again in a new
+    order. The roots' units are then shuffled together (``(seed, epoch)``).
+    """
+    if len(dataset.sources) <= 1:
+        return epoch_units(groups, seed, epoch, per_image)
+    streams = []  # a root cut off by ``limit`` has no units and no share
+    for number, span in enumerate(dataset.sources):
+        mine = [group for group in groups if span.start <= group[0] < span.stop]
+        streams.append((mine, span.weight, part_seed(seed, number + 1)))
+    passes: dict[tuple[int, int], list[list[int]]] = {}
+
+    def one_pass(number: int, cycle: int) -> list[list[int]]:
+        if (number, cycle) not in passes:
+            mine, _, own_seed = streams[number]
+            units = epoch_units(mine, own_seed, cycle, per_image)
+            if per_image == 1:  # epoch_units numbers single samples 0..n-1: back to their indices
+                indices = sorted(index for group in mine for index in group)
+                units = [[indices[unit[0]]] for unit in units]
+            passes[(number, cycle)] = units
+        return passes[(number, cycle)]
+
+    sizes = [len(one_pass(number, 0)) for number in range(len(streams))]
+    total, weights = (
+        sum(sizes),
+        sum(weight for (_, weight, _), size in zip(streams, sizes, strict=True) if size),
+    )
+    units = []
+    for number, ((_, weight, _), size) in enumerate(zip(streams, sizes, strict=True)):
+        if not size:
+            continue
+        share = max(1, round(total * weight / weights))
+        for position in range(epoch * share, (epoch + 1) * share):
+            cycle, offset = divmod(position, size)
+            units.append(one_pass(number, cycle)[offset])
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return [units[i] for i in torch.randperm(len(units), generator=generator).tolist()]
 
 

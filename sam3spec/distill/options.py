@@ -1,7 +1,8 @@
 """Where a run reads and writes, and how it runs: :class:`RunOptions` (not part of a stage's identity).
 
 Every stage kind (image distillation, video memory, QAT) takes the same options; a field a kind
-does not read is ignored by it (``phrases`` and ``teacher_cache`` are read by video stages only).
+does not read is ignored by it (``phrases`` and ``teacher_cache`` are read by video stages only;
+several ``data`` roots, ``vocabulary`` and ``allow_partial`` by image stages only).
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sam3spec.data.sources import DataSource
 
 
 @dataclass
@@ -16,12 +21,17 @@ class RunOptions:
     """Where a stage reads and writes, and how it runs.
 
     Attributes:
-        data: a data root with SA-Co train files (:mod:`sam3spec.data.layout`) or an SA-1B folder;
-            for a video stage an SA-V train folder or a data root (its ``sav/train``).
+        data: a data root (:mod:`sam3spec.data.layout`), an SA-Co folder or an SA-1B folder
+            (:mod:`sam3spec.data.sources`), or for image stages several of them mixed by weight
+            (a sequence of :class:`~sam3spec.data.sources.DataSource`); for a video stage an SA-V
+            train folder or a data root (its ``sav/train``).
         out: the run directory.
         teacher: teacher folder (required by stages whose targets come from a teacher).
-        init: student checkpoint to start from, or None (image stages load it ``strict=False``
-            into the stage's student and report; video stages load it as it is).
+        init: student checkpoint to start from, or None (image stages load it into the stage's
+            student and report: modules it lacks start fresh, but a key it has that the student
+            lacks, or has at another shape, is an error unless ``allow_partial``; video stages load
+            it as it is).
+        allow_partial: load what fits of an ``init`` checkpoint made for another student.
         pretrained_backbone: RepViT weights file for a fresh student (local file).
         pretrained_text: MobileCLIP text-tower weights file for a fresh student (local file).
         resume: continue from the run directory's latest checkpoint.
@@ -35,15 +45,19 @@ class RunOptions:
         threads: torch CPU threads (None: leave as they are).
         phrases: ``{video_id: [phrase of object 0, ...]}`` for video stages (SA-V has no phrases;
             the concept world's come from its manifest, :func:`sam3spec.world.manifest.object_phrases`).
+        vocabulary: phrases for text prompts on SA-1B images (no phrases of their own; the teacher
+            decides what each phrase names); None: the shipped LVIS + COCO category names
+            (:mod:`sam3spec.data.vocabulary`). Not used by stages trained on labels.
         teacher_cache: teacher cache folder (``sam3spec teacher cache``) whose per-video level-3
             maps are a video stage's context frames; required by (and only allowed with) a video
             stage whose ``context_source`` is ``"teacher_cache"``.
     """
 
-    data: Path
+    data: Path | Sequence[DataSource]
     out: Path
     teacher: str | None = None
     init: Path | None = None
+    allow_partial: bool = False
     pretrained_backbone: Path | None = None
     pretrained_text: Path | None = None
     resume: bool = False
@@ -56,4 +70,5 @@ class RunOptions:
     step_pause: float = 0.0
     threads: int | None = None
     phrases: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    vocabulary: Sequence[str] | None = None
     teacher_cache: Path | None = None

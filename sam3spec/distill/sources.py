@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from sam3spec.config import config_to_dict
-from sam3spec.data.layout import DataLayout
+from sam3spec.data.sources import DataSource, TrainingDataError, data_sources, training_files
 from sam3spec.distill import runtime
-from sam3spec.distill.data import training_dataset
 from sam3spec.distill.options import RunOptions
+from sam3spec.distill.stage_data import stage_dataset
 from sam3spec.distill.stages import StageConfig
 from sam3spec.distill.targets import ground_truth_targets
 
@@ -32,20 +32,36 @@ def file_identity(path: Path) -> list:
     return [[str(p), p.stat().st_size, int(p.stat().st_mtime)] for p in files[:2000]]
 
 
+def annotation_files(sources: list[DataSource]) -> list[Path]:
+    """The SA-Co files of image-stage roots (none for SA-1B, for a video stage's SA-V folder, or
+    for a root that is no training data)."""
+    paths = []
+    for source in sources:
+        try:
+            paths += training_files(source.root).annotation_files()
+        except TrainingDataError:
+            continue  # not image training data (a video stage's SA-V folder): nothing to name
+    return paths
+
+
 def stage_hash(stage: Any, options: RunOptions, teacher: Path | None) -> str:
     """Hash of everything that fixes a run's trajectory (a resume must match it).
 
     Args:
         stage: the stage (a :class:`StageConfig`, or a stage kind's dataclass holding one: all of
             its fields count).
-        options: the run's options (data, init, pretrained weights, limit, cached targets; a video
-            stage's phrases and teacher cache when given).
+        options: the run's options (data roots and weights, init, pretrained weights, limit, cached
+            targets; a vocabulary, a video stage's phrases and teacher cache when given).
         teacher: the teacher folder, or None.
     """
+    sources = data_sources(options.data)
+    data: str | list = str(Path(sources[0].root).resolve())
+    if len(sources) > 1:
+        data = [[str(Path(source.root).resolve()), source.weight] for source in sources]
     payload = {
         "stage": config_to_dict(stage),
-        "data": str(Path(options.data).resolve()),
-        "annotations": [file_identity(path) for path in DataLayout.of(options.data).saco_files("train")],
+        "data": data,
+        "annotations": [file_identity(path) for path in annotation_files(sources)],
         "teacher": None if teacher is None else file_identity(teacher),
         "init": None if options.init is None else file_identity(Path(options.init) / "model.safetensors"),
         "pretrained": [
@@ -55,6 +71,8 @@ def stage_hash(stage: Any, options: RunOptions, teacher: Path | None) -> str:
         "limit": options.limit,
         "cached": options.cache_targets,
     }
+    if options.vocabulary is not None:
+        payload["vocabulary"] = hashlib.sha256("\n".join(options.vocabulary).encode()).hexdigest()
     if options.phrases:
         payload["phrases"] = {video: list(names) for video, names in options.phrases.items()}
     if options.teacher_cache is not None:
@@ -117,14 +135,7 @@ def target_source(
         ) == run_key
         if processes.main and not ready:
             teacher = load_teacher_for(options, device)
-            viewed = training_dataset(
-                options.data,
-                stage.resolution,
-                stage.prompts,
-                teacher.image_size,
-                stage.seed,
-                limit=options.limit,
-            )
+            viewed = stage_dataset(stage, options, teacher.image_size)
             builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels)
             build_target_cache(
                 builder, viewed, directory, stage.prompt_draws, run_key, progress=options.progress

@@ -27,22 +27,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from sam3spec.checkpoint import WEIGHTS_NAME, load_weights, write_student
+from sam3spec.checkpoint import WEIGHTS_NAME, CheckpointError, load_weights, write_student
 from sam3spec.config import config_to_dict
-from sam3spec.data.layout import check_training_data
 from sam3spec.data.loader import collate_samples
+from sam3spec.data.sources import data_sources, training_files
 from sam3spec.distill import runtime
 from sam3spec.distill.adapters import FeatureAdapters, StudentGeometry
-from sam3spec.distill.data import (
-    epoch_units,
-    image_groups,
-    rank_batches,
-    student_inputs,
-    training_dataset,
-)
+from sam3spec.distill.data import data_units, image_groups, rank_batches, student_inputs
 from sam3spec.distill.options import RunOptions
 from sam3spec.distill.precise_bn import recalibrate_batch_norm
 from sam3spec.distill.sources import target_source, teacher_path
+from sam3spec.distill.stage_data import stage_dataset
 from sam3spec.distill.stages import StageConfig, set_trainable
 from sam3spec.distill.targets import Targets
 from sam3spec.distill.task import DistillModel, Objective, StudentPass, loss_terms, query_anchors
@@ -130,6 +125,10 @@ class Task:
         """A ``[3, H, W]`` TensorBoard picture of a micro-batch, or None."""
         return None
 
+    def epoch_report(self, rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]] | None:
+        """A line and TensorBoard scalars about one epoch, from its steps' log rows, or None."""
+        return None
+
     def report(self, log: list[dict[str, Any]]) -> dict[str, Any]:
         """Task-specific ``summary.json`` entries, at the end of training (before the final save)."""
         return {}
@@ -179,7 +178,8 @@ class ImageStage(StageKind):
     stage: StageConfig
 
     def check(self, options: RunOptions) -> None:
-        check_training_data(options.data)
+        for source in data_sources(options.data):  # before anything is written
+            training_files(source.root)
         if self.stage.targets == "teacher":
             teacher_path(options)  # raises, naming the option, when no teacher is given
 
@@ -209,6 +209,12 @@ def feature_loss_ratio(log: list[dict]) -> dict[str, float] | None:
     }
 
 
+def text_share(rows: list[dict[str, Any]]) -> float | None:
+    """The share of text-prompted samples over log rows (None when they count no samples)."""
+    samples = sum(row.get("samples", 0) for row in rows)
+    return sum(row.get("text_prompts", 0) for row in rows) / samples if samples else None
+
+
 class ImageTask(Task):
     """Image distillation: the stage's student (plus feature adapters) on its training set.
 
@@ -229,9 +235,7 @@ class ImageTask(Task):
         student = setup.student if setup.student is not None else self.build_student(setup)
         self.trainable = set_trainable(student, stage)
         geometry = StudentGeometry.of(student.config, stage.resolution, mask_scale=stage.mask_target_scale)
-        self.dataset = training_dataset(
-            options.data, stage.resolution, stage.prompts, None, stage.seed, limit=options.limit
-        )
+        self.dataset = stage_dataset(stage, options)
         self.targets_for, widths = target_source(
             stage, options, geometry, self.dataset, setup.processes, setup.device, setup.key, student
         )
@@ -251,6 +255,7 @@ class ImageTask(Task):
         self.groups = image_groups(self.dataset)
         self.units_per_batch = stage.batch_size // stage.prompts_per_image
         self.objective = Objective.of(stage)
+        self.prompted = [0, 0]  # text-prompted and all samples since the last log row
 
     @staticmethod
     def build_student(setup: Setup) -> nn.Module:
@@ -274,13 +279,24 @@ class ImageTask(Task):
                         "missing": report.missing,
                         "unexpected": report.unexpected,
                         "mismatched": report.mismatched,
+                        "allow_partial": options.allow_partial,
                     },
                     Path(options.out) / "init_report.json",
+                )
+            # Missing keys are new modules (reported); keys the student lacks or holds at another
+            # shape mean the checkpoint was made for another student (another preset or size).
+            if (report.unexpected or report.mismatched) and not options.allow_partial:
+                first = ", ".join((report.unexpected + report.mismatched)[:3])
+                raise CheckpointError(
+                    f"--init {options.init} does not fit the student of stage {stage.name!r} ({stage.student} at "
+                    f"{stage.resolution} px): {len(report.unexpected)} unexpected, {len(report.mismatched)} "
+                    f"shape-mismatched, {len(report.missing)} missing key(s) (first: {first}); run the stage "
+                    "made for that checkpoint, or pass --allow-partial to load what fits"
                 )
         return student
 
     def batches(self, epoch: int) -> list[list[int]]:
-        units = epoch_units(self.groups, self.stage.seed, epoch, self.stage.prompts_per_image)
+        units = data_units(self.dataset, self.groups, self.stage.seed, epoch, self.stage.prompts_per_image)
         return rank_batches(units, self.processes.rank, self.processes.world_size, self.units_per_batch)
 
     def load(self, batches: list[list[int]], epoch: int) -> Iterable[dict[str, Any]]:
@@ -297,7 +313,31 @@ class ImageTask(Task):
         return self.targets_for(batch, epoch).to(self.device)
 
     def inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        self.prompted[0] += sum(kind == "text" for kind in batch["prompt_type"])
+        self.prompted[1] += batch["batch_size"]
         return student_inputs(batch, self.tokenizer, self.device)
+
+    def log_extras(self) -> dict[str, float]:
+        # Samples of this step and how many were text-prompted, over all processes: an epoch's
+        # text-prompt share is then exact from the log alone, across a resume.
+        counts = runtime.mean_across(
+            torch.tensor(self.prompted, dtype=torch.float32, device=self.device), self.processes
+        )
+        self.prompted = [0, 0]
+        return {
+            "text_prompts": round(float(counts[0]) * self.processes.world_size),
+            "samples": round(float(counts[1]) * self.processes.world_size),
+        }
+
+    def epoch_report(self, rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]] | None:
+        share = text_share(rows)
+        if share is None:
+            return None
+        mix = self.stage.prompts
+        planned = mix.text / (mix.text + mix.point + mix.box)
+        samples = sum(row.get("samples", 0) for row in rows)
+        line = f"text prompts {share:.1%} of {samples} samples (stage mix: text {planned:.0%})"
+        return line, {"text_prompt_share": share}
 
     def terms(self, passed: StudentPass, targets: Targets) -> dict[str, torch.Tensor]:
         return loss_terms(passed, targets, self.objective, query_anchors(self.student))
@@ -334,4 +374,6 @@ class ImageTask(Task):
         )
 
     def report(self, log: list[dict[str, Any]]) -> dict[str, Any]:
-        return feature_loss_ratio(log) or {}
+        epochs = sorted({row["epoch"] for row in log})
+        shares = [text_share([row for row in log if row["epoch"] == epoch]) for epoch in epochs]
+        return {**(feature_loss_ratio(log) or {}), "text_prompt_share_by_epoch": shares}

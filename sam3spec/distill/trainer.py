@@ -32,6 +32,7 @@ from torch import nn
 
 from sam3spec.atomic import atomic_write_folder, atomic_write_json
 from sam3spec.config import config_to_dict
+from sam3spec.data.sources import TrainingDataError
 from sam3spec.distill import runtime
 from sam3spec.distill.options import RunOptions
 from sam3spec.distill.precise_bn import batch_norm_layers
@@ -64,7 +65,8 @@ def setup(stage: StageConfig | StageKind, options: RunOptions, student: nn.Modul
 
     Raises:
         FileExistsError: ``out`` holds checkpoints and ``options.resume`` is off.
-        ValueError: the data give no full optimizer step, or the checkpoint is another run's.
+        TrainingDataError: the data give no full optimizer step (a ``ValueError``).
+        ValueError: the checkpoint is another run's.
     """
     kind = as_kind(stage)
     config = kind.stage
@@ -110,7 +112,7 @@ def setup(stage: StageConfig | StageKind, options: RunOptions, student: nn.Modul
     per_epoch = len(task.batches(0))
     steps_per_epoch = per_epoch // config.grad_accum
     if steps_per_epoch == 0:
-        raise ValueError(
+        raise TrainingDataError(
             f"the data give {per_epoch} micro-batch(es) of {config.batch_size} per process: no full optimizer "
             f"step of {config.batch_size} x {config.grad_accum} x {processes.world_size}"
         )
@@ -293,6 +295,23 @@ def record(run: Run, row: dict[str, Any], last: tuple | None) -> None:
         time.sleep(run.options.step_pause)
 
 
+def report_epoch(run: Run, usable: int) -> None:
+    """The task's line about the epoch just left (complete, or cut short by ``max_steps``) and its
+    TensorBoard scalars (``epoch/<name>``), from the epoch's log rows (rank 0)."""
+    rows = [row for row in run.log if row["epoch"] == run.epoch]
+    report = run.task.epoch_report(rows) if rows else None
+    if report is None or not run.processes.main:
+        return
+    from tqdm import tqdm
+
+    line, scalars = report
+    cut = "" if run.position >= usable else f" (cut after {len(rows)} steps)"
+    tqdm.write(f"{run.stage.name} epoch {run.epoch + 1}/{run.stage.epochs}{cut}: {line}")
+    if run.writer is not None:
+        for name, value in scalars.items():
+            run.writer.add_scalar(f"epoch/{name}", value, run.step)
+
+
 def loop(run: Run) -> None:
     """Train until ``total_steps`` (or the last epoch): epochs of micro-batches, :func:`step` by step."""
     from tqdm import tqdm
@@ -311,6 +330,7 @@ def loop(run: Run) -> None:
         micro_batches = iter(task.load(batches[run.position : usable], run.epoch))
         while run.step < run.total_steps and run.position < usable:
             record(run, *step(run, itertools.islice(micro_batches, stage.grad_accum)))
+        report_epoch(run, usable)
         if run.step < run.total_steps:
             run.epoch, run.position = run.epoch + 1, 0
 

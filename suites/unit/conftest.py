@@ -1,8 +1,11 @@
 """Fixtures shared by the unit suites (session-scoped, built only when a test asks): a tiny random
-SAM 3 teacher saved once, and two small concept worlds (read-only for tests)."""
+SAM 3 teacher saved once, two small concept worlds and one copied into plain SA-1B / SA-Co folders
+(read-only for tests)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +44,34 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("world")
     generate_world(root, num_images=10, num_videos=3, seed=0, config=TINY_WORLD, progress=False)
     return root
+
+
+@dataclass(frozen=True)
+class PlainLayouts:
+    """The train split of a concept world copied into the layouts real data comes in (no
+    ``world.json``, no data-root trees): ``sa1b`` (``sa_*.jpg`` + ``sa_*.json`` pairs in one folder),
+    ``saco`` (the Silver file with the images it names beside it), ``negatives`` (the same SA-Co
+    folder with every annotation removed: all pairs negative)."""
+
+    sa1b: Path
+    saco: Path
+    negatives: Path
+
+
+@pytest.fixture(scope="session")
+def plain_layouts(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> PlainLayouts:
+    """:class:`PlainLayouts` of ``tiny_world`` (8 train images, 8 x ~5 pairs); do not modify."""
+    root = tmp_path_factory.mktemp("plain_layouts")
+    train = tiny_world / "sa1b" / "train"
+    shutil.copytree(train, root / "sa1b")
+    silver = next((tiny_world / "saco" / "train").glob("*.json"))
+    shutil.copytree(train, root / "saco", ignore=shutil.ignore_patterns("sa_*.json"))
+    shutil.copy(silver, root / "saco" / silver.name)
+    shutil.copytree(root / "saco", root / "negatives")
+    record = json.loads(silver.read_text())
+    record["annotations"] = []
+    (root / "negatives" / silver.name).write_text(json.dumps(record))
+    return PlainLayouts(root / "sa1b", root / "saco", root / "negatives")
 
 
 @pytest.fixture(scope="session")

@@ -76,14 +76,15 @@ def test_ratios():
     assert ratios(metrics)["mIoU"] == pytest.approx(0.8) and ratios(metrics)["IL_MCC"] is None
 
 
-def test_stage_resolution_for_worlds_and_overrides(distill_world, tmp_path):
-    assert resolve_stage("phase1", distill_world, "auto", []).name == "phase1-world"
-    assert resolve_stage("phase1", distill_world, "plan", []).name == "phase1"
-    assert resolve_stage("phase2", tmp_path, "auto", ["epochs=9", "losses.presence=0.5"]).epochs == 9
+def test_stage_resolution_by_name_and_overrides(distill_world, tmp_path):
+    assert resolve_stage("phase1", "world", []).name == "phase1-world"
+    assert resolve_stage("phase1", "plan", []).name == "phase1"
+    assert resolve_stage("phase1-world", "plan", []).name == "phase1-world"
+    assert resolve_stage("phase2", "plan", ["epochs=9", "losses.presence=0.5"]).epochs == 9
     with pytest.raises(ValueError, match="key=value"):
-        resolve_stage("phase2", tmp_path, "auto", ["epochs"])
+        resolve_stage("phase2", "plan", ["epochs"])
     with pytest.raises(FileNotFoundError, match="run that stage first"):
-        default_init(resolve_stage("phase2", distill_world, "auto", []), tmp_path / "phase2")
+        default_init(resolve_stage("phase2", "world", []), tmp_path / "phase2")
     assert (
         main(
             [

@@ -43,7 +43,7 @@ def cli_args(world: Path, teacher: Path, out: Path, **changes) -> list[str]:
     args = [
         "distill",
         "--stage",
-        "phase1",
+        "phase1-world",
         "--data",
         str(world),
         "--teacher",
@@ -77,7 +77,7 @@ def test_debug_run_from_the_cli(distill_world, stand_in_teacher_dir, tmp_path, c
             "train",
             "stage",
             "--stage",
-            "phase1",
+            "phase1-world",
             "--data",
             str(distill_world),
             "--teacher",
@@ -112,8 +112,23 @@ def test_phase2_starts_from_phase1_and_reports(distill_world, stand_in_teacher_d
         "resolution=64",
         "--no-tensorboard",
     ]
-    assert main(["train", "stage", "--stage", "phase1", "--out", str(tmp_path / "phase1"), *base]) == 0
-    assert main(["train", "stage", "--stage", "phase2", "--out", str(tmp_path / "phase2"), *base]) == 0
+    assert main(["train", "stage", "--stage", "phase1-world", "--out", str(tmp_path / "phase1"), *base]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "stage",
+                "--stage",
+                "phase2",
+                "--schedule",
+                "world",
+                "--out",
+                str(tmp_path / "phase2"),
+                *base,
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "phase2" / "init_report.json").read_text())
     assert report["from"] == str(tmp_path / "phase1" / "final")
     assert report["summary"] == "all weights loaded"

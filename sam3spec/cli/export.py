@@ -1,8 +1,9 @@
 """``sam3spec export``: the student as one multi-method ExecuTorch program (``.pte``) per backend.
 
-Calibration images, parity samples and the text table's phrases come from a concept world
-(``--world``, default a small generated one, :class:`sam3spec.world.inputs.WorldExportInputs`);
-``--vocabulary`` replaces the text table's phrases.
+Calibration images and parity samples come from a folder of the user's images with the phrases of
+``--vocabulary`` (``--calibration DIR``, :class:`sam3spec.export.folder_inputs.ImageFolderInputs`),
+or from a concept world (``--world``, default a small generated one,
+:class:`sam3spec.world.inputs.WorldExportInputs`); ``--vocabulary`` is the text table's phrases.
 """
 
 from __future__ import annotations
@@ -31,13 +32,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--out", type=Path, required=True, help="the .pte to write (model.json + text table beside it)"
     )
-    export.add_argument(
+    images = export.add_mutually_exclusive_group()
+    images.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="DIR",
+        help="folder of your images (first 64, sorted) that calibrate (static int8) and check the program; "
+        "needs --vocabulary",
+    )
+    images.add_argument(
         "--world",
         type=Path,
         help="concept world whose images calibrate and check the program (default: a small generated one)",
     )
     export.add_argument("--force", action="store_true", help="write the .pte even if parity fails")
-    export.add_argument("--vocabulary", type=Path, help="text file, one phrase per line, for the text table")
+    export.add_argument(
+        "--vocabulary", type=Path, help="text file, one phrase per line: the text table's phrases"
+    )
     export.add_argument("--no-text-table", action="store_true")
     export.add_argument(
         "--methods", default=",".join(METHODS), help="comma-separated subset of the four methods"
@@ -72,8 +83,12 @@ def _command_line(args: argparse.Namespace, recipe: str) -> str:
     parts = ["sam3spec", "export"]
     parts += ["--model", str(args.model)] if args.model else ["--preset", args.preset, "--random-weights"]
     parts += ["--backend", args.backend, "--recipe", recipe, "--out", str(args.out)]
+    if args.calibration:
+        parts += ["--calibration", str(args.calibration)]
     if args.world:
         parts += ["--world", str(args.world)]
+    if args.vocabulary:
+        parts += ["--vocabulary", str(args.vocabulary)]
     if args.methods != ",".join(METHODS):
         parts += ["--methods", args.methods]
     if args.force:
@@ -81,8 +96,29 @@ def _command_line(args: argparse.Namespace, recipe: str) -> str:
     return " ".join(shlex.quote(part) for part in parts)
 
 
+def _inputs(args: argparse.Namespace):
+    """The input source (``--calibration`` + ``--vocabulary``, or the world) and the vocabulary."""
+    from sam3spec.export.folder_inputs import ImageFolderInputs, read_phrases
+
+    try:
+        vocabulary = None if args.vocabulary is None else list(read_phrases(args.vocabulary))
+    except FileNotFoundError as error:
+        raise ValueError(str(error)) from error
+    if args.calibration is not None:
+        if vocabulary is None:
+            raise ValueError(
+                "--calibration needs --vocabulary FILE (phrases to calibrate and check the program on, "
+                "and the text table's)"
+            )
+        return ImageFolderInputs(args.calibration, tuple(vocabulary)), vocabulary
+    from sam3spec.world.inputs import WorldExportInputs
+
+    return WorldExportInputs(args.world), vocabulary
+
+
 def run(args: argparse.Namespace) -> int:
     from sam3spec.config import get_preset
+    from sam3spec.data.faults import DataFault
     from sam3spec.export.backends import BackendUnavailable
     from sam3spec.export.pipeline import ParityError, export_student
     from sam3spec.export.recipes import get_export_recipe
@@ -95,23 +131,26 @@ def run(args: argparse.Namespace) -> int:
             get_preset(args.preset)
     except KeyError as error:
         return fail(error.args[0])
+    try:
+        inputs, vocabulary = _inputs(args)
+    except ValueError as error:
+        return fail(error)
     student, weights = _student(args)
-    vocabulary = None
-    if args.vocabulary is not None:
-        vocabulary = [line.strip() for line in args.vocabulary.read_text().splitlines() if line.strip()]
     shapes = {"max_points": args.max_points, "max_boxes": args.max_boxes, "memory_frames": args.memory_frames}
     methods = [name for name in args.methods.split(",") if name]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
         return fail(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
-    from sam3spec.world.inputs import WorldExportInputs
-
+    try:
+        export_inputs = inputs(student.config.image_size)
+    except (FileNotFoundError, ValueError, DataFault) as error:
+        return fail(error)
     try:
         export_student(
             student,
             args.out,
             recipe,
-            WorldExportInputs(args.world)(student.config.image_size),
+            export_inputs,
             force=args.force,
             weights=weights,
             vocabulary=vocabulary,

@@ -118,6 +118,14 @@ def load_predictions(path: str | Path) -> list[dict[str, Any]]:
     return data
 
 
+def predictions_normalized(results: Sequence[dict[str, Any]]) -> bool:
+    """Every result has a ``bbox`` and all its coordinates lie in [0, 1] (normalised boxes, as in
+    SAM 3's dumps; a pixel box inside [0, 1] would be under one pixel)."""
+    return bool(results) and all(
+        "bbox" in r and all(0.0 <= float(c) <= 1.0 for c in r["bbox"]) for r in results
+    )
+
+
 def is_crowd(annotation: dict[str, Any]) -> bool:
     return bool(annotation.get("iscrowd", annotation.get("is_crowd", 0)))
 
@@ -226,7 +234,10 @@ def evaluate_saco(
         score_threshold: predictions below it are dropped (SA-Co: 0.5).
         presence: optional ``{pair_id: presence probability}`` for ``presence_f1``.
         thresholds: IoU thresholds.
-        box_units: GT box units for the box variant (see :func:`load_ground_truth`).
+        box_units: GT box units for the box variant (see :func:`load_ground_truth`). With
+            ``auto``, predictions whose boxes all lie in [0, 1] (SAM 3's dumps, and
+            ``sam3spec eval model``'s) are normalised too, and both are compared as stored, as
+            SAM 3 does.
     """
     if iou_type not in IOU_TYPES:
         raise ValueError(f"iou_type must be one of {IOU_TYPES}, not {iou_type!r}")
@@ -237,6 +248,8 @@ def evaluate_saco(
     by_pair: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for result in results:
         by_pair[int(result["image_id"])].append(result)
+    # SAM 3's dumps hold normalised boxes (as its GT does): then nothing is rescaled.
+    normalized_predictions = box_units == "auto" and predictions_normalized(results)
     pair_ids = evaluation_pair_ids(truths)
     evaluated = set(pair_ids)
     ignored = sum(len(items) for pid, items in by_pair.items() if pid not in evaluated)
@@ -248,7 +261,9 @@ def evaluate_saco(
             # A pair missing from a later annotator's file has no GT there (as in SAM 3).
             pair = truth.pairs.get(pid, truths[0].pairs[pid])
             gts = [a for a in truth.annotations.get(pid, []) if not is_crowd(a)]
-            ious = iou_matrix(kept, gts, pair, iou_type, truth.normalized_boxes)
+            ious = iou_matrix(
+                kept, gts, pair, iou_type, truth.normalized_boxes and not normalized_predictions
+            )
             candidates.append(score_pair(pid, ious, thresholds, index))
         selected.append(select_oracle(candidates))
     presence_f1 = None

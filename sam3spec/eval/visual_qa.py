@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from sam3spec.eval.model_eval import PhrasePrediction, predict_phrases
+from sam3spec.eval.predictions import PhrasePrediction, predict_phrases
 from sam3spec.visualize import draw_overlay
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

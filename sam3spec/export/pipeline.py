@@ -11,7 +11,8 @@ Files written next to ``out`` (``model.pte``):
 
 What export reads besides the model is one :class:`ExportInputs`: calibration images (static
 int8 quantization), parity samples and phrases. The caller chooses them (the command line takes
-them from a data root or the concept world, :mod:`sam3spec.world.inputs`).
+them from a folder of the user's images and a vocabulary, :mod:`sam3spec.export.folder_inputs`,
+or from the concept world, :mod:`sam3spec.world.inputs`).
 
 A program whose parity check fails is not written unless ``force`` (the manifest still is, with
 the failing figures). A Core ML program cannot run on Linux: it is written without a parity check

@@ -8,6 +8,8 @@ repository root::
     git -C <sam3 checkout> show HEAD:sam3/eval/cgf1_eval.py > /tmp/x/cgf1_eval.py
     git -C <sam2 checkout> show HEAD:sav_dataset/utils/sav_benchmark.py > /tmp/x/sav_benchmark.py
     PYTHONPATH=. python scripts/crosscheck_eval.py --upstream /tmp/x [--cases 100]
+    # the files `sam3spec eval model --saco-gold GOLD --out OUT` wrote, scored by both evaluators:
+    PYTHONPATH=. python scripts/crosscheck_eval.py --upstream /tmp/x --gold GOLD --pred-folder OUT
 
 SA-Co cases mix in every unusual input SAM 3's evaluator accepts (:data:`KINDS`); all 26 numbers
 its ``CGF1Evaluator.evaluate`` returns are compared. SA-V's file imports OpenCV and scikit-image
@@ -238,6 +240,37 @@ def check_saco(upstream: Path, cases: int, work: Path) -> None:
             print(f"  {name}: {value:.3g}")
 
 
+def check_gold_files(upstream: Path, gold: Path, pred_folder: Path) -> None:
+    """Every Gold subset's predictions under ``pred_folder`` (SAM 3's dump tree, as
+    ``sam3spec eval model --saco-gold`` writes it) scored by SAM 3's evaluator and by ours."""
+    sys.path.insert(0, str(upstream))
+    from cgf1_eval import CGF1Evaluator  # SAM 3's file
+
+    from sam3spec.eval.gold import find_subsets
+
+    keys = {"cgF1": ("cgF1", 100), "IL_MCC": ("IL_MCC", 1), "pmF1": ("positive_micro_F1", 1)}
+    for subset in find_subsets(gold, default_images=gold):
+        pred = subset.predictions(pred_folder)
+        paths = [str(path) for path in subset.files]
+        for iou_type in ("segm", "bbox"):
+            ours = evaluate_saco(paths, pred, iou_type).summary()
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    theirs = CGF1Evaluator(paths, iou_type=iou_type).evaluate(str(pred))
+            except (IndexError, ValueError) as error:  # SAM 3 fails on an empty result list
+                print(f"{subset.name} {iou_type}: SAM 3's evaluator raised {error!r}; ours: {ours['cgF1']}")
+                continue
+            if ours["num_pairs"] == 0:
+                print(f"{subset.name} {iou_type}: no evaluated pair (SAM 3 gave {theirs})")
+                continue
+            diffs = {
+                key: abs(theirs[f"cgF1_eval_{iou_type}_{name}"] * scale - ours[key])
+                for key, (name, scale) in keys.items()
+            }
+            figures = "  ".join(f"{key} {ours[key]:.4f}" for key in keys)
+            print(f"{subset.name} {iou_type}: {figures}; max |diff| vs SAM 3: {max(diffs.values()):.3g}")
+
+
 def check_vos(upstream: Path, cases: int, work: Path) -> None:
     sys.path.insert(0, str(upstream))
     try:
@@ -287,7 +320,12 @@ def main() -> int:
         "--upstream", type=Path, required=True, help="folder with cgf1_eval.py / sav_benchmark.py"
     )
     parser.add_argument("--cases", type=int, default=100)
+    parser.add_argument("--gold", type=Path, help="SA-Co/Gold annotation folder (with --pred-folder)")
+    parser.add_argument("--pred-folder", type=Path, help="what `sam3spec eval model --saco-gold` wrote")
     args = parser.parse_args()
+    if args.gold is not None:
+        check_gold_files(args.upstream, args.gold, args.pred_folder)
+        return 0
     with tempfile.TemporaryDirectory() as work:
         if (args.upstream / "cgf1_eval.py").is_file():
             check_saco(args.upstream, args.cases, Path(work))

@@ -1,8 +1,9 @@
 """``sam3spec export``: the student as one multi-method ExecuTorch program (``.pte``) per backend.
 
-Calibration images, parity samples and the text table's phrases come from a concept world
-(``--world``, default a small generated one, :class:`sam3spec.world.inputs.WorldExportInputs`);
-``--vocabulary`` replaces the text table's phrases.
+Calibration images and parity samples come from a folder of the user's images with the phrases of
+``--vocabulary`` (``--calibration DIR``, :class:`sam3spec.export.folder_inputs.ImageFolderInputs`),
+or from a concept world (``--world``, default a small generated one,
+:class:`sam3spec.world.inputs.WorldExportInputs`); ``--vocabulary`` is the text table's phrases.
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--out", type=Path, required=True, help="the .pte to write (model.json + text table beside it)"
     )
-    export.add_argument(
+    images = export.add_mutually_exclusive_group()
+    images.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="DIR",
+        help="folder of your images (first 64, sorted) that calibrate (static int8) and check the program; "
+        "needs --vocabulary",
+    )
+    images.add_argument(
         "--world",
         type=Path,
         help="concept world whose images calibrate and check the program (default: a small generated one)",
@@ -42,7 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write the .pte even if parity fails (parity never gates --random-weights)",
     )
-    export.add_argument("--vocabulary", type=Path, help="text file, one phrase per line, for the text table")
+    export.add_argument(
+        "--vocabulary", type=Path, help="text file, one phrase per line: the text table's phrases"
+    )
     export.add_argument("--no-text-table", action="store_true")
     export.add_argument(
         "--methods", default=",".join(METHODS), help="comma-separated subset of the four methods"
@@ -77,8 +88,12 @@ def _command_line(args: argparse.Namespace, recipe: str) -> str:
     parts = ["sam3spec", "export"]
     parts += ["--model", str(args.model)] if args.model else ["--preset", args.preset, "--random-weights"]
     parts += ["--backend", args.backend, "--recipe", recipe, "--out", str(args.out)]
+    if args.calibration:
+        parts += ["--calibration", str(args.calibration)]
     if args.world:
         parts += ["--world", str(args.world)]
+    if args.vocabulary:
+        parts += ["--vocabulary", str(args.vocabulary)]
     if args.methods != ",".join(METHODS):
         parts += ["--methods", args.methods]
     if args.force:
@@ -105,6 +120,27 @@ def check_out(out: Path) -> None:
         raise UsageError(f"--out {out}: folder {out.parent} is not writable")
 
 
+def _inputs(args: argparse.Namespace):
+    """The input source (``--calibration`` + ``--vocabulary``, or the world) and the vocabulary."""
+    from sam3spec.data.vocabulary import read_vocabulary
+    from sam3spec.export.folder_inputs import ImageFolderInputs
+
+    try:
+        vocabulary = None if args.vocabulary is None else list(read_vocabulary(args.vocabulary))
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    if args.calibration is not None:
+        if vocabulary is None:
+            raise UsageError(
+                "--calibration needs --vocabulary FILE (phrases to calibrate and check the program on, "
+                "and the text table's)"
+            )
+        return ImageFolderInputs(args.calibration, tuple(vocabulary)), vocabulary
+    from sam3spec.world.inputs import WorldExportInputs
+
+    return WorldExportInputs(args.world), vocabulary
+
+
 def run(args: argparse.Namespace) -> int:
     """Export; exit 0, 2 on bad input (checked before torch loads), 3 when a trained model's parity fails."""
     from sam3spec.config import get_preset
@@ -123,18 +159,14 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as error:
         raise UsageError(error.args[0]) from None
     check_out(args.out)
-    vocabulary = None
-    if args.vocabulary is not None:
-        vocabulary = [line.strip() for line in args.vocabulary.read_text().splitlines() if line.strip()]
-        if not vocabulary:
-            raise UsageError(f"--vocabulary {args.vocabulary}: no phrase in it (one per line expected)")
+    inputs, vocabulary = _inputs(args)
     # Random weights put many mask logits right at the 0 threshold, where any rounding flips pixels:
     # their parity is measured and reported, not enforced (docs/DECISIONS.md "Export").
     gate_parity = args.model is not None and not args.force
     from sam3spec.export.pipeline import ParityError
 
     try:
-        status = _export(args, recipe, methods, vocabulary, force=not gate_parity)
+        status = _export(args, recipe, inputs, methods, vocabulary, force=not gate_parity)
     except ParityError as error:
         return fail(error, 3)
     if status == 0 and args.random_weights:
@@ -142,19 +174,23 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def _export(args: argparse.Namespace, recipe, methods: list[str], vocabulary, force: bool) -> int:
+def _export(args: argparse.Namespace, recipe, inputs, methods: list[str], vocabulary, force: bool) -> int:
+    from sam3spec.data.faults import DataFault
     from sam3spec.export.backends import BackendUnavailable
     from sam3spec.export.pipeline import export_student
-    from sam3spec.world.inputs import WorldExportInputs
 
     student, weights = _student(args)
     shapes = {"max_points": args.max_points, "max_boxes": args.max_boxes, "memory_frames": args.memory_frames}
+    try:
+        export_inputs = inputs(student.config.image_size)
+    except (FileNotFoundError, ValueError, DataFault) as error:
+        raise UsageError(str(error)) from None
     try:
         export_student(
             student,
             args.out,
             recipe,
-            WorldExportInputs(args.world)(student.config.image_size),
+            export_inputs,
             force=force,
             weights=weights,
             vocabulary=vocabulary,

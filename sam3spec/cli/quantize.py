@@ -25,6 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", type=Path, required=True, help="student checkpoint directory")
     parser.add_argument("--recipe", default="8da4w", help=f"one of {', '.join(RECIPES)}")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="DIR",
+        help="folder of your images (first 64, sorted): the quantized student is checked against the "
+        "float one on them (parity in quantization.json; these recipes need no calibration); needs --vocabulary",
+    )
+    parser.add_argument("--vocabulary", type=Path, help="text file, one phrase per line (with --calibration)")
     parser.set_defaults(func=run)
 
 
@@ -64,6 +72,32 @@ def checked_student(model: Path, recipe: str):
         raise ValueError(str(error)) from error
 
 
+def parity_inputs(args: argparse.Namespace, image_size: int):
+    """``--calibration`` + ``--vocabulary`` as export inputs, or None without ``--calibration``.
+
+    Raises:
+        ValueError: a missing or empty folder or vocabulary, an unreadable image (names it).
+    """
+    from sam3spec.data.faults import DataFault
+    from sam3spec.data.vocabulary import read_vocabulary
+    from sam3spec.export.folder_inputs import ImageFolderInputs
+
+    if args.calibration is None:
+        if args.vocabulary is not None:
+            raise ValueError("--vocabulary goes with --calibration DIR")
+        return None
+    if args.vocabulary is None:
+        raise ValueError("--calibration needs --vocabulary FILE (the phrases to check the model on)")
+    try:
+        phrases = read_vocabulary(args.vocabulary)
+    except FileNotFoundError as error:
+        raise ValueError(str(error)) from error
+    try:
+        return ImageFolderInputs(args.calibration, phrases)(image_size)
+    except (FileNotFoundError, DataFault) as error:
+        raise ValueError(str(error)) from error
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -71,24 +105,29 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         student = checked_student(args.model, args.recipe)
+        inputs = parity_inputs(args, student.config.image_size)
     except ValueError as error:
         return fail(error)
     float_state = {name: value.clone() for name, value in student.state_dict().items()}
     report = quantize_student(student, args.recipe)
     print(report.describe())
-    write_quantized(
-        student,
-        {
-            "recipe": args.recipe,
-            "mode": "ptq",
-            "describe": report.describe(),
-            "kept_float": report.plan.kept_float,
-            "float_bytes": report.float_bytes,
-            "packed_bytes": report.packed_bytes,
-        },
-        args.out,
-        float_state,
-    )
+    summary = {
+        "recipe": args.recipe,
+        "mode": "ptq",
+        "describe": report.describe(),
+        "kept_float": report.plan.kept_float,
+        "float_bytes": report.float_bytes,
+        "packed_bytes": report.packed_bytes,
+    }
+    if inputs is not None:
+        from sam3spec.export.parity import eager_parity
+
+        parity = eager_parity(
+            _float_copy(student, float_state), student, inputs.parity, "float eager student"
+        )
+        print(parity.describe())
+        summary["parity"] = {**parity.to_json(), "inputs": inputs.source}
+    write_quantized(student, summary, args.out, float_state)
     torch.save(student.state_dict(), args.out / "quantized_state.pt")
     print(f"wrote {args.out} (float checkpoint + quantization.json + quantized_state.pt)")
     return 0

@@ -27,7 +27,7 @@ def read_vocabulary(path: str | Path) -> tuple[str, ...]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"vocabulary file {path} not found (one phrase per line)")
+        raise FileNotFoundError(f"vocabulary file {path}: no such file (one phrase per line)")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as error:

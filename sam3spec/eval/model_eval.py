@@ -1,15 +1,16 @@
-"""Run a model (student or teacher, one code path) over an SA-Co eval split, write COCO results, score.
+"""Run a model over an SA-Co split, write its predictions as SAM 3 does, and score them.
 
-Both kinds of model go through the teacher protocol (``preprocess`` / ``encode_image`` /
+A teacher and a student go through the teacher protocol (``preprocess`` / ``encode_image`` /
 ``predict``): a student checkpoint is wrapped in :class:`~sam3spec.eval.student_view.StudentTeacherView`,
-so the two are scored by the same code on the same pairs. The split is an SA-Co Gold triple (or
-any SA-Co files with the same pairs, one per annotator) and the folder of its images; for a data
-root (:mod:`sam3spec.data.layout`) its ``saco/eval`` files and ``sa1b/eval`` images.
+so the two are scored by the same code on the same pairs; a ``.pte`` goes through its two-call
+predictor (:mod:`sam3spec.eval.predictions` maps every kind back to the image's pixels). The
+split is an SA-Co Gold triple (or any SA-Co files with the same pairs, one per annotator) and the
+folder of its images. Every Gold subset of a folder: :mod:`sam3spec.eval.gold`.
 
-Files written under ``out``::
+Files written under ``out`` by :func:`evaluate_model`::
 
-    predictions_segm.json   COCO results: [{image_id (pair id), category_id, segmentation (RLE),
-                            bbox [x, y, w, h] pixels, score}], what SAM 3's evaluator reads
+    predictions_segm.json   COCO results as SAM 3's dumper writes them
+                            (:mod:`sam3spec.eval.predictions`), what SAM 3's evaluator reads
     presence.json           {pair id: presence probability} (for presence_f1; not part of COCO)
     vos/<video>/<obj>/*.png SA-V val masks of the streaming video predictor (students)
     metrics.json            cgF1, pmF1, IL_MCC, mIoU, presence_f1, J, F, J&F (+ details)
@@ -19,106 +20,76 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from pycocotools import mask as mask_utils
-
 from sam3spec.atomic import atomic_write_json
-from sam3spec.data.files import read_image
+from sam3spec.eval.predictions import predict_pairs
 from sam3spec.eval.saco_files import evaluate_saco, load_ground_truth
-from sam3spec.models.outputs import resize_mask_logits
 
 if TYPE_CHECKING:
+    from sam3spec.eval.gold import GoldSubset
     from sam3spec.eval.video import VideoSplit
 
 
-@dataclass
-class PhrasePrediction:
-    """Predictions of one (image, phrase) pair at the image's resolution.
+def model_kind(path: Path) -> str:
+    """``"teacher"``, ``"student"`` or ``"pte"`` for a ``--model`` path (see :func:`load_model`).
 
-    Attributes:
-        masks: ``[Q, H, W]`` bool (mask logits upsampled bilinearly, > 0).
-        boxes_xywh: ``[Q, 4]`` pixel boxes.
-        scores: ``[Q]`` sigmoid(query logit) x sigmoid(presence logit).
-        presence: presence probability.
+    Raises:
+        FileNotFoundError: neither a folder nor a ``.pte`` file, or a folder without ``config.json``.
+        ValueError: a ``config.json`` that is not JSON (a folder whose config is not SAM 3's is
+            taken for a student checkpoint, whose loader names what is wrong with it).
     """
-
-    masks: np.ndarray
-    boxes_xywh: np.ndarray
-    scores: np.ndarray
-    presence: float
+    if path.suffix == ".pte":
+        if not path.is_file():
+            raise FileNotFoundError(f"--model {path}: no such .pte file")
+        return "pte"
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"--model {path}: not a folder or a .pte (give a student checkpoint, a teacher folder or a .pte)"
+        )
+    if (path / "teacher.json").is_file() or (path / "detector").is_dir():
+        return "teacher"
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"--model {path}: no config.json (expected a student checkpoint or a SAM 3 folder)"
+        )
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--model {path}: {config_path} is not valid JSON ({error})") from error
+    if isinstance(config, dict) and config.get("model_type") in ("sam3", "sam3_video"):
+        return "teacher"  # the transformers layout, e.g. a local copy of facebook/sam3
+    return "student"
 
 
 def load_model(spec: str | Path, device: str = "cpu"):
-    """A teacher folder or a student checkpoint.
+    """A teacher folder (sam3spec or transformers layout), a student checkpoint, or a ``.pte``.
 
     Returns:
-        ``(model, kind)``: a teacher-protocol object and ``"teacher"`` / ``"student"``.
+        ``(model, kind)``: a teacher-protocol object (``"teacher"``, ``"student"`` through
+        :class:`~sam3spec.eval.student_view.StudentTeacherView`), or a two-call predictor for a
+        ``.pte`` (``"pte"``: :class:`~sam3spec.export.runtime.PtePredictor`, with its text table
+        when one lies beside it).
     """
-    from sam3spec.teacher.loading import load_teacher
-
     path = Path(spec)
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"--model {spec}: not a folder (give a student checkpoint or a teacher folder)"
-        )
-    if (path / "teacher.json").is_file() or (path / "detector").is_dir():
+    kind = model_kind(path)
+    if kind == "teacher":
+        from sam3spec.teacher.loading import load_teacher
+
         return load_teacher(path, device=device), "teacher"
+    if kind == "pte":
+        from sam3spec.export.pipeline import companion_paths
+        from sam3spec.export.runtime import PtePredictor
+
+        table = companion_paths(path)["text_table"]
+        return PtePredictor(path, text_table=table if table.is_file() else None), "pte"
     from sam3spec.checkpoint import load_student
     from sam3spec.eval.student_view import StudentTeacherView
 
     return StudentTeacherView(load_student(path, verbose=False).to(device)), "student"
-
-
-@torch.no_grad()
-def predict_phrases(model, image: np.ndarray, texts: list[str]) -> list[PhrasePrediction]:
-    """One image, several phrases (the image is encoded once).
-
-    Args:
-        model: a teacher-protocol model.
-        image: ``[H, W, 3]`` uint8 RGB. Assumes the model's input covers the whole image (square
-            images, as in the concept world; the student letterboxes, which is exact for squares).
-        texts: phrases.
-    """
-    height, width = image.shape[:2]
-    pixels = model.preprocess(torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None])
-    embeddings = model.encode_image(pixels).select(torch.zeros(len(texts), dtype=torch.long))
-    outputs = model.predict(embeddings, text=list(texts))
-    logits = resize_mask_logits(outputs.pred_masks.float(), (height, width))
-    masks = (logits > 0).cpu().numpy()
-    boxes = outputs.pred_boxes.float().clamp(0, 1).cpu().numpy() * np.array([width, height, width, height])
-    boxes_xywh = np.concatenate([boxes[..., :2], boxes[..., 2:] - boxes[..., :2]], axis=-1).clip(min=0)
-    scores = outputs.scores().float().cpu().numpy()
-    presence = outputs.presence_logits.float().sigmoid()[:, 0].cpu().numpy()
-    return [
-        PhrasePrediction(masks[i], boxes_xywh[i], scores[i], float(presence[i])) for i in range(len(texts))
-    ]
-
-
-def coco_results(pair_id: int, prediction: PhrasePrediction, min_score: float) -> list[dict[str, Any]]:
-    """COCO result entries of one pair (queries scoring below ``min_score`` are not written)."""
-    out = []
-    for mask, box, score in zip(prediction.masks, prediction.boxes_xywh, prediction.scores, strict=True):
-        if score < min_score:
-            continue
-        encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-        encoded["counts"] = encoded["counts"].decode("ascii")
-        out.append(
-            {
-                "image_id": int(pair_id),
-                "category_id": 1,
-                "segmentation": encoded,
-                "bbox": [round(float(v), 3) for v in box],
-                "score": round(float(score), 5),
-            }
-        )
-    return out
 
 
 def predict_split(
@@ -130,33 +101,9 @@ def predict_split(
     limit: int | None = None,
     progress: bool = False,
 ) -> tuple[Path, Path]:
-    """Predict every pair of an SA-Co file; writes ``predictions_segm.json`` and ``presence.json``.
-
-    Args:
-        gt_path: SA-Co file defining the pairs (``images[]`` with ``file_name`` and ``text_input``).
-        image_root: folder holding the ``file_name`` images.
-        limit: only the first ``limit`` images (for smoke tests).
-    """
-    from tqdm import tqdm
-
-    data = json.loads(Path(gt_path).read_text())
-    by_file: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for pair in data["images"]:
-        by_file[pair["file_name"]].append(pair)
-    files = sorted(by_file)[:limit] if limit else sorted(by_file)
-    results, presence = [], {}
-    for name in tqdm(files, desc="eval", disable=not progress):
-        path = Path(image_root) / name
-        if not path.is_file():
-            raise FileNotFoundError(f"image {path} of {gt_path} not found (is the image folder right?)")
-        image = read_image(path)  # the GT's pixel grid: no EXIF turn, no downscale
-        pairs = by_file[name]
-        for pair, prediction in zip(
-            pairs, predict_phrases(model, image, [p["text_input"] for p in pairs]), strict=True
-        ):
-            results.extend(coco_results(pair["id"], prediction, min_score))
-            presence[str(pair["id"])] = prediction.presence
-    pred_path, presence_path = out / "predictions_segm.json", out / "presence.json"
+    """:func:`predict_pairs`, written to ``out/predictions_segm.json`` and ``out/presence.json``."""
+    results, presence = predict_pairs(model, gt_path, image_root, min_score, limit, progress)
+    pred_path, presence_path = Path(out) / "predictions_segm.json", Path(out) / "presence.json"
     atomic_write_json(results, pred_path, indent=None, sort_keys=False)
     atomic_write_json(presence, presence_path, indent=None, sort_keys=False)
     return pred_path, presence_path
@@ -266,5 +213,56 @@ def evaluate_model(
         }
     )
     metrics["by_kind"] = kind_breakdown(gts, pred_path, presence, pair_kinds or {})
+    atomic_write_json(metrics, out / "metrics.json", indent=None, sort_keys=False)
+    return metrics
+
+
+def evaluate_benchmarks(
+    model_spec: str | Path,
+    out: str | Path,
+    gold: Sequence[GoldSubset] = (),
+    sav: str | Path | None = None,
+    device: str = "cpu",
+    min_score: float = 0.05,
+    limit: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """``sam3spec eval model --saco-gold DIR --sav DIR``: a model on the real benchmarks.
+
+    Args:
+        model_spec: a student checkpoint, a teacher folder (either layout) or a ``.pte``.
+        out: output folder: SAM 3's dump tree of every Gold subset (:mod:`sam3spec.eval.gold`),
+            ``sav/`` (the predicted SA-V masks) and ``metrics.json``.
+        gold: Gold subsets (:func:`~sam3spec.eval.gold.find_subsets`); none: SA-Co is not run.
+        sav: an SA-V val / test folder (:mod:`sam3spec.eval.sav_vos`); None: not run.
+        limit: first ``limit`` images per Gold subset and videos of SA-V (smoke tests).
+
+    Returns:
+        ``metrics.json``'s content: ``saco_gold`` (per subset and mean) and its mean cgF1 /
+        IL_MCC / pmF1 at the top; ``sav`` and its ``J`` / ``F`` / ``J&F`` at the top (None with
+        ``sav_note`` saying why when not measured).
+    """
+    from sam3spec.eval.gold import evaluate_gold
+
+    model, kind = load_model(model_spec, device)
+    out = Path(out)
+    metrics: dict[str, Any] = {"model": str(model_spec), "kind": kind}
+    if gold:
+        result = evaluate_gold(model, list(gold), out, min_score, limit, progress)
+        metrics["saco_gold"] = result
+        metrics.update(result["mean"])
+    if sav is not None:
+        if kind == "student":
+            from sam3spec.eval.sav_vos import evaluate_sav
+
+            summary = evaluate_sav(model.student, sav, out / "sav", limit)
+            metrics["sav"] = summary
+            metrics.update({key: summary[key] for key in ("J", "F", "J&F")})
+            metrics["sav_note"] = summary["note"]
+        else:
+            metrics.update({"J": None, "F": None, "J&F": None})
+            metrics["sav_note"] = (
+                f"not measured: SA-V J&F runs the student's streaming video predictor; a {kind} has none here"
+            )
     atomic_write_json(metrics, out / "metrics.json", indent=None, sort_keys=False)
     return metrics

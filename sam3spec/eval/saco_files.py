@@ -88,6 +88,14 @@ def load_predictions(path: str | Path) -> list[dict[str, Any]]:
     return check_predictions(read_json(path, "prediction"), f"prediction file {path}")
 
 
+def predictions_normalized(results: Sequence[dict[str, Any]]) -> bool:
+    """Every result has a ``bbox`` and all its coordinates lie in [0, 1] (normalised boxes, as in
+    SAM 3's dumps; a pixel box inside [0, 1] would be under one pixel)."""
+    return bool(results) and all(
+        "bbox" in r and all(0.0 <= float(c) <= 1.0 for c in r["bbox"]) for r in results
+    )
+
+
 def _rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
     """Any COCO segmentation (polygons, uncompressed or compressed RLE) -> compressed RLE."""
     if isinstance(segmentation, list):
@@ -277,7 +285,10 @@ def evaluate_saco(
         score_threshold: predictions below it are dropped (SA-Co: 0.5).
         presence: optional ``{pair_id: presence probability}`` for ``presence_f1``.
         thresholds: IoU thresholds.
-        box_units: GT box units for the box variant (see :func:`load_ground_truth`).
+        box_units: GT box units for the box variant (see :func:`load_ground_truth`). With
+            ``auto``, predictions whose boxes all lie in [0, 1] (SAM 3's dumps, and
+            ``sam3spec eval model``'s) are normalised too, and both are compared as stored, as
+            SAM 3 does.
 
     Raises:
         SacoFormatError: a file that is not SA-Co / COCO results, or annotator files that do not
@@ -296,6 +307,8 @@ def evaluate_saco(
     by_pair: dict[Hashable, list[dict[str, Any]]] = defaultdict(list)
     for result in results:
         by_pair[result["image_id"]].append(result)
+    # SAM 3's dumps hold normalised boxes (as its GT does): then nothing is rescaled.
+    normalized_predictions = box_units == "auto" and predictions_normalized(results)
     pair_ids = evaluation_pair_ids(truths)
     notes, ignored = input_notes(truths, results, pair_ids, iou_type)
     selected = []
@@ -305,7 +318,9 @@ def evaluate_saco(
             # What SAM 3's evaluator sees of this pair in this file: listed categories, its order.
             kept = [r for r in truth.in_categories(by_pair.get(pid, [])) if r["score"] >= score_threshold]
             gts = [a for a in truth.in_categories(truth.annotations.get(pid, [])) if not is_crowd(a)]
-            ious = iou_matrix(kept, gts, truth.pairs[pid], iou_type, truth.normalized_boxes)
+            ious = iou_matrix(
+                kept, gts, truth.pairs[pid], iou_type, truth.normalized_boxes and not normalized_predictions
+            )
             candidates.append(score_pair(pid, ious, thresholds, index))
         selected.append(select_oracle(candidates))
     if not selected:

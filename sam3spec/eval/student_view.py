@@ -17,16 +17,19 @@ from sam3spec.teacher.protocol import ImageEmbeddings
 
 
 class StudentTeacherView:
-    """The student behind the teacher protocol (text prompts; square images).
+    """The student behind the teacher protocol (text prompts; any aspect ratio).
 
-    Images are letterboxed to the student's ``config.image_size``; for a square image (the concept
-    world) the masks then cover the whole image, which is what the evaluator assumes when it
-    resizes them to the image size.
+    Images are letterboxed to the student's ``config.image_size`` (the longer side scaled to it,
+    the rest padded bottom / right); :attr:`letterbox` tells the evaluator
+    (:func:`~sam3spec.eval.predictions.predict_phrases`) to crop the padding before resizing masks
+    to the image, as the :class:`~sam3spec.predictor.ImagePredictor` does.
 
     Args:
         student: the student (eval mode is set).
         tokenizer: text tokenizer; default the student's.
     """
+
+    letterbox = True  # a teacher stretches its input instead: no attribute, or False
 
     def __init__(self, student, tokenizer=None) -> None:
         from sam3spec.models.text_encoder import Tokenizer

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from sam3spec.data.image_io import load_image
-from sam3spec.eval.model_eval import PhrasePrediction, predict_phrases
+from sam3spec.eval.predictions import PhrasePrediction, predict_phrases
 from sam3spec.visualize import draw_overlay
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

@@ -178,6 +178,35 @@ def check_parity(
     )
 
 
+class EagerMethods:
+    """A program's ``run(name, *inputs)`` over eager wrappers, so :func:`check_parity` compares two
+    eager models (a quantized student against its float self)."""
+
+    def __init__(self, modules: ExportModules) -> None:
+        self.modules = modules
+        self.method_names = {"encode_image", "encode_text", "decode", "track"}
+
+    def run(self, name: str, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return list(getattr(self.modules, name)(*inputs))
+
+
+def eager_parity(
+    reference, candidate, samples: Sequence[tuple[torch.Tensor, str]], reference_name: str
+) -> ParityReport:
+    """:func:`check_parity` of one eager student (``candidate``, e.g. quantized with torchao) against
+    another (``reference``), both wrapped as exported but unfused and without rewrites (what the
+    eager models compute)."""
+    from sam3spec.export.wrappers import export_modules
+    from sam3spec.models.text_encoder import Tokenizer
+
+    wrapped = export_modules(reference, fuse=False, rewrite=False)
+    program = EagerMethods(export_modules(candidate, fuse=False, rewrite=False))
+    return check_parity(
+        wrapped, program, samples, Tokenizer(reference.config.text), reference_name=reference_name
+    )
+
+
 def parity_samples(
     images: Iterable[GoldImage], image_size: int, count: int = 6
 ) -> list[tuple[torch.Tensor, str]]:

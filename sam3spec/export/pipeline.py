@@ -11,7 +11,8 @@ Files written next to ``out`` (``model.pte``):
 
 What export reads besides the model is one :class:`ExportInputs`: calibration images (static
 int8 quantization), parity samples and phrases. The caller chooses them (the command line takes
-them from a data root or the concept world, :mod:`sam3spec.world.inputs`).
+them from a folder of the user's images and a vocabulary, :mod:`sam3spec.export.folder_inputs`,
+or from the concept world, :mod:`sam3spec.world.inputs`).
 
 A program whose parity check fails is not written unless ``force``; its manifest, with the failing
 figures, is written as ``model.parity-failed.json`` (an earlier ``model.pte`` / ``model.json`` pair

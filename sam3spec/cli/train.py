@@ -270,11 +270,23 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
         dest="data",
         required=True,
         type=Path,
-        help="a concept world (its SA-V train videos and their objects' phrases)",
+        help="SA-V train videos: a folder as released (sav_train/sav_NNN/sav_*.mp4 + sav_*_manual.json) "
+        "or a data root such as a concept world (its sav/train)",
     )
     parser.add_argument("--out", required=True, type=Path, help="run folder")
-    parser.add_argument("--stage", default="video-world", help="video stage (default video-world)")
+    parser.add_argument(
+        "--stage",
+        required=True,
+        help="the video stage, by name: video (the plan's: seed student, 504 px, each SA-V masklet "
+        "prompted by its first visible box) or video-world (the concept world's: tiny student, "
+        "phrases from world.json)",
+    )
     parser.add_argument("--init", type=Path, default=None, help="student checkpoint to start from")
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="load what fits of an --init checkpoint made for another student (default: an error)",
+    )
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--limit", type=int, default=None, help="first N videos only")
     parser.add_argument("--threads", type=int, default=None)
@@ -298,7 +310,11 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_video(args: argparse.Namespace) -> int:
-    """Train the memory; exit 0, 2 when the data, the context options or the teacher cache do not fit."""
+    """Train the memory; exit 0, 2 when the stage, the data, the ``--init`` checkpoint, the context
+    options or the teacher cache do not fit (one line naming what and why)."""
+    from sam3spec.data.sources import video_training_folder
+
+    video_training_folder(args.data)  # before torch loads: one line, exit 2
     from dataclasses import replace
 
     import sam3spec.world.stages  # noqa: F401  (registers the concept-world video stage)
@@ -307,17 +323,20 @@ def run_video(args: argparse.Namespace) -> int:
     from sam3spec.distill.trainer import distill
     from sam3spec.video.stage import VideoStage
     from sam3spec.video.teacher_context import TeacherContextError
-    from sam3spec.world.manifest import object_phrases
 
     if args.init is None:
         note("no --init given; training the memory of a randomly initialised student (smoke tests only)")
     try:
         stage = get_stage(args.stage)
-        phrases = object_phrases(args.data)
-    except (KeyError, FileNotFoundError) as error:
-        return fail(error.args[0] if error.args else error)
+    except KeyError as error:
+        return fail(error.args[0])
     if not isinstance(stage, VideoStage):
         return fail(f"{args.stage!r} is not a video stage; image stages run with `sam3spec train stage`")
+    phrases = {}  # the stage names its prompt; a world.json alone never picks it (no phrases: refused)
+    if stage.prompt == "phrase" and (args.data / "world.json").is_file():
+        from sam3spec.world.manifest import object_phrases
+
+        phrases = object_phrases(args.data)
     if args.epochs is not None:
         stage = replace(stage, stage=replace(stage.stage, epochs=args.epochs))
     if args.context is not None:
@@ -326,6 +345,7 @@ def run_video(args: argparse.Namespace) -> int:
         data=args.data,
         out=args.out,
         init=args.init,
+        allow_partial=args.allow_partial,
         max_steps=args.max_steps,
         limit=args.limit,
         threads=args.threads,
@@ -333,8 +353,13 @@ def run_video(args: argparse.Namespace) -> int:
         phrases=phrases,
         teacher_cache=args.teacher_cache,
     )
+    print(
+        f"stage {stage.name}: student {stage.stage.student} at {stage.stage.resolution} px, "
+        f"{stage.prompt} prompts, context from {stage.context_source}, {stage.stage.epochs} epoch(s) of "
+        f"batch {stage.stage.batch_size} x {stage.stage.grad_accum}"
+    )
     try:
-        summary = distill(stage, options)
+        summary = distill(stage, options)  # bad data or --init: one line, exit 2 (sam3spec.cli.errors)
     except TeacherContextError as error:
         return fail(error)
     print(json.dumps(summary, indent=1))

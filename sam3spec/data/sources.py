@@ -14,6 +14,8 @@ A root is read as the first of these that fits:
 Several roots mix by weight (``ROOT:WEIGHT`` on the command line, :meth:`DataSource.parse`): a
 root's share of each epoch's samples is its weight over the sum of the weights.
 
+A video stage reads SA-V train videos instead (:func:`video_training_folder`).
+
 Importing this module imports no torch (the command line parses ``--data`` before loading it).
 """
 
@@ -136,4 +138,38 @@ def training_files(root: str | Path, log: FaultLog | None = None) -> TrainingFil
     raise TrainingDataError(
         f"--data {root}: no training samples; expected a data root (saco/train/*.json or sa1b/train/), "
         "an SA-1B folder (sa_*.jpg + sa_*.json) or an SA-Co folder (*.json whose images[] carry text_input)"
+    )
+
+
+def video_training_folder(root: str | Path) -> Path:
+    """The folder of SA-V train videos a video stage reads from ``--data`` (a quick look, no torch).
+
+    ``root`` is a data root (its ``sav/train/``, e.g. a concept world) or a plain SA-V train folder
+    as released: ``sav_*.mp4`` with ``sav_*_manual.json`` beside it, at any depth
+    (``sav_train/sav_000/sav_000001.mp4``). The annotations are read later, by the stage.
+
+    Raises:
+        TrainingDataError: ``root`` is not a folder, or holds no SA-V train video (one line naming
+            ``--data`` and the layout expected; SA-V's val / test layout is named as such).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise TrainingDataError(f"--data {root}: no such folder")
+    layout = DataLayout.of(root)
+    folder = layout.sav_train if layout.is_data_root() else root
+    if layout.is_data_root() and not folder.is_dir():
+        raise TrainingDataError(f"--data {root}: a data root without SA-V train videos (no sav/train/)")
+    if any(
+        path.with_name(path.name[: -len("_manual.json")] + ".mp4").is_file()
+        for path in folder.rglob("sav_*_manual.json")
+    ):
+        return folder
+    if next(folder.rglob("JPEGImages_24fps"), None) is not None:
+        raise TrainingDataError(
+            f"--data {root}: SA-V's val / test layout (JPEGImages_24fps + Annotations_6fps); video "
+            "training reads the train layout, sav_*.mp4 + sav_*_manual.json"
+        )
+    raise TrainingDataError(
+        f"--data {root}: no SA-V train videos; expected sav_*.mp4 with sav_*_manual.json beside it "
+        "(SA-V's sav_train/sav_NNN/ layout) or a data root with sav/train/"
     )

@@ -2,7 +2,7 @@
 
 Every stage kind (image distillation, video memory, QAT) takes the same options; a field a kind
 does not read is ignored by it (``phrases`` and ``teacher_cache`` are read by video stages only;
-several ``data`` roots, ``vocabulary`` and ``allow_partial`` by image stages only).
+several ``data`` roots and ``vocabulary`` by image stages only).
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ class RunOptions:
         data: a data root (:mod:`sam3spec.data.layout`), an SA-Co folder or an SA-1B folder
             (:mod:`sam3spec.data.sources`), or for image stages several of them mixed by weight
             (a sequence of :class:`~sam3spec.data.sources.DataSource`); for a video stage an SA-V
-            train folder or a data root (its ``sav/train``).
+            train folder as released or a data root (its ``sav/train``).
         out: the run directory.
         teacher: teacher folder (required by stages whose targets come from a teacher).
-        init: student checkpoint to start from, or None (image stages load it into the stage's
-            student and report: modules it lacks start fresh, but a key it has that the student
-            lacks, or has at another shape, is an error unless ``allow_partial``; video stages load
-            it as it is).
+        init: student checkpoint to start from, or None (loaded into the stage's student and
+            reported, :mod:`sam3spec.distill.initial`: modules it lacks start fresh, but a key it
+            has that the student lacks, or has at another shape, is an error unless
+            ``allow_partial``; video stages also refuse a missing frozen key or another student
+            config).
         allow_partial: load what fits of an ``init`` checkpoint made for another student.
         pretrained_backbone: RepViT weights file for a fresh student (local file).
         pretrained_text: MobileCLIP text-tower weights file for a fresh student (local file).

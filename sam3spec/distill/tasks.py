@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from sam3spec.checkpoint import WEIGHTS_NAME, CheckpointError, load_weights, write_student
+from sam3spec.checkpoint import WEIGHTS_NAME, write_student
 from sam3spec.config import config_to_dict
 from sam3spec.data.loader import collate_samples
 from sam3spec.data.sources import data_sources, training_files
@@ -259,40 +259,15 @@ class ImageTask(Task):
 
     @staticmethod
     def build_student(setup: Setup) -> nn.Module:
-        from sam3spec.atomic import atomic_write_json
-        from sam3spec.models.build import build_student
+        """The stage's student, pretrained towers and ``init`` loaded and reported
+        (:func:`~sam3spec.distill.initial.initial_student`: modules the checkpoint lacks start fresh)."""
+        from sam3spec.distill.initial import initial_student
 
         stage, options = setup.stage, setup.options
-        torch.manual_seed(stage.seed)
-        student = build_student(stage.student_config(), options.pretrained_backbone, options.pretrained_text)
+        student = initial_student(setup)
         if options.init is None and options.pretrained_text is None and stage.fresh_text_embedding_std > 0:
             with torch.no_grad():
                 student.text_encoder.tower.token_embedding.weight.normal_(0.0, stage.fresh_text_embedding_std)
-        if options.init is not None:
-            report = load_weights(student, options.init, strict=False)
-            print(f"init from {options.init}: {report.summary()}")
-            if setup.processes.main:
-                atomic_write_json(
-                    {
-                        "from": str(options.init),
-                        "summary": report.summary(),
-                        "missing": report.missing,
-                        "unexpected": report.unexpected,
-                        "mismatched": report.mismatched,
-                        "allow_partial": options.allow_partial,
-                    },
-                    Path(options.out) / "init_report.json",
-                )
-            # Missing keys are new modules (reported); keys the student lacks or holds at another
-            # shape mean the checkpoint was made for another student (another preset or size).
-            if (report.unexpected or report.mismatched) and not options.allow_partial:
-                first = ", ".join((report.unexpected + report.mismatched)[:3])
-                raise CheckpointError(
-                    f"--init {options.init} does not fit the student of stage {stage.name!r} ({stage.student} at "
-                    f"{stage.resolution} px): {len(report.unexpected)} unexpected, {len(report.mismatched)} "
-                    f"shape-mismatched, {len(report.missing)} missing key(s) (first: {first}); run the stage "
-                    "made for that checkpoint, or pass --allow-partial to load what fits"
-                )
         return student
 
     def batches(self, epoch: int) -> list[list[int]]:

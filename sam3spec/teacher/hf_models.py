@@ -10,10 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import Sam3Config, Sam3Model, Sam3TrackerConfig, Sam3TrackerModel
+from transformers import (
+    Sam3Config,
+    Sam3Model,
+    Sam3TrackerConfig,
+    Sam3TrackerModel,
+    Sam3TrackerVideoConfig,
+    Sam3VideoConfig,
+)
 
 from sam3spec.teacher.architecture import TeacherArchitecture
 from sam3spec.teacher.layout import TeacherLoadError, check_model_dir
+
+# ``Sam3VideoModel.save_pretrained`` (transformers 5.x) writes the tracker's weights as
+# ``tracker_model.tracker_model.*``: its tracker sub-model's save-time renaming prefixes them once
+# more. The hub's checkpoints (``facebook/sam3``) name them ``tracker_model.*``, which is what the
+# point tracker's own renaming expects; fold the doubled prefix back so a SAM 3 folder re-saved with
+# transformers loads like the hub's.
+RESAVED_TRACKER_KEYS = {r"^tracker_model\.tracker_model\.": "tracker_model."}
 
 
 def sam3_configs(arch: TeacherArchitecture) -> tuple[Sam3Config, Sam3TrackerConfig]:
@@ -76,6 +90,31 @@ def sam3_configs(arch: TeacherArchitecture) -> tuple[Sam3Config, Sam3TrackerConf
     return detector, tracker
 
 
+def sam3_video_config(arch: TeacherArchitecture) -> Sam3VideoConfig:
+    """transformers' ``Sam3VideoConfig`` (the hub's ``facebook/sam3`` layout: detector + video
+    tracker in one folder) of ``arch``: :func:`sam3_configs`' detector, and a video tracker with
+    its vision shape and one small memory layer of the tracker's width."""
+    detector, tracker = sam3_configs(arch)
+    memory = dict(
+        memory_attention_hidden_size=arch.hidden,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=arch.hidden * arch.ffn_ratio,
+        memory_encoder_hidden_size=arch.hidden,
+        memory_encoder_output_channels=arch.hidden,
+        mask_downsampler_embed_dim=arch.hidden,
+        memory_fuser_embed_dim=arch.hidden,
+        memory_fuser_intermediate_dim=arch.hidden * arch.ffn_ratio,
+        memory_fuser_num_layers=1,
+    )
+    video_tracker = Sam3TrackerVideoConfig(
+        vision_config=tracker.vision_config.to_dict(),
+        prompt_encoder_config=tracker.prompt_encoder_config.to_dict(),
+        mask_decoder_config=tracker.mask_decoder_config.to_dict(),
+        **memory,
+    )
+    return Sam3VideoConfig(detector_config=detector.to_dict(), tracker_config=video_tracker.to_dict())
+
+
 def build_models(arch: TeacherArchitecture, seed: int = 0) -> tuple[Sam3Model, Sam3TrackerModel]:
     """Randomly initialised detector + tracker; the tracker's vision encoder is the detector's
     (same module), so features are computed once and the two can be trained together."""
@@ -117,9 +156,12 @@ def load_part(
 ):
     """``from_pretrained`` that refuses missing / mismatched weights instead of initialising them."""
     config = model_class.config_class.from_pretrained(directory, local_files_only=local_only)
+    key_mapping = None
     if getattr(config, "model_type", None) == "sam3_video":
         config = config.detector_config if model_class is Sam3Model else config.tracker_config
         config = model_class.config_class(**config) if isinstance(config, dict) else config
+        if model_class is not Sam3Model:
+            key_mapping = RESAVED_TRACKER_KEYS
     if resolution is not None:
         apply_resolution(config, resolution)
     from transformers.utils import logging as transformers_logging
@@ -133,6 +175,7 @@ def load_part(
             local_files_only=local_only,
             output_loading_info=True,
             ignore_mismatched_sizes=True,  # reported below by name instead of a generic error
+            key_mapping=key_mapping,
         )
     except (RuntimeError, ValueError, OSError) as error:
         raise TeacherLoadError(f"{what}: cannot load weights from {directory}: {error}") from error

@@ -3,7 +3,8 @@
 The trainer (:mod:`sam3spec.distill.trainer`) runs it like any stage; this module says what
 differs. The student is frozen and in eval mode outside its memory, so each annotated frame's
 features are computed once (:class:`~sam3spec.video.data.FeatureBank`). Per micro-batch of
-(context, query frame, phrase) samples: memory = resampler(context level-3 maps, invalid slots
+(context, query frame, prompt) samples (the prompt: a masklet's first visible box, encoded on its
+frame, or an object's phrase; the stage's ``prompt``): memory = resampler(context level-3 maps, invalid slots
 masked; the student's own maps, or a teacher cache's with ``context_source="teacher_cache"``,
 :mod:`sam3spec.video.teacher_context`) -> encoder tokens of the query frame read the memory ->
 decoder -> the trainer's losses (:func:`~sam3spec.distill.task.loss_terms`, no anchor term)
@@ -28,7 +29,7 @@ from torch import nn
 
 from sam3spec.distill.adapters import StudentGeometry
 from sam3spec.distill.data import rank_batches
-from sam3spec.distill.stages import StageConfig, set_trainable
+from sam3spec.distill.stages import set_trainable
 from sam3spec.distill.targets import Targets, ground_truth_targets
 from sam3spec.distill.task import Objective, StudentPass, loss_terms
 from sam3spec.distill.tasks import Setup, Task
@@ -41,6 +42,8 @@ from sam3spec.video.teacher_context import attach_teacher_context
 if TYPE_CHECKING:
     from sam3spec.video.stage import VideoStage
 
+MEMORY_PREFIXES = ("memory_resampler.", "memory_attention.")
+
 
 def frozen_digest(student: nn.Module, trainable: set[str]) -> str:
     """SHA-256 over every parameter and buffer that must not change."""
@@ -52,15 +55,14 @@ def frozen_digest(student: nn.Module, trainable: set[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_video_student(stage: StageConfig, init: Path | None) -> nn.Module:
-    """The checkpoint ``init`` as it is, or (smoke tests) a fresh student of the stage's preset."""
-    from sam3spec.checkpoint import load_student
-    from sam3spec.models.build import build_student
+def build_video_student(setup: Setup) -> nn.Module:
+    """The stage's student (its preset at its resolution) with ``options.init`` loaded, or (smoke
+    tests) fresh. Only the memory may be missing from the checkpoint (it is what trains); any other
+    missing, unexpected or mis-shaped key means the checkpoint was made for another student: an error
+    unless ``options.allow_partial`` (:func:`~sam3spec.distill.initial.initial_student`)."""
+    from sam3spec.distill.initial import initial_student
 
-    if init is not None:
-        return load_student(init)
-    torch.manual_seed(stage.seed)
-    return build_student(stage.student_config())
+    return initial_student(setup, new_allowed=MEMORY_PREFIXES, check_config=True)
 
 
 class MemoryModel(nn.Module):
@@ -72,12 +74,21 @@ class MemoryModel(nn.Module):
 
     def forward(self, inputs: dict[str, Any]) -> StudentPass:
         """``inputs`` (:meth:`MemoryTask.inputs`): the query frame's FPN levels ``features``, their
-        positions ``pos`` (``[1, C, h, w]`` each), ``input_ids`` ``[B, L]``, ``context``
-        ``[B, T, C, h3, w3]`` and ``valid`` ``[B, T]``."""
-        count = inputs["input_ids"].shape[0]
-        features = ImageFeatures(inputs["features"], [p.expand(count, -1, -1, -1) for p in inputs["pos"]])
-        with torch.no_grad():  # the text tower is frozen: no graph through it
-            prompt, prompt_mask = self.student.encode_prompt(inputs["input_ids"])
+        positions ``pos`` (``[1, C, h, w]`` each), ``context`` ``[B, T, C, h3, w3]``, ``valid``
+        ``[B, T]``, and the prompt: ``input_ids`` ``[B, L]``, or ``boxes`` ``[B, 1, 4]`` +
+        ``box_labels`` ``[B, 1]`` + the prompt frame's levels ``prompt_features``."""
+        count = inputs["context"].shape[0]
+        positions = [p.expand(count, -1, -1, -1) for p in inputs["pos"]]
+        features = ImageFeatures(inputs["features"], positions)
+        with torch.no_grad():  # the prompt encoders are frozen: no graph through them
+            if "boxes" in inputs:  # encoded on the prompt frame, as the predictor does on its first
+                prompt, prompt_mask = self.student.encode_prompt(
+                    boxes=inputs["boxes"],
+                    box_labels=inputs["box_labels"],
+                    image_features=ImageFeatures(inputs["prompt_features"], positions),
+                )
+            else:
+                prompt, prompt_mask = self.student.encode_prompt(inputs["input_ids"])
         memory = resample_valid(self.student.memory_resampler, inputs["context"], inputs["valid"])
         return StudentPass(self.student.decode(features, prompt, prompt_mask, memory))
 
@@ -85,8 +96,8 @@ class MemoryModel(nn.Module):
 class MemoryTask(Task):
     """The video memory stage's task (see the module docstring).
 
-    The student is ``setup.student`` or ``options.init`` loaded as it is (a fresh student of the
-    stage's preset without it: smoke tests only). Micro-batches: epoch ``e``'s samples
+    The student is ``setup.student``, or the stage's student with ``options.init`` loaded
+    (:func:`build_video_student`; a fresh one without it: smoke tests only). Micro-batches: epoch ``e``'s samples
     (:meth:`~sam3spec.video.data.FeatureBank.samples`, drawn from ``(seed, e)``) cut into batches
     of ``batch_size``, rank ``r`` of ``W`` taking every ``W``-th sample.
 
@@ -103,13 +114,21 @@ class MemoryTask(Task):
         stage, options = setup.stage, setup.options
         self.stage, self.video, self.options = stage, video, options
         self.device, self.processes = setup.device, setup.processes
-        student = setup.student if setup.student is not None else build_video_student(stage, options.init)
+        student = setup.student if setup.student is not None else build_video_student(setup)
         self.trainable = set_trainable(student, stage)
         student.eval()
         self.before = frozen_digest(student, set(self.trainable))
         self.started = time.perf_counter()
         self.student = student.to(setup.device)
-        self.bank = FeatureBank(student, options.data, options.phrases, limit=options.limit)
+        self.geometry = StudentGeometry.of(student.config)
+        self.bank = FeatureBank(
+            student,
+            options.data,
+            options.phrases if video.prompt == "phrase" else None,
+            limit=options.limit,
+            prompt=video.prompt,
+            mask_size=self.geometry.mask_target_size,
+        )
         self.level = student.config.memory.context_level
         self.context: dict[str, Any] = {"context_source": video.context_source}
         if video.context_source == "teacher_cache":
@@ -120,7 +139,6 @@ class MemoryTask(Task):
             )
         self.feature_seconds = time.perf_counter() - self.started
         self.tokenizer = Tokenizer(student.config.text)
-        self.geometry = StudentGeometry.of(student.config)
         self.model = MemoryModel(student)
         self.objective = Objective.of(stage)
         self._samples: tuple[int, list[tuple[int, int, int]]] | None = None
@@ -149,13 +167,20 @@ class MemoryTask(Task):
 
     def inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         device = self.device
-        return {
+        inputs = {
             "features": [level.to(device) for level in batch["features"]],
             "pos": [position.to(device) for position in self.bank.pos],
-            "input_ids": self.tokenizer(batch["text"]).to(device),
             "context": batch["context"].to(device),
             "valid": batch["valid"].to(device),
         }
+        if "text" in batch:
+            inputs["input_ids"] = self.tokenizer(batch["text"]).to(device)
+        else:
+            boxes = batch["prompt_boxes_xyxy"]
+            inputs["boxes"] = boxes.to(device)
+            inputs["box_labels"] = torch.ones(boxes.shape[:2], dtype=torch.long, device=device)
+            inputs["prompt_features"] = [level.to(device) for level in batch["prompt_features"]]
+        return inputs
 
     def terms(self, passed: StudentPass, targets: Targets) -> dict[str, torch.Tensor]:
         return loss_terms(passed, targets, self.objective)
@@ -178,6 +203,8 @@ class MemoryTask(Task):
         window = max(1, min(20, len(log) // 5))
         return {
             "videos": len(self.bank.records),
+            "videos_skipped": len(self.bank.skipped),
+            "prompt": self.video.prompt,
             "trainable_tensors": len(self.trainable),
             "trainable_parameters": int(sum(p.numel() for p in self.student.parameters() if p.requires_grad)),
             "frozen_unchanged": self.before == self.after,

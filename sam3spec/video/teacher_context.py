@@ -137,7 +137,7 @@ def attach_teacher_context(bank, cache_dir: str | Path, level: int, width: int, 
                 f"stage {stage!r}: video {record.video_id}: {maps.shape[0]} cached maps for "
                 f"{len(record.frames)} frames in {cache_dir}"
             )
-        record.context = to_student_grid(maps, grid, tuple(record.masks.shape[-2:])).half()
+        record.context = to_student_grid(maps, grid, record.size).half()
         info.update(
             teacher_width=int(maps.shape[1]), teacher_grid=list(maps.shape[-2:]), student_grid=list(grid)
         )

@@ -124,6 +124,7 @@ VIDEO_WORLD = VideoStage(
         visualize_every=0,
     ),
     context_source="student",
+    prompt="phrase",  # the world's objects have phrases (world.json); J&F is measured with them
 )
 
 WORLD_STAGES = (PHASE1_WORLD, PHASE2_WORLD, STAGE3_WORLD)

@@ -126,7 +126,10 @@ def test_old_spellings_run_the_same_commands():
             ["train", "stage", "--stage", "p", "--data", "d", "--out", "o"],
         ),
         (["world", "generate", "--out", "o"], ["data", "generate", "--out", "o"]),
-        (["video", "distill", "--world", "w", "--out", "o"], ["train", "video", "--data", "w", "--out", "o"]),
+        (
+            ["video", "distill", "--world", "w", "--stage", "s", "--out", "o"],
+            ["train", "video", "--data", "w", "--stage", "s", "--out", "o"],
+        ),
         (
             ["compare", "--student", "s", "--world", "w"],
             ["eval", "compare", "--student", "s", "--world", "w"],

@@ -86,6 +86,7 @@ def test_one_registry_holds_image_and_video_stages():
         "context_frames": 8,
         "context_source": "teacher_cache",
         "samples_per_video": 16,
+        "prompt": "box",
     }
     assert ImageStage(PHASE1).describe() == {}
     with pytest.raises(ValueError, match="already registered"):

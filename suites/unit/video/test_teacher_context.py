@@ -105,6 +105,8 @@ def test_stage_trains_only_the_memory_on_cached_context(video_world, cache_64, t
         [
             "train",
             "video",
+            "--stage",
+            "video-world",
             "--data",
             str(video_world),
             "--out",
@@ -157,6 +159,8 @@ def test_missing_or_unwanted_cache_flag(video_world, tmp_path, cache_64, capsys)
             [
                 "train",
                 "video",
+                "--stage",
+                "video-world",
                 "--data",
                 str(video_world),
                 "--out",

@@ -11,7 +11,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from sam3spec.cli.common import fail, teacher_or_shipped
+from sam3spec.cli.common import add_set_option, fail, teacher_or_shipped
 
 DTYPES = ("bfloat16", "float16", "float32")
 
@@ -81,16 +81,109 @@ def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--boxes-per-image", type=int, default=2)
     parser.add_argument("--points-per-image", type=int, default=2)
     parser.add_argument("--mask-queries", type=int, default=16, help="masks kept per prompt (best queries)")
-    parser.add_argument("--shard-size", type=int, default=16, help="items per shard")
+    parser.add_argument("--shard-size", type=int, default=16, help="items (--stage: images) per shard")
     parser.add_argument("--seed", type=int, default=0, help="prompt selection seed")
+    parser.add_argument(
+        "--stage",
+        default=None,
+        help="cache this image stage's targets (phase1, phase2, ... as `train stage --stage`), read by "
+        "`train stage --teacher-cache DIR`; left out: the teacher's own prompts and the video features",
+    )
+    parser.add_argument("--schedule", choices=("plan", "world"), default="plan", help="as `train stage`")
+    add_set_option(
+        parser, "--stage: override a stage field, as `train stage --set` (e.g. teacher_resolution=504)"
+    )
+    parser.add_argument(
+        "--vocabulary", type=Path, default=None, help="--stage: as `train stage --vocabulary`"
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        help="--stage: teacher queries kept per sample (default: the student's)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("float16", "int8"),
+        default="float16",
+        help="--stage: features and mask storage",
+    )
+    parser.add_argument(
+        "--rank", type=int, default=None, help="this writer's rank (default: torchrun's RANK, or 0)"
+    )
+    parser.add_argument(
+        "--world-size", type=int, default=None, help="writers in all (default: WORLD_SIZE, or 1)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--pause", type=float, default=0.0, help=argparse.SUPPRESS)  # tests: sleep per shard
     add_teacher_options(parser)
     parser.set_defaults(func=run_cache)
 
 
+def writer_rank(args: argparse.Namespace) -> tuple[int, int]:
+    """``(rank, world_size)`` of ``--rank`` / ``--world-size`` (both or neither), else torchrun's."""
+    from sam3spec.teacher.shards import distributed_rank
+
+    if (args.rank is None) != (args.world_size is None):
+        raise ValueError("give --rank and --world-size together (or neither: torchrun's RANK / WORLD_SIZE)")
+    return distributed_rank(args.rank, args.world_size)
+
+
+def run_stage_cache(args: argparse.Namespace) -> int:
+    """``teacher cache --stage``: the stage's targets (:mod:`sam3spec.distill.store_build`)."""
+    from dataclasses import replace
+
+    from sam3spec.cli.train import resolve_stage
+    from sam3spec.data.vocabulary import read_vocabulary
+    from sam3spec.distill.options import RunOptions
+    from sam3spec.distill.store_build import build_target_store
+
+    stage = resolve_stage(args.stage, args.schedule, args.set)
+    if args.resolution is not None:  # the teacher's input size is a stage field; --resolution sets it
+        stage = replace(stage, teacher_resolution=args.resolution)
+    rank, world_size = writer_rank(args)
+    options = RunOptions(
+        data=args.data,
+        out=args.out,
+        teacher=teacher_or_shipped(args.teacher),
+        limit=args.limit,
+        vocabulary=None if args.vocabulary is None else read_vocabulary(args.vocabulary),
+    )
+    args.resolution = stage.teacher_resolution
+    counts = build_target_store(
+        stage,
+        options,
+        load(args),
+        args.out,
+        args.shard_size,
+        args.top_k,
+        args.precision,
+        rank,
+        world_size,
+        not args.quiet,
+        args.pause,
+    )
+    print(
+        f"rank {rank}/{world_size}: {counts['computed']} shard(s) computed, {counts['skipped']} already done; "
+        f"{counts['samples']} sample(s) of stage {stage.name} in {counts['shards']} shard(s) -> {args.out}"
+    )
+    index = counts.get("index")
+    if index is None:
+        print("index not written yet: the other ranks' shards are not all done (it is written by the last)")
+        return 0
+    per_sample = index["bytes_per_sample"]
+    print(
+        f"index written: {per_sample / 1e6:.3f} MB per sample ({index['precision']}, top-{index['top_k']} queries), "
+        f"{index['total_bytes'] / 1e6:.1f} MB in all; SA-1B ({index['sa1b_images']:,} images): "
+        f"{index['sa1b_bytes'] / 1e12:.1f} TB"
+    )
+    return 0
+
+
 def run_cache(args: argparse.Namespace) -> int:
-    from sam3spec.teacher.cache import CacheOptions, build_cache, distributed_rank
+    if args.stage is not None:
+        return run_stage_cache(args)
+    from sam3spec.teacher.cache import CacheOptions, build_cache
 
     options = CacheOptions(
         levels=tuple(args.levels),
@@ -105,7 +198,7 @@ def run_cache(args: argparse.Namespace) -> int:
         teacher=teacher_or_shipped(args.teacher),
         data=str(Path(args.data).resolve()),
     )
-    rank, world_size = distributed_rank()
+    rank, world_size = writer_rank(args)
     counts = build_cache(
         load(args), args.data, args.out, options, rank, world_size, not args.quiet, args.pause
     )

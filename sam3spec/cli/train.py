@@ -104,6 +104,12 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the teacher on every batch instead of caching its targets",
     )
+    parser.add_argument(
+        "--teacher-cache",
+        type=Path,
+        default=None,
+        help="read the teacher's targets from this cache (`sam3spec teacher cache --stage NAME`)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -204,6 +210,7 @@ def run_stage(args: argparse.Namespace) -> int:
         pretrained_backbone=args.pretrained_backbone,
         pretrained_text=args.pretrained_text,
         vocabulary=vocabulary,
+        teacher_cache=args.teacher_cache,
     )
     if args.debug:
         stage = replace(stage, checkpoint_every=2, log_every=1, prompt_draws=1)

@@ -1,8 +1,8 @@
 """Where a run reads and writes, and how it runs: :class:`RunOptions` (not part of a stage's identity).
 
 Every stage kind (image distillation, video memory, QAT) takes the same options; a field a kind
-does not read is ignored by it (``phrases`` and ``teacher_cache`` are read by video stages only;
-several ``data`` roots and ``vocabulary`` by image stages only).
+does not read is ignored by it (``phrases`` is read by video stages only; several ``data`` roots
+and ``vocabulary`` by image stages only; ``teacher_cache`` by both, each in its own cache kind).
 """
 
 from __future__ import annotations
@@ -49,9 +49,11 @@ class RunOptions:
         vocabulary: phrases for text prompts on SA-1B images (no phrases of their own; the teacher
             decides what each phrase names); None: the shipped LVIS + COCO category names
             (:mod:`sam3spec.data.vocabulary`). Not used by stages trained on labels.
-        teacher_cache: teacher cache folder (``sam3spec teacher cache``) whose per-video level-3
-            maps are a video stage's context frames; required by (and only allowed with) a video
-            stage whose ``context_source`` is ``"teacher_cache"``.
+        teacher_cache: teacher cache folder (``sam3spec teacher cache``). Image stages that distil
+            from a teacher read their targets from it (made with ``--stage``,
+            :mod:`sam3spec.distill.store`) instead of running the teacher; for a video stage its
+            per-video level-3 maps are the context frames (required by, and only allowed with, a
+            video stage whose ``context_source`` is ``"teacher_cache"``).
     """
 
     data: Path | Sequence[DataSource]

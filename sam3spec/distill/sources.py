@@ -1,8 +1,8 @@
 """Where a stage's targets come from, and what identifies a run.
 
 :func:`target_source` returns ``targets(batch, epoch) -> Targets``: ground truth, the teacher's
-targets cached once per run (:mod:`sam3spec.distill.cache`; rank 0 builds, the others wait), the
-teacher run on every batch, or the student's own outputs (``targets="self"``: a frozen copy made
+targets read from a teacher cache (:mod:`sam3spec.distill.store`) or cached once per run
+(:mod:`sam3spec.distill.cache`; rank 0 builds, the others wait), the teacher run on every batch, or the student's own outputs (``targets="self"``: a frozen copy made
 before training). :func:`stage_hash` names everything that fixes a run's trajectory,
 so a resume or a reused cache can be checked against it.
 """
@@ -59,7 +59,7 @@ def stage_hash(stage: Any, options: RunOptions, teacher: Path | None) -> str:
     if len(sources) > 1:
         data = [[str(Path(source.root).resolve()), source.weight] for source in sources]
     payload = {
-        "stage": config_to_dict(stage),
+        "stage": _keyed(config_to_dict(stage)),
         "data": data,
         "annotations": [file_identity(path) for path in annotation_files(sources)],
         "teacher": None if teacher is None else file_identity(teacher),
@@ -80,6 +80,21 @@ def stage_hash(stage: Any, options: RunOptions, teacher: Path | None) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# Stage fields added after runs were keyed: left out of the key at their default, so the runs
+# (and their checkpoints) made before a field existed keep their key and still resume.
+LATER_DEFAULTS = {"teacher_resolution": None}
+
+
+def _keyed(values: dict) -> dict:
+    """A stage's fields as keyed: :data:`LATER_DEFAULTS` at their default left out (nested too)."""
+    kept = {}
+    for name, value in values.items():
+        if name in LATER_DEFAULTS and value == LATER_DEFAULTS[name]:
+            continue
+        kept[name] = _keyed(value) if isinstance(value, dict) else value
+    return kept
+
+
 def teacher_path(options: RunOptions) -> Path:
     """The teacher folder of a run that distils from a teacher.
 
@@ -96,10 +111,13 @@ def teacher_path(options: RunOptions) -> Path:
     return Path(options.teacher)
 
 
-def load_teacher_for(options: RunOptions, device: torch.device):
+def load_teacher_for(options: RunOptions, device: torch.device, resolution: int | None = None):
+    """The run's teacher on ``device`` (MPS: CPU), at ``resolution`` px (None: its own size)."""
     from sam3spec.teacher.loading import load_teacher
 
-    return load_teacher(options.teacher, device=device if device.type != "mps" else "cpu")
+    return load_teacher(
+        options.teacher, device=device if device.type != "mps" else "cpu", resolution=resolution
+    )
 
 
 def target_source(
@@ -114,8 +132,9 @@ def target_source(
 ):
     """``(targets(batch, epoch) -> Targets, teacher widths ([fpn per level], encoder, text) or None)``.
 
-    Teacher targets are cached once per run (rank 0 builds, the others wait) unless
-    ``options.cache_targets`` is off; then the teacher runs on every batch (``dataset`` is given
+    Teacher targets come from ``options.teacher_cache`` when given (``sam3spec teacher cache
+    --stage``: :func:`stored_targets`), else they are cached once per run (rank 0 builds, the others
+    wait) unless ``options.cache_targets`` is off; then the teacher runs on every batch (``dataset`` is given
     the teacher view). ``targets="self"``: the outputs of a frozen copy of ``student`` as it is now
     (before any training step), on the same inputs.
     """
@@ -126,6 +145,8 @@ def target_source(
     from sam3spec.distill.targets import TeacherTargets
 
     features = stage.losses.uses_features
+    if options.teacher_cache is not None:
+        return stored_targets(stage, options, geometry, dataset)
     if options.cache_targets:
         from sam3spec.distill.cache import META, TargetCache, build_target_cache
 
@@ -134,7 +155,7 @@ def target_source(
             "key"
         ) == run_key
         if processes.main and not ready:
-            teacher = load_teacher_for(options, device)
+            teacher = load_teacher_for(options, device, stage.teacher_resolution)
             viewed = stage_dataset(stage, options, teacher.image_size)
             builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels)
             build_target_cache(
@@ -152,7 +173,7 @@ def target_source(
                 stored["text_features"].shape[2] if "text_features" in stored else None,
             )
         return (lambda batch, epoch: cache.lookup(batch, epoch)), widths
-    teacher = load_teacher_for(options, device)
+    teacher = load_teacher_for(options, device, stage.teacher_resolution)
     dataset.dataset.transform.teacher_size = teacher.image_size
     builder = TeacherTargets(teacher, geometry, features, stage.fpn_levels)
     widths = None
@@ -163,6 +184,22 @@ def target_source(
         levels = [probe.fpn_levels[level].shape[1] for level in stage.fpn_levels]
         widths = (levels, levels[-1], levels[-1])  # SAM 3's encoder and text widths are its FPN width
     return (lambda batch, epoch: builder(batch)), widths
+
+
+def stored_targets(stage: StageConfig, options: RunOptions, geometry, dataset):
+    """``(targets, widths)`` read from the teacher cache ``options.teacher_cache``
+    (:mod:`sam3spec.distill.store`), after checking it was made for this stage's data and grid.
+
+    Raises:
+        TeacherCacheMismatch: the cache was made at another teacher resolution, student grid,
+            prompt set, vocabulary or sample count (a ``ValueError``; one line).
+    """
+    from sam3spec.distill.store import TargetStore, identity
+
+    store = TargetStore(options.teacher_cache)
+    store.check(stage, identity(stage, options, geometry, len(dataset)))
+    widths = store.widths if stage.losses.uses_features else None
+    return (lambda batch, epoch: store.lookup(batch, epoch)), widths
 
 
 def self_targets(student: nn.Module, geometry, device: torch.device):

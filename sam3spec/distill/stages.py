@@ -90,6 +90,10 @@ class StageConfig:
         init_from: stage whose final weights start this one (loaded with ``strict=False`` and
             reported), or None for a fresh student.
         resolution: student input side (pixels).
+        teacher_resolution: the teacher's input side (pixels; its RoPE grid is recomputed for it,
+            :func:`~sam3spec.teacher.loading.load_teacher`), or None: the teacher's own (SAM 3:
+            1008). A teacher cache records it and a stage refuses a cache made at another
+            (:mod:`sam3spec.distill.store`).
         encoder_level: FPN level the student's DETR encoder reads, overriding the preset's
             (None keeps it; see :meth:`student_config`).
         mask_box_prior: the student's mask box prior (``StudentConfig.mask_box_prior``: mask logits
@@ -166,6 +170,7 @@ class StageConfig:
     targets: str = "teacher"
     init_from: str | None = None
     resolution: int = 504
+    teacher_resolution: int | None = None
     encoder_level: int | None = None
     mask_box_prior: float | None = None
     mask_target_scale: int = 1
@@ -215,6 +220,8 @@ class StageConfig:
             problems.append(f"amp must be auto/off/bf16/fp16, got {self.amp!r}")
         if self.resolution < 32:
             problems.append(f"resolution must be >= 32, got {self.resolution}")
+        if self.teacher_resolution is not None and self.teacher_resolution < 32:
+            problems.append(f"teacher_resolution must be >= 32 or None, got {self.teacher_resolution}")
         if self.encoder_level is not None and not 0 <= self.encoder_level <= 3:
             problems.append(f"encoder_level must be 0..3 (stride 4 .. 32) or None, got {self.encoder_level}")
         if self.mask_box_prior is not None and not (

@@ -182,6 +182,11 @@ class ImageStage(StageKind):
             training_files(source.root)
         if self.stage.targets == "teacher":
             teacher_path(options)  # raises, naming the option, when no teacher is given
+        elif options.teacher_cache is not None:
+            raise ValueError(
+                f"stage {self.stage.name!r} trains on {self.stage.targets!r} targets: a teacher cache "
+                f"({options.teacher_cache}) would not be read (leave out --teacher-cache, or --set targets=teacher)"
+            )
 
     def task(self, setup: Setup) -> Task:
         return ImageTask(setup)

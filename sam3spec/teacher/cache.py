@@ -12,18 +12,17 @@ boxes, presence, semantic map and the masks of its best queries) and videos (``v
 FPN level-3 features ``[F, C, h, w]`` of the annotated frames, fp16, as the video stage reads
 them). Item ``i`` belongs to shard ``i // shard_size``, whatever the number of processes.
 
-Resumable and crash-safe: a shard is written to a temporary file and renamed into place, then its
-sidecar likewise; a shard counts as done only when its sidecar names exactly the expected items.
-A killed run therefore loses at most the shards in progress and never leaves a corrupt one, and a
-rerun skips what is done. With ``torchrun``, rank ``r`` of ``w`` computes shards ``s % w == r``;
-rank 0 writes the index after a barrier.
+Resumable and crash-safe, in the shard container of :mod:`sam3spec.teacher.shards` (the one the
+image stages' target cache, :mod:`sam3spec.distill.store`, is stored in too): a killed run loses at
+most the shards in progress and never leaves a corrupt one, and a rerun skips what is done. With
+``torchrun``, rank ``r`` of ``w`` computes shards ``s % w == r``; rank 0 writes the index after a
+barrier.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -33,10 +32,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm import tqdm
 
 from sam3spec.atomic import atomic_write_json
+from sam3spec.teacher.shards import clear_leftovers, distributed_rank, shard_done, write_shard
+
+__all__ = ["CacheOptions", "TeacherCache", "build_cache", "distributed_rank", "list_items", "write_index"]
 
 FORMAT, VERSION = "sam3spec-teacher-cache", 1
 
@@ -185,17 +187,6 @@ def cache_video(
     return {f"fpn.{options.video_level}": torch.cat(features).contiguous()}, indices
 
 
-def _shard_done(directory: Path, shard: int, keys: list[str]) -> bool:
-    sidecar = directory / "shards" / f"shard_{shard:05d}.json"
-    tensors = directory / "shards" / f"shard_{shard:05d}.safetensors"
-    if not (sidecar.is_file() and tensors.is_file()):
-        return False
-    try:
-        return [item["key"] for item in json.loads(sidecar.read_text())["items"]] == keys
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return False
-
-
 def _compute_shard(teacher, items: list[WorkItem], options: CacheOptions) -> tuple[dict, list[dict]]:
     from sam3spec.data.faults import DataFault
     from sam3spec.data.sa1b import read_sa1b
@@ -265,12 +256,11 @@ def build_cache(
             raise ValueError(f"{out} holds a cache made with other options ({meta_path}); use another --out")
     elif rank == 0:
         atomic_write_json(meta, meta_path)
-    for stale in (out / "shards").glob("*.tmp*"):
-        stale.unlink(missing_ok=True)
+    clear_leftovers(out, rank)
     items = list_items(Path(data), options.limit)
     shards = [items[start : start + options.shard_size] for start in range(0, len(items), options.shard_size)]
     mine = [index for index in range(len(shards)) if index % world_size == rank]
-    todo = [index for index in mine if not _shard_done(out, index, [item.key for item in shards[index]])]
+    todo = [index for index in mine if not shard_done(out, index, [item.key for item in shards[index]])]
     bar = tqdm(
         total=len(mine),
         initial=len(mine) - len(todo),
@@ -279,11 +269,7 @@ def build_cache(
     )
     for index in todo:
         tensors, described = _compute_shard(teacher, shards[index], options)
-        stem = out / "shards" / f"shard_{index:05d}"
-        temporary = stem.with_name(stem.name + ".safetensors.tmp")
-        save_file(tensors, str(temporary), metadata={"format": FORMAT})
-        os.replace(temporary, stem.with_suffix(".safetensors"))
-        atomic_write_json({"shard": index, "items": described}, stem.with_suffix(".json"))
+        write_shard(out, index, tensors, described, {"format": FORMAT}, rank)
         bar.update()
         if pause:
             time.sleep(pause)
@@ -304,7 +290,7 @@ def write_index(out: Path, shards: list[list[WorkItem]]) -> None:
     """``index.json``: every item -> its shard file and description (all shards must be done)."""
     entries = {}
     for index, items in enumerate(shards):
-        if not _shard_done(out, index, [item.key for item in items]):
+        if not shard_done(out, index, [item.key for item in items]):
             raise RuntimeError(f"shard {index} of {out} is not done; rerun the cache command to finish it")
         sidecar = json.loads((out / "shards" / f"shard_{index:05d}.json").read_text())
         for item in sidecar["items"]:
@@ -349,13 +335,3 @@ class TeacherCache:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
-
-
-def distributed_rank() -> tuple[int, int]:
-    """``(rank, world_size)`` from ``torchrun``'s environment, initialising a gloo group for the
-    final barrier when there are several ranks."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if world_size > 1 and torch.distributed.is_available() and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("gloo")
-    return rank, world_size

@@ -13,7 +13,15 @@ import argparse
 import json
 from pathlib import Path
 
-from sam3spec.cli.common import add_set_option, fail, note, parse_overrides, set_threads, teacher_or_shipped
+from sam3spec.cli.common import (
+    add_set_option,
+    fail,
+    note,
+    parse_overrides,
+    set_threads,
+    teacher_or_shipped,
+    warn,
+)
 from sam3spec.cli.train_video import add_video_arguments
 from sam3spec.data.layout import check_training_data
 
@@ -194,6 +202,13 @@ def run_stage(args: argparse.Namespace) -> int:
     worlds = [root for root in roots if (root / "world.json").is_file()]
     if worlds and not stage.name.endswith("-world"):  # a hint only: the stage stays as named
         note(f"{worlds[0]} is a concept world; its stages are {stage.name}-world etc. (--schedule world)")
+    if args.teacher is None and not stage.name.endswith("-world") and not args.teacher_cache:
+        # The shipped teacher is the concept world's (1.8M parameters, coloured shapes): distilling
+        # it on real images runs but teaches nothing a user wants.
+        warn(
+            f"no --teacher: {stage.name} distils the shipped concept-world teacher, not SAM 3 "
+            "(give --teacher DIR, SAM 3 in its hub layout, for the real job)"
+        )
     options = RunOptions(
         data=data,
         out=args.out,

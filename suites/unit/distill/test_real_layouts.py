@@ -247,3 +247,18 @@ def test_an_init_for_another_student_needs_allow_partial(tmp_path) -> None:
 def test_label_stages_refuse_sa1b_before_training(plain_layouts, tmp_path) -> None:
     with pytest.raises(TrainingDataError, match="SA-1B"):
         stage_dataset(plan_stage("stage3"), RunOptions(plain_layouts.sa1b, tmp_path))
+
+
+def test_a_plan_stage_without_teacher_warns_that_it_distils_the_world_teacher(
+    plain_layouts, tiny_teacher_dir, tmp_path, capsys, monkeypatch
+) -> None:
+    import sam3spec.distill.trainer as trainer
+
+    monkeypatch.setattr(trainer, "distill", lambda stage, options: {"steps": 0, "images_per_second": 0.0})
+    args = ["train", "stage", "--stage", "phase1", "--data", str(plain_layouts.sa1b), "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert (
+        "warning: no --teacher: phase1 distils the shipped concept-world teacher" in capsys.readouterr().err
+    )
+    assert main([*args, "--teacher", str(tiny_teacher_dir)]) == 0
+    assert "warning" not in capsys.readouterr().err

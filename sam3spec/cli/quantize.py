@@ -61,6 +61,8 @@ def checked_student(model: Path, recipe: str):
     Raises:
         ValueError: an unknown recipe, or a checkpoint that cannot be read (the message says which).
     """
+    if not Path(model).is_dir():
+        raise ValueError(f"--model {model}: no such checkpoint folder")
     from sam3spec.checkpoint import CheckpointError, load_student
     from sam3spec.quant.schemes import RECIPES
 

@@ -82,3 +82,14 @@ def test_debug_shows_the_traceback(sam3spec):
     for result in (sam3spec("--debug", *arguments), sam3spec(*arguments, env={"SAM3SPEC_DEBUG": "1"})):
         assert result.code == 2 and "Traceback" in result.stderr
         assert result.last_line == plain.last_line  # the one-line message still ends the output
+
+
+def test_quantize_and_qat_name_a_missing_checkpoint_folder(sam3spec, tmp_path):
+    # used to read "absent/config.json: missing", as if the folder were there
+    sam3spec("quantize", "--model", "absent", "--recipe", "8da4w", "--out", "q").failed(
+        2, "--model absent: no such checkpoint folder"
+    )
+    sam3spec("train", "qat", "--model", "absent", "--data", "w", "--recipe", "8da4w", "--out", "q").failed(
+        2, "--model absent: no such checkpoint folder"
+    )
+    assert not (tmp_path / "q").exists()

@@ -194,6 +194,42 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(distill_world, stand_in_
     assert all(torch.equal(final[name], expected[name]) for name in expected)
 
 
+def test_ctrl_c_is_one_line_and_resumes_from_the_last_complete_checkpoint(
+    distill_world, stand_in_teacher_dir, tmp_path
+):
+    run = tmp_path / "interrupted"
+    arguments = cli_args(distill_world, stand_in_teacher_dir, run)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sam3spec.cli", *arguments, "--pause", "0.4"],
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell without job control starts background jobs with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.time() + 300  # a loaded machine takes minutes to start the run
+    latest = run / "checkpoints" / "latest.json"
+    while not (latest.is_file() and json.loads(latest.read_text())["step"] >= 4):
+        assert process.poll() is None, process.stderr.read()[-2000:]
+        assert time.time() < deadline, "no checkpoint at step 4 after 300 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert [line for line in stderr.splitlines() if line.strip()][-1] == "sam3spec: interrupted"
+    assert not (run / "summary.json").exists() and not (run / "final").exists()
+    # the checkpoint latest.json names is a complete one, and nothing half-written is beside it
+    assert not [p.name for p in (run / "checkpoints").iterdir() if ".tmp" in p.name]
+    checkpoint = latest_checkpoint(run / "checkpoints")
+    step = json.loads((run / "checkpoints" / "latest.json").read_text())["step"]
+    assert checkpoint == run / "checkpoints" / f"step_{step:06d}" and 4 <= step < 16
+    output = run_cli([*arguments, "--resume"])
+    assert f"resumed from {checkpoint} (step {step}," in output
+    assert json.loads((run / "summary.json").read_text())["steps"] == 16
+
+
 def test_nan_loss_stops_naming_the_term_and_keeps_the_last_checkpoint(
     distill_world, stand_in_teacher_dir, tmp_path, monkeypatch
 ):

@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    previous = _on_sigterm(errors.raise_terminated)
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into `head` and closed: not an error of the command
@@ -95,6 +96,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (Exception, KeyboardInterrupt) as error:
         return errors.report(error, errors.debug_requested(args.show_traceback))
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM; returns the one it replaces (None off the main thread,
+    where Python cannot install handlers, and then nothing changes)."""
+    import signal
+    import threading
+
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

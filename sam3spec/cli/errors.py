@@ -3,8 +3,9 @@
 * Bad input (an argument, or a file the command was pointed at: missing, malformed, unwritable)
   -> ``error: <one line naming it and what was expected>`` on stderr, exit 2.
 * Anything else that stops a run -> ``error: <type>: <one line>``, exit 1.
-* Ctrl-C -> ``sam3spec: interrupted``, exit 130 (outputs are written atomically, so what was
-  there before the run is still there).
+* Ctrl-C -> ``sam3spec: interrupted``, exit 130; SIGTERM (``kill``, ``timeout``, a job scheduler)
+  -> ``sam3spec: terminated``, exit 143. Both unwind the run the same way (outputs are written
+  atomically, so what was there before the run is still there, and no staging folder is left).
 * ``sam3spec --debug COMMAND ...`` or ``SAM3SPEC_DEBUG=1`` prints the traceback as well.
 
 Commands raise :class:`UsageError` for what they check themselves; the library's own bad-input
@@ -21,8 +22,19 @@ import traceback
 USAGE = 2
 RUNTIME = 1
 INTERRUPTED = 130
+TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process killed by it
 DEBUG_ENV = "SAM3SPEC_DEBUG"
 LONGEST = 800  # characters of a message kept on its one line (--debug shows everything)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that every ``finally`` and atomic writer unwinds as
+    for Ctrl-C (Python's default for SIGTERM is to die at once, leaving staging folders behind)."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """A SIGTERM handler (see :class:`Terminated`)."""
+    raise Terminated()
 
 
 class UsageError(Exception):
@@ -73,6 +85,9 @@ def report(error: BaseException, debug: bool) -> int:
     """Print ``error`` per the policy above; returns the exit status."""
     if debug:
         traceback.print_exception(error, file=sys.stderr)
+    if isinstance(error, Terminated):
+        print("\nsam3spec: terminated", file=sys.stderr)
+        return TERMINATED
     if isinstance(error, KeyboardInterrupt):
         print("\nsam3spec: interrupted", file=sys.stderr)
         return INTERRUPTED

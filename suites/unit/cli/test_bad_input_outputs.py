@@ -83,7 +83,14 @@ def test_visual_qa_skips_an_unreadable_image(sam3spec, tmp_path, student_checkpo
     assert leftovers(tmp_path) == []
 
 
-def test_ctrl_c_in_data_generate_leaves_nothing(sam3spec_started, tmp_path, leftovers):
+@pytest.mark.parametrize(
+    ("sent", "status", "last_line"),
+    [(signal.SIGINT, 130, "sam3spec: interrupted"), (signal.SIGTERM, 143, "sam3spec: terminated")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_or_kill_in_data_generate_leaves_nothing(
+    sam3spec_started, tmp_path, leftovers, sent, status, last_line
+):
     process = sam3spec_started(
         "data", "generate", "--out", "world", "--images", "5000", "--size", "48", "--quiet"
     )
@@ -93,9 +100,9 @@ def test_ctrl_c_in_data_generate_leaves_nothing(sam3spec_started, tmp_path, left
             break
         time.sleep(0.2)
     assert process.poll() is None, process.communicate()
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode == status, stderr
     assert "Traceback" not in stderr
-    assert [line for line in stderr.splitlines() if line.strip()][-1] == "sam3spec: interrupted"
+    assert [line for line in stderr.splitlines() if line.strip()][-1] == last_line
     assert not (tmp_path / "world").exists() and leftovers(tmp_path) == []

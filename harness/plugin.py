@@ -94,6 +94,10 @@ class Gate:
             raise SpecFailure("; ".join(missed))
         return results
 
+    def table(self, title: str, markdown: str) -> None:
+        """Show ``markdown`` in the report under ``title`` (what explains the recorded figures)."""
+        self.store.add_table(title, markdown)
+
     def not_measured(self, spec_id: str, reason: str, **context: Any) -> Result:
         """Record that ``spec_id`` cannot be measured where this runs, and why."""
         result = not_measured(self.spec(spec_id), reason, {"test": self.nodeid, **context})

@@ -241,7 +241,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
         help="teacher folder, e.g. a local facebook/sam3 (default: the shipped concept-world teacher)",
     )
     parser.add_argument("--limit", type=int, default=None, help="first N held-out images (per subset) only")
-    parser.add_argument("--out", type=Path, help="with --saco-gold: folder of both models' predictions")
+    parser.add_argument(
+        "--out", type=Path, help="folder of both models' SA-Co predictions (default: the --json folder)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write metrics.json here")
     parser.set_defaults(func=run_compare)
 
@@ -249,6 +251,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     if (args.world is None) == (args.saco_gold is None):
         return fail("give --world WORLD or --saco-gold DIR")
+    import tempfile
+
+    from sam3spec.eval.diagnosis import diagnosis_table
     from sam3spec.eval.model_eval import load_model
     from sam3spec.eval.saco_files import SacoFormatError
     from sam3spec.teacher.layout import TeacherLoadError
@@ -264,22 +269,49 @@ def run_compare(args: argparse.Namespace) -> int:
         if kind != "student":
             raise ValueError(f"--student {args.student}: not a student checkpoint")
         models = {"teacher": teacher, "student": student}
-        if subsets:
-            from sam3spec.eval.gold import evaluate_gold
+        out = args.out or (args.json.parent if args.json else None)
+        with tempfile.TemporaryDirectory(prefix="sam3spec-compare-") as scratch:
+            if subsets:
+                from sam3spec.eval.gold import evaluate_gold
 
-            out = args.out or (args.json.parent if args.json else Path("compare_out"))
-            metrics = {
-                name: evaluate_gold(m, subsets, out / name, limit=args.limit)["mean"]
-                for name, m in models.items()
-            }
-        else:
-            metrics = evaluate_models(models, args.world, args.limit)
+                out = out or Path("compare_out")
+                metrics = {
+                    name: evaluate_gold(m, subsets, out / name, limit=args.limit)["mean"]
+                    for name, m in models.items()
+                }
+            else:
+                metrics = evaluate_models(models, args.world, args.limit)
+            diagnoses = compare_diagnoses(models, subsets, args.world, out or Path(scratch), args.limit)
     except (FileNotFoundError, SacoFormatError, ValueError, TeacherLoadError) as error:
         return fail(error)
     print(side_by_side(metrics), end="")
+    for split, columns in diagnoses.items():
+        print(f"\nDiagnosis, {split} (SA-Co evaluator):\n")
+        print(diagnosis_table(columns), end="")
     if args.json:
-        write_metrics(metrics, args.json)
+        write_metrics({**metrics, "diagnosis": diagnoses}, args.json)
     return 0
+
+
+def compare_diagnoses(models: dict, subsets: list, world: Path | None, out: Path, limit: int | None) -> dict:
+    """``{split: {model name: diagnosis}}``: one split per Gold subset (SAM 3 reports each
+    subset; the predictions ``evaluate_gold`` wrote under ``out/<name>``), or the world's
+    held-out split (predicted here into ``out/<name>``)."""
+    from sam3spec.eval.model_eval import mask_geometry
+
+    if not subsets:
+        from sam3spec.world.evaluate import diagnose_models
+
+        return {"held-out split": diagnose_models(models, world, out, limit)}
+    from sam3spec.eval.gold import diagnose_gold
+
+    per_model = {
+        name: diagnose_gold(subsets, out / name, mask_geometry(m), limit) for name, m in models.items()
+    }
+    return {
+        f"Gold subset {subset}": {name: per_model[name][subset] for name in models}
+        for subset in per_model["teacher"]
+    }
 
 
 # --- video / quant -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Any
 
 from sam3spec.atomic import atomic_write_json
 from sam3spec.data.saco import GoldImage, gold_images, gold_triples
+from sam3spec.eval.diagnosis import MaskGeometry, diagnose_files
 from sam3spec.eval.predictions import predict_pairs
 from sam3spec.eval.saco_files import evaluate_saco, load_ground_truth
 
@@ -176,6 +177,19 @@ def evaluate_gold(
         atomic_write_json(presence, subset.presence(out), indent=None, sort_keys=False)
         rows.append(score_subset(subset, out, limit))
     return {"subsets": {row["name"]: row for row in rows}, "mean": mean_row(rows)}
+
+
+def diagnose_gold(
+    subsets: list[GoldSubset], out: str | Path, geometry: MaskGeometry, limit: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """The diagnosis (:mod:`sam3spec.eval.diagnosis`) of the predictions :func:`evaluate_gold` wrote
+    under ``out``, per subset (``{name: diagnosis}``); SA-Co marks no hard negatives."""
+    return {
+        subset.name: diagnose_files(
+            subset.files, subset.predictions(Path(out)), subset.presence(Path(out)), geometry, None, limit
+        )
+        for subset in subsets
+    }
 
 
 def format_table(result: dict[str, Any]) -> str:

@@ -13,7 +13,8 @@ Files written under ``out`` by :func:`evaluate_model`::
                             (:mod:`sam3spec.eval.predictions`), what SAM 3's evaluator reads
     presence.json           {pair id: presence probability} (for presence_f1; not part of COCO)
     vos/<video>/<obj>/*.png SA-V val masks of the streaming video predictor (students)
-    metrics.json            cgF1, pmF1, IL_MCC, mIoU, presence_f1, J, F, J&F (+ details)
+    metrics.json            cgF1, pmF1, IL_MCC, mIoU, presence_f1, J, F, J&F (+ details, and
+                            the diagnosis of :mod:`sam3spec.eval.diagnosis`)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sam3spec.atomic import atomic_write_json
+from sam3spec.eval.diagnosis import diagnose
 from sam3spec.eval.predictions import predict_pairs
 from sam3spec.eval.saco_files import evaluate_saco, load_ground_truth
 
@@ -90,6 +92,22 @@ def load_model(spec: str | Path, device: str = "cpu"):
     from sam3spec.eval.student_view import StudentTeacherView
 
     return StudentTeacherView(load_student(path, verbose=False).to(device)), "student"
+
+
+def mask_geometry(model) -> tuple[tuple[int, int] | None, bool, str | None]:
+    """``(mask output size, letterbox, note)`` of a loaded model, for the mask-resolution ceiling
+    of :func:`~sam3spec.eval.diagnosis.diagnose`: the ``pred_masks`` size of one forward on a
+    blank input (any teacher-protocol model, a student included), or None with the reason for a
+    two-call predictor (a ``.pte``), which answers in image pixels."""
+    if hasattr(model, "set_image"):
+        return None, False, "not measured: a two-call predictor (.pte) answers in image pixels"
+    import torch
+
+    side = int(model.image_size)
+    with torch.no_grad():
+        embeddings = model.encode_image(model.preprocess(torch.zeros(1, 3, side, side, dtype=torch.uint8)))
+        masks = model.predict(embeddings, text=["object"]).pred_masks
+    return (int(masks.shape[-2]), int(masks.shape[-1])), bool(getattr(model, "letterbox", False)), None
 
 
 def predict_split(
@@ -181,7 +199,8 @@ def evaluate_model(
         out: output folder.
         videos: SA-V val videos with their object phrases, for the students' video J&F
             (:func:`video_metrics`; ``vos_note`` says what was measured).
-        pair_kinds: pair id -> query kind, for :func:`kind_breakdown`.
+        pair_kinds: pair id -> query kind, for :func:`kind_breakdown` and the diagnosis's
+            hard negatives.
     """
     gold_files = [Path(path) for path in gold_files]
     if not gold_files or not gold_files[0].is_file():
@@ -198,7 +217,8 @@ def evaluate_model(
     if limit:  # score only the pairs that were predicted
         for truth in gts:
             truth.pairs = {k: v for k, v in truth.pairs.items() if k in presence}
-    segm = evaluate_saco(gts, pred_path, "segm", presence=presence).summary()
+    evaluation = evaluate_saco(gts, pred_path, "segm", presence=presence)
+    segm = evaluation.summary()
     bbox = evaluate_saco(gts, pred_path, "bbox", presence=presence).summary()
     metrics = {key: segm[key] for key in ("cgF1", "pmF1", "IL_MCC", "mIoU", "presence_f1")}
     metrics.update(video_metrics(model, kind, videos, out, limit))
@@ -213,6 +233,8 @@ def evaluate_model(
         }
     )
     metrics["by_kind"] = kind_breakdown(gts, pred_path, presence, pair_kinds or {})
+    mask_size, letterbox, mask_note = mask_geometry(model)
+    metrics["diagnosis"] = diagnose(evaluation, mask_size, letterbox, pair_kinds, mask_note)
     atomic_write_json(metrics, out / "metrics.json", indent=None, sort_keys=False)
     return metrics
 

@@ -44,21 +44,6 @@ IL_EPS = 1e-6
 OUTCOMES = ("TP", "FP", "FN", "TN")
 
 
-def hungarian_matched_ious(ious: np.ndarray) -> np.ndarray:
-    """IoUs of the one-to-one assignment that maximises the summed IoU.
-
-    Args:
-        ious: ``[D, G]`` IoU of each prediction with each (non-crowd) ground truth.
-
-    Returns:
-        ``[min(D, G)]`` IoU of each assigned pair (zeros included: they never reach a threshold).
-    """
-    if ious.size == 0:
-        return np.zeros(0)
-    rows, cols = linear_sum_assignment(-ious)
-    return ious[rows, cols]
-
-
 def _f1_terms(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
     """SAM 3's smoothed F1 (precision and recall first, then their harmonic mean)."""
     precision = tp / (tp + fp + F1_EPS)
@@ -77,6 +62,9 @@ class PairOutcome:
         tps: ``[T]`` true positives per IoU threshold.
         matched_ious: IoU of each Hungarian-assigned (prediction, GT) pair (for matched mIoU).
         annotator: index of the annotator file this outcome was scored against.
+        gt_ious: ``[G]`` IoU of the prediction assigned to each GT, in the GT order the IoU matrix
+            had (0 for a GT left unassigned): which instances were missed
+            (:mod:`sam3spec.eval.diagnosis`).
     """
 
     pair_id: int
@@ -85,6 +73,7 @@ class PairOutcome:
     tps: np.ndarray
     matched_ious: np.ndarray = field(default_factory=lambda: np.zeros(0))
     annotator: int = 0
+    gt_ious: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def fps(self) -> np.ndarray:
@@ -125,9 +114,15 @@ def score_pair(
         annotator: annotator index recorded in the outcome.
     """
     num_dt, num_gt = ious.shape
-    matched = hungarian_matched_ious(ious) if num_dt and num_gt else np.zeros(0)
+    gt_ious = np.zeros(num_gt)
+    if num_dt and num_gt:
+        rows, cols = linear_sum_assignment(-ious)
+        matched = ious[rows, cols]
+        gt_ious[cols] = matched
+    else:
+        matched = np.zeros(0)
     tps = np.array([int(np.sum(matched >= t)) for t in thresholds], dtype=np.int64)
-    return PairOutcome(pair_id, int(num_gt), int(num_dt), tps, matched, annotator)
+    return PairOutcome(pair_id, int(num_gt), int(num_dt), tps, matched, annotator, gt_ious)
 
 
 def select_oracle(candidates: Sequence[PairOutcome]) -> PairOutcome:

@@ -45,7 +45,6 @@ from sam3spec.eval.saco_truth import (
     SacoFormatError,
     check_same_pairs,
     evaluation_pair_ids,
-    is_crowd,
     load_ground_truth,
     read_json,
 )
@@ -96,7 +95,7 @@ def predictions_normalized(results: Sequence[dict[str, Any]]) -> bool:
     )
 
 
-def _rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
+def segmentation_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
     """Any COCO segmentation (polygons, uncompressed or compressed RLE) -> compressed RLE."""
     if isinstance(segmentation, list):
         return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
@@ -114,11 +113,11 @@ def _geometry(item: dict[str, Any], iou_type: str, height: int, width: int, scal
     """What enters IoU for one GT annotation or prediction: an RLE or a pixel ``[x, y, w, h]``."""
     if iou_type == "segm":
         segmentation = item["segmentation"] if "segmentation" in item else _box_polygon(item["bbox"])
-        return _rle(segmentation, height, width)
+        return segmentation_rle(segmentation, height, width)
     if "bbox" in item:
         box = [float(v) for v in item["bbox"]]
         return [box[0] * width, box[1] * height, box[2] * width, box[3] * height] if scale else box
-    return mask_utils.toBbox(_rle(item["segmentation"], height, width)).tolist()
+    return mask_utils.toBbox(segmentation_rle(item["segmentation"], height, width)).tolist()
 
 
 def iou_matrix(
@@ -228,6 +227,8 @@ class SacoEvaluation:
             in the selected annotator, when presence scores were given; None when they were not,
             or when no pair is present in truth or prediction (F1 is not defined there).
         notes: what was unusual about the inputs (see the module docstring), one line each.
+        truths: the annotator files scored against (an outcome's ``annotator`` indexes them).
+        presence: the presence scores given, if any.
     """
 
     metrics: SacoMetrics
@@ -238,6 +239,8 @@ class SacoEvaluation:
     annotators: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     presence_given: bool = False
+    truths: list[GroundTruth] = field(default_factory=list, repr=False)
+    presence: dict[Hashable, float] | None = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
         """Headline metrics plus ``presence_f1`` (the model's presence when given, else IL_F1:
@@ -317,7 +320,7 @@ def evaluate_saco(
         for index, truth in enumerate(truths):
             # What SAM 3's evaluator sees of this pair in this file: listed categories, its order.
             kept = [r for r in truth.in_categories(by_pair.get(pid, [])) if r["score"] >= score_threshold]
-            gts = [a for a in truth.in_categories(truth.annotations.get(pid, [])) if not is_crowd(a)]
+            gts = truth.scored_annotations(pid)
             ious = iou_matrix(
                 kept, gts, truth.pairs[pid], iou_type, truth.normalized_boxes and not normalized_predictions
             )
@@ -336,4 +339,6 @@ def evaluate_saco(
         [str(t.path) for t in truths],
         notes,
         presence is not None,
+        truths,
+        presence,
     )

@@ -67,6 +67,11 @@ class GroundTruth:
             return True
         return item["category_id"] in self._categories
 
+    def scored_annotations(self, pair_id: Hashable) -> list[dict[str, Any]]:
+        """The GTs of ``pair_id`` that enter matching, in the IoU matrix's order: listed
+        categories, crowd regions left out."""
+        return [a for a in self.in_categories(self.annotations.get(pair_id, [])) if not is_crowd(a)]
+
     def in_categories(self, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """``items`` as SAM 3's evaluator sees them: grouped by the sorted category list, file
         order within a category, unlisted categories left out. Items without ``category_id``

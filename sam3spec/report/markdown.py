@@ -1,7 +1,8 @@
 """The markdown performance report: one table per stage, every spec entry a row.
 
 Row: ``id | target | goal | measured | status | context``. A spec that no gate measured in the
-run is shown as **not measured** with the reason — never as passed.
+run is shown as **not measured** with the reason — never as passed. Tables a gate attached to
+explain its figures (:meth:`ResultStore.add_table`, e.g. Stage 3's diagnosis) follow.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def render(specs: dict[str, Spec], store: ResultStore, title: str, stages: list[
     )
     lines.append("")
     lines += tables
+    for title, table in store.tables.items():
+        lines += [f"## {title}", "", table.rstrip("\n"), ""]
     extra = sorted(set(store.results) - set(specs))
     if extra:
         lines += ["## results without a spec entry", ""] + [f"- `{name}`" for name in extra] + [""]

@@ -116,10 +116,18 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 class ResultStore:
-    """The newest result per spec id; a measured result is never replaced by a not-measured one."""
+    """The newest result per spec id; a measured result is never replaced by a not-measured one.
+
+    ``tables`` holds markdown tables a gate attaches to explain its figures (title -> table;
+    the report shows them after the spec tables)."""
 
     def __init__(self) -> None:
         self.results: dict[str, Result] = {}
+        self.tables: dict[str, str] = {}
+
+    def add_table(self, title: str, markdown: str) -> None:
+        """Attach ``markdown`` to the report under ``title`` (a newer one replaces it)."""
+        self.tables[title] = markdown
 
     def add(self, result: Result) -> None:
         old = self.results.get(result.id)
@@ -134,6 +142,7 @@ class ResultStore:
             data = json.loads(path.read_text())
             items = data["results"]
             results = [Result(**item) for item in items]
+            tables = {str(title): str(text) for title, text in data.get("tables", {}).items()}
         except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"{path}: not a sam3spec results file ({{'results': [{{id, status, measured, ...}}]}}): {error}"
@@ -141,12 +150,15 @@ class ResultStore:
         for result in results:
             result.context.setdefault("ingested_from", str(path))
             self.add(result)
+        self.tables.update(tables)
         return len(results)
 
     def to_json(self, path: str | Path) -> None:
-        payload = {
+        payload: dict[str, Any] = {
             "results": [asdict(result) for result in sorted(self.results.values(), key=lambda r: r.id)]
         }
+        if self.tables:
+            payload["tables"] = dict(self.tables)
         atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
     @classmethod

@@ -171,14 +171,37 @@ def ratios(metrics: dict[str, dict[str, float]]) -> dict[str, float | None]:
 
 def write_metrics(metrics: dict[str, dict[str, float]], path: str | Path) -> Path:
     """``metrics.json`` = ``{"teacher": {...}, "student": {...}}`` (+ ``stage3`` and ``by_kind``
-    when the pipeline ran Stage 3; atomic)."""
+    when the pipeline ran Stage 3, ``diagnosis`` when measured; atomic)."""
     from sam3spec.atomic import atomic_write_json
 
     path = Path(path)
-    atomic_write_json(
-        {name: metrics[name] for name in ("teacher", "student", "stage3", "by_kind") if name in metrics}, path
-    )
+    keys = ("teacher", "student", "stage3", "by_kind", "diagnosis")
+    atomic_write_json({name: metrics[name] for name in keys if name in metrics}, path)
     return path
+
+
+def diagnose_models(
+    models: dict[str, object], world: str | Path, out: str | Path, limit: int | None = None
+) -> dict[str, dict]:
+    """The diagnosis (:mod:`sam3spec.eval.diagnosis`) of each loaded model on the world's held-out
+    split: its predictions written as SAM 3 writes them under ``out/<name>``, scored on the Gold
+    files a/b/c, hard negatives from the world's manifest. ``limit``: the first N images."""
+    from sam3spec.eval.diagnosis import diagnose_files
+    from sam3spec.eval.model_eval import mask_geometry, predict_split
+    from sam3spec.world.manifest import pair_kinds
+
+    paths = WorldPaths.of(world)
+    if not paths.saco_eval[0].is_file():
+        raise FileNotFoundError(f"{paths.saco_eval[0]} not found: --world must be a generated concept world")
+    kinds = pair_kinds(world)
+    out_dir = Path(out)
+    result = {}
+    for name, model in models.items():
+        pred, presence = predict_split(
+            model, paths.saco_eval[0], paths.sa1b_eval, out_dir / name, limit=limit
+        )
+        result[name] = diagnose_files(paths.saco_eval, pred, presence, mask_geometry(model), kinds, limit)
+    return result
 
 
 def read_metrics(path: str | Path) -> dict[str, dict[str, float]]:

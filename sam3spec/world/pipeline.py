@@ -7,10 +7,12 @@ students vs teacher.
         world/              the generated concept world (train + held-out eval split)
         phase1/  phase2/    stage run directories (checkpoints, train_log.jsonl, tensorboard/,
         stage3/             teacher_targets/, final/, summary.json)
+        eval/               teacher/, phase2/, stage3/: SA-Co predictions of each model
         metrics.json        {"teacher": {mIoU, presence_f1, cgF1, ...}, "student": {...} (after
                             Phase 2), "stage3": {...}, "by_kind": {"student"|"stage3": SA-Co
-                            metrics of positive + hard-negative pairs, ...}}
-        report.md           teacher | student | ratio, side by side
+                            metrics of positive + hard-negative pairs, ...}, "diagnosis":
+                            {"teacher"|"student"|"stage3": sam3spec.eval.diagnosis.diagnose}}
+        report.md           teacher | student | ratio, side by side, and the diagnosis table
         pipeline.json       the config key, seconds per step, ratios
 
 Everything is cached by a hash of the configuration (and of the package's sources and the
@@ -221,12 +223,17 @@ def run_pipeline(
     if stage3 is not None:
         models["stage3"] = StudentTeacherView(load_student(out / "stage3" / "final"))
     metrics = evaluate_models(models, world, config.eval_limit)
+    evaluations = saco_evaluations(out, world, config.teacher_dir(), stage3 is not None, config.eval_limit)
     if stage3 is not None:
-        metrics["by_kind"] = hard_negative_breakdown(out, world, config.eval_limit)
+        metrics["by_kind"] = {name: evaluations[name]["by_kind"] for name in ("student", "stage3")}
+    metrics["diagnosis"] = {name: evaluation["diagnosis"] for name, evaluation in evaluations.items()}
     write_metrics(metrics, out / "metrics.json")
     seconds["evaluate"] = time.perf_counter() - start
     (out / "report.md").write_text(
-        "# Concept world: distilled student vs teacher (held-out split)\n\n" + side_by_side(metrics),
+        "# Concept world: distilled student vs teacher (held-out split)\n\n"
+        + side_by_side(metrics)
+        + "\n## Diagnosis: where cgF1 goes (SA-Co evaluator, Gold files a/b/c)\n\n"
+        + diagnosis_report(metrics["diagnosis"]),
         encoding="utf-8",
     )
     record = {
@@ -245,14 +252,30 @@ def run_pipeline(
     return record
 
 
-def hard_negative_breakdown(out: Path, world: Path, limit: int | None) -> dict[str, dict]:
-    """SA-Co metrics (:mod:`sam3spec.eval.model_eval`) of the Phase 2 and Stage 3 students on the held-out
-    pairs split by query kind (positives + hard negatives, positives + other negatives)."""
+def saco_evaluations(
+    out: Path, world: Path, teacher: Path, with_stage3: bool, limit: int | None
+) -> dict[str, dict]:
+    """:func:`sam3spec.world.evaluate.evaluate_model_on_world` (the product's SA-Co evaluator) of the
+    teacher, the Phase 2 student and the Stage 3 student: each holds the query-kind breakdown
+    (``by_kind``: positives + hard negatives, positives + other negatives) and the diagnosis
+    (:mod:`sam3spec.eval.diagnosis`); predictions under ``out/eval/<teacher|phase2|stage3>``."""
     from sam3spec.world.evaluate import evaluate_model_on_world
 
+    runs = {"teacher": ("teacher", teacher), "student": ("phase2", out / "phase2" / "final")}
+    if with_stage3:
+        runs["stage3"] = ("stage3", out / "stage3" / "final")
     return {
-        name: evaluate_model_on_world(out / stage / "final", world, out / "eval" / stage, limit=limit)[
-            "by_kind"
-        ]
-        for name, stage in (("student", "phase2"), ("stage3", "stage3"))
+        name: evaluate_model_on_world(spec, world, out / "eval" / folder, limit=limit)
+        for name, (folder, spec) in runs.items()
     }
+
+
+DIAGNOSIS_COLUMNS = {"teacher": "teacher", "student": "student (Phase 2)", "stage3": "Stage 3"}
+
+
+def diagnosis_report(diagnoses: dict[str, dict]) -> str:
+    """The diagnosis table of the main job: teacher, Phase 2 and Stage 3 students, and each
+    student / teacher."""
+    from sam3spec.eval.diagnosis import diagnosis_table
+
+    return diagnosis_table({DIAGNOSIS_COLUMNS.get(name, name): d for name, d in diagnoses.items()})

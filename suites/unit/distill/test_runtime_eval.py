@@ -128,7 +128,10 @@ def test_tiny_main_job_end_to_end(distill_world, stand_in_teacher_dir, tmp_path,
     out = tmp_path / "main"
     record = run_pipeline(out, config, progress=False)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"teacher", "student", "stage3", "by_kind"}
+    assert set(metrics) == {"teacher", "student", "stage3", "by_kind", "diagnosis"}
+    assert set(metrics["diagnosis"]) == {"teacher", "student", "stage3"}
+    assert metrics["diagnosis"]["stage3"]["ceiling"]["mask_size"] == [32, 32]  # 64 px, stride 4, x2
+    assert "pairs" in metrics["diagnosis"]["teacher"]["hard_negative"]  # kinds from the manifest
     assert set(metrics["by_kind"]) == {"student", "stage3"}
     assert "IL_MCC" in metrics["by_kind"]["stage3"]["positive+hard_negative"]
     assert {"mIoU", "presence_f1", "cgF1"} <= set(metrics["student"]) and set(metrics["teacher"]) == set(
@@ -137,6 +140,7 @@ def test_tiny_main_job_end_to_end(distill_world, stand_in_teacher_dir, tmp_path,
     assert "| mIoU |" in (out / "report.md").read_text()
     assert set(record["seconds"]) == {"world", "phase1", "phase2", "stage3", "evaluate"}
     assert "Stage 3" in (out / "report.md").read_text()
+    assert "| pmF1@0.95 |" in (out / "report.md").read_text()
     assert json.loads((out / "stage3" / "init_report.json").read_text())["summary"] == "all weights loaded"
     assert json.loads((out / "phase2" / "init_report.json").read_text())["summary"] == "all weights loaded"
     assert run_pipeline(out, config, progress=False) == record  # same configuration: reused
@@ -155,8 +159,18 @@ def test_tiny_main_job_end_to_end(distill_world, stand_in_teacher_dir, tmp_path,
                 str(stand_in_teacher_dir),
                 "--limit",
                 "1",
+                "--json",
+                str(tmp_path / "compare" / "metrics.json"),
             ]
         )
         == 0
     )
-    assert "| presence_f1 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| presence_f1 |" in printed
+    assert "| quantity | teacher | student | student / teacher |" in printed
+    assert "| FP rate, hard-negative pairs" in printed
+    sizes = next(line for line in printed.splitlines() if line.startswith("| mask output size |"))
+    assert sizes.split("|")[3].strip() == "32x32"  # the student column (64 px, stride 4, x2)
+    compared = json.loads((tmp_path / "compare" / "metrics.json").read_text())
+    assert set(compared["diagnosis"]["held-out split"]) == {"teacher", "student"}
+    assert (tmp_path / "compare" / "student" / "predictions_segm.json").is_file()

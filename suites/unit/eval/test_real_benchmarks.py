@@ -300,8 +300,13 @@ def test_compare_and_quant_on_a_gold_folder(
     teacher = str(tiny_teacher_dir / "detector")
     compare = ["eval", "compare", "--student", str(student_dir), "--teacher", teacher, *gold]
     assert main([*compare, "--out", str(tmp_path / "c"), "--json", str(tmp_path / "c.json")]) == 0
-    assert "| cgF1 |" in capsys.readouterr().out
-    assert set(json.loads((tmp_path / "c.json").read_text())) == {"teacher", "student"}
+    printed = capsys.readouterr().out
+    assert "| cgF1 |" in printed
+    assert "Diagnosis, Gold subset sa1b_nps" in printed and "| pmF1@0.50 |" in printed
+    compared = json.loads((tmp_path / "c.json").read_text())
+    assert set(compared) == {"teacher", "student", "diagnosis"}
+    hard = compared["diagnosis"]["Gold subset crowded"]["student"]["hard_negative"]
+    assert "not measured" in hard["note"]  # SA-Co files do not mark hard negatives
     assert (tmp_path / "c" / "teacher" / "gold_sa1b_nps" / "presence.json").is_file()
     quant = ["eval", "quant", "--model", str(student_dir), *gold, "--recipes", "8da8w"]
     assert main([*quant, "--json", str(tmp_path / "q.json")]) == 0

@@ -38,7 +38,7 @@ MEASURE = """
 import os, subprocess, sys
 child = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(child.pid, 0)
-open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+open(sys.argv[1], "w").write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -85,6 +85,7 @@ class Record:
     peak_rss_mb: float
     log: str
     load: list[float] | None = None  # the machine's 1-minute load average at the start and the end
+    cpu_seconds: float | None = None  # user + system CPU time: the cost without the machine's contention
 
     @property
     def ok(self) -> bool:
@@ -124,8 +125,9 @@ class Chain:
             launcher = [sys.executable, "-c", MEASURE, str(peak), *argv]
             returncode = subprocess.run(launcher, stdout=stream, stderr=subprocess.STDOUT, env=env).returncode
         seconds = time.perf_counter() - started
-        peak_mb = int(peak.read_text()) / 1024 if peak.is_file() else float("nan")
-        record = Record(name, argv, returncode, seconds, peak_mb, str(log), [load, os.getloadavg()[0]])
+        maxrss, cpu = peak.read_text().split() if peak.is_file() else ("nan", "nan")
+        loads = [load, os.getloadavg()[0]]
+        record = Record(name, argv, returncode, seconds, float(maxrss) / 1024, str(log), loads, float(cpu))
         self.records[name] = record
         self.path.write_text(
             json.dumps({key: asdict(value) for key, value in self.records.items()}, indent=1)

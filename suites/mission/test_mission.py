@@ -51,7 +51,11 @@ def one_step(chain, limit: int = 2) -> list[str]:
 
 def peak(chain, name: str) -> tuple[str, float, dict]:
     record = chain.records[name]
-    context = {"wall_seconds": round(record.seconds, 1), "load_average": record.load}
+    context = {
+        "wall_seconds": round(record.seconds, 1),
+        "cpu_seconds": record.cpu_seconds,
+        "load_average": record.load,
+    }
     return f"mission.{name}_peak_rss_mb", record.peak_rss_mb, context
 
 

@@ -25,6 +25,7 @@ def test_a_command_records_its_own_peak_memory_and_runs_once(tmp_path) -> None:
     record = chain.run("allocate", [sys.executable, "-c", ALLOCATE, str(runs)])
     assert record.ok and 200 < record.peak_rss_mb < 300  # the child's 200 MiB, not this process's
     assert Path(record.log).read_text().startswith("$ ")
+    assert 0 < record.cpu_seconds < record.seconds + 1 and len(record.load) == 2
     again = Chain(tmp_path / "chain")  # a rerun reads records.json and skips what finished
     assert again.run("allocate", [sys.executable, "-c", ALLOCATE, str(runs)]) == record
     assert runs.read_text() == "run\n"

@@ -47,6 +47,7 @@ STAGE_MARKERS = {
 }
 OTHER_MARKERS = {
     "slow": "takes minutes; not in the fast CI suites",
+    "mission": "the full-size rehearsal of the real job (suites/mission, scripts/mission.sh; also slow)",
     "gpu": "needs a CUDA device",
     "needs_real_weights": "needs real SAM 3 / RepViT / MobileCLIP weights on local disk",
     "spec": "spec(*ids): the spec entries a gate test checks",

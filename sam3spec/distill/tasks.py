@@ -113,6 +113,10 @@ class Task:
         """Load what :meth:`save` wrote (a resume)."""
         raise NotImplementedError
 
+    def save_final(self, folder: Path, meta: dict[str, Any]) -> None:
+        """Write the run's ``final/`` (default: what :meth:`save` writes)."""
+        self.save(folder, meta)
+
     def recalibrate(self, count: int, progress: bool) -> int:
         """Precise BN over the first ``count`` micro-batches of epoch 0; micro-batches used."""
         return 0

@@ -371,7 +371,7 @@ def finish(run: Run) -> dict[str, Any]:
         summary["batch_norm_frozen"] = run.frozen
     if processes.main:
         meta = {"step": run.step, "stage": stage.name, "init": str(run.options.init)}
-        atomic_write_folder(run.out / "final", lambda folder: task.save(folder, meta))
+        atomic_write_folder(run.out / "final", lambda folder: task.save_final(folder, meta))
     summary.update(run.kind.convert(task.student))
     if processes.main:
         atomic_write_json(summary, run.out / "summary.json")

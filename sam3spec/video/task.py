@@ -188,6 +188,14 @@ class MemoryTask(Task):
     def save(self, folder: Path, meta: dict[str, Any]) -> None:
         write_memory(self.student, folder, meta)
 
+    def save_final(self, folder: Path, meta: dict[str, Any]) -> None:
+        """The memory files and the whole student: ``final/`` is then a checkpoint the next stage
+        (Stage 3), ``eval`` and ``export`` take as it is (checkpoints stay memory-only: small)."""
+        from sam3spec.checkpoint import write_student
+
+        write_memory(self.student, folder, meta)
+        write_student(self.student, folder)
+
     def restore(self, folder: Path) -> None:
         load_memory(self.student, folder)
 

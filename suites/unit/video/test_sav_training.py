@@ -113,6 +113,14 @@ def test_the_video_stage_trains_on_a_plain_sav_folder(sav_train, tmp_path) -> No
     assert summary["videos"] == 2 and summary["videos_skipped"] == 0
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(row["loss"]) and row["mask_dice"] > 0 for row in log)
+    # final/ is a whole student (the next stage's --init, eval, export) that carries the memory.
+    from sam3spec.checkpoint import load_student
+    from sam3spec.video.checkpoint import load_memory, memory_state
+
+    final = load_student(tmp_path / "run" / "final", verbose=False)
+    trained = memory_state(final)
+    load_memory(final, tmp_path / "run" / "final")
+    assert trained and all(torch.equal(trained[k], v) for k, v in memory_state(final).items())
 
 
 def test_folders_without_usable_sa_v_fail_with_one_line(sav_train, tmp_path, capsys) -> None:

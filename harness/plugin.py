@@ -110,6 +110,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sam3spec")
     group.addoption("--report", default=None, help="write reports/NAME.md and NAME.json at the end")
     group.addoption("--report-dir", default="reports", help="folder for --report (default: reports)")
+    group.addoption(
+        "--report-stages",
+        default=None,
+        help="comma-separated spec stages the report shows (default: every stage that has specs)",
+    )
     group.addoption("--ingest", action="append", default=[], help="results JSON measured elsewhere")
     group.addoption("--specs", default=str(SPECS_DIR), help="spec folder (default: specs/)")
     group.addoption("--run-dir", default=None, help="a run directory whose artefacts the stage gates check")
@@ -181,7 +186,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     path = Path(config.getoption("--report-dir")) / f"{name}.md"
     store: ResultStore = config._sam3spec_store  # type: ignore[attr-defined]
-    write_report(config._sam3spec_specs, store, path, title=f"sam3spec performance report: {name}")  # type: ignore[attr-defined]
+    stages = config.getoption("--report-stages")
+    write_report(
+        config._sam3spec_specs,  # type: ignore[attr-defined]
+        store,
+        path,
+        title=f"sam3spec performance report: {name}",
+        stages=stages.split(",") if stages else None,
+    )
     config._sam3spec_report_path = path  # type: ignore[attr-defined]
 
 

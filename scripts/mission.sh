@@ -14,7 +14,8 @@ export MISSION_DIR=${MISSION_DIR:-runs/mission}
 report=${REPORT:-mission}
 start=$SECONDS
 set +e
-.venv/bin/python -m pytest suites/mission -m mission -p no:cacheprovider -q -s --report "$report" --spec-failures-ok "$@"
+.venv/bin/python -m pytest suites/mission -m mission -p no:cacheprovider -q -s --report "$report" \
+  --report-stages mission --spec-failures-ok "$@"
 status=$?
 set -e
 echo "mission: report at reports/$report.md (pytest exit $status), $((SECONDS - start)) s in all"

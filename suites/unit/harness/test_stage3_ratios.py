@@ -37,7 +37,7 @@ def run_gate(tmp_path: Path, metrics: dict) -> tuple[subprocess.CompletedProcess
     (run / "metrics.json").write_text(json.dumps(metrics))
     command = [sys.executable, "-m", "pytest", "suites/gates/test_stage3.py", "-q", "-p", "no:cacheprovider"]
     command += ["-k", "reaches_the_teacher", "--run-dir", str(run), "--report", "s3"]
-    command += ["--report-dir", str(tmp_path / "reports"), "--spec-failures-ok"]
+    command += ["--report-dir", str(tmp_path / "reports"), "--spec-failures-ok", "--report-stages", "stage3"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     results = json.loads((tmp_path / "reports" / "s3.json").read_text())
     return done, results
@@ -63,5 +63,6 @@ def test_ratios_are_evaluated_from_the_run_and_the_report_shows_the_diagnosis(tm
     report = (tmp_path / "reports" / "s3.md").read_text()
     assert "`stage3.il_mcc_ratio`" in report and "`stage3.pmf1_ratio`" in report
     assert "## stage3: diagnosis" in report
+    assert "`phase2." not in report and "`export." not in report  # --report-stages stage3
     assert "| quantity | teacher | Stage 3 | Stage 3 / teacher |" in report
     assert "| IL_MCC | 0.8000 | 0.7600 | 0.950 |" in report

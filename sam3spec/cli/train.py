@@ -202,7 +202,8 @@ def run_stage(args: argparse.Namespace) -> int:
     worlds = [root for root in roots if (root / "world.json").is_file()]
     if worlds and not stage.name.endswith("-world"):  # a hint only: the stage stays as named
         note(f"{worlds[0]} is a concept world; its stages are {stage.name}-world etc. (--schedule world)")
-    if args.teacher is None and not stage.name.endswith("-world") and not args.teacher_cache:
+    distils = stage.targets == "teacher"  # a ground-truth stage (Stage 3) reads no teacher
+    if distils and args.teacher is None and not stage.name.endswith("-world") and not args.teacher_cache:
         # The shipped teacher is the concept world's (1.8M parameters, coloured shapes): distilling
         # it on real images runs but teaches nothing a user wants.
         warn(

@@ -262,3 +262,17 @@ def test_a_plan_stage_without_teacher_warns_that_it_distils_the_world_teacher(
     )
     assert main([*args, "--teacher", str(tiny_teacher_dir)]) == 0
     assert "warning" not in capsys.readouterr().err
+    stage3 = [
+        "train",
+        "stage",
+        "--stage",
+        "stage3",
+        "--data",
+        str(plain_layouts.saco),
+        "--out",
+        str(tmp_path),
+        "--init",
+        str(tmp_path),  # not read: distill is replaced above
+    ]
+    assert main(stage3) == 0  # trained on labels: no teacher to name
+    assert "warning" not in capsys.readouterr().err

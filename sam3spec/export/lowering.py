@@ -139,8 +139,7 @@ def quantize_for_backend(
     """Quantize the wrappers in place as ``recipe`` says; returns what was done, one line each."""
     from torch import nn
 
-    from sam3spec.quant.recipes import get_recipe, quantize_modules
-    from sam3spec.quant.sensitivity import sensitive_modules
+    from sam3spec.export.part_quant import quantize_linear_parts, quantize_pointwise
 
     lines: list[str] = []
     if recipe.qnn_dtype is not None:
@@ -161,21 +160,20 @@ def quantize_for_backend(
     if recipe.conv_int8 and {"encode_image", "track"} & set(methods):
         calibration = calibration_inputs(modules, images, phrases, "encode_image")
         example = example_inputs(modules, "encode_image")
-        graph = pt2e_quantize(modules.encode_image, example, calibration, xnnpack_int8_quantizer())
+        quantizer = xnnpack_int8_quantizer()
+        if recipe.conv1x1 is not None:
+            lines.append(quantize_pointwise(modules.encode_image, recipe.conv1x1))
+            log(lines[-1])
+            # The Linear layers carry torchao's dynamic 8da4w / 8da8w already: PT2E leaves them be.
+            quantizer.set_module_type(nn.Linear, None)
+        graph = pt2e_quantize(modules.encode_image, example, calibration, quantizer)
         modules.set_image_encoder(graph)
         lines.append(
             f"image encoder: PT2E static int8 per-channel (XNNPACKQuantizer), {len(calibration)} calibration images"
         )
         log(lines[-1])
     if recipe.linear is not None:
-        roots = nn.ModuleDict({name: getattr(modules, name) for name in ("encode_text", "decode", "track")})
-        plan, embeddings = quantize_modules(
-            roots, get_recipe(recipe.linear), sensitive_modules(modules.student), log=None
-        )
-        lines.append(
-            f"Linear {recipe.linear}: {plan.describe()}; embeddings: {', '.join(embeddings) or 'none'}"
-        )
-        log(lines[-1])
+        lines.extend(quantize_linear_parts(modules, recipe, log))
     if recipe.coreml_weights:
         lines.append(f"Core ML weight quantization at conversion: {recipe.coreml_weights}")
         log(lines[-1])

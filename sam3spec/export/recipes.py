@@ -10,6 +10,12 @@ xnnpack     8da4w       Linear: int8 dynamic activations + int4 weights (group 3
                         static int8 per-channel (``XNNPACKQuantizer``, calibrated on images);
                         IoU head, scoring, Perceiver, memory attention in float
 xnnpack     8da8w       as 8da4w with int8 per-channel Linear weights and an int8 embedding
+xnnpack     8da4w-1x1   group size per part: the image encoder's 1x1 convolutions as Linear 8da4w
+                        g32 (``Conv1x1AsLinear``; 8da8w where the input width is not a multiple of
+                        32), its other convolutions PT2E static int8; text tower Linear and token
+                        embedding int4 g128; prompt encoder / DETR / mask-decoder Linear 8da4w g32;
+                        IoU head, scoring, Perceiver, memory attention 8da8w (int8 per channel);
+                        mask-decoder convolutions float
 coreml      fp16        Core ML fp16 compute (ANE), compute units ALL, iOS 17
 coreml      fp16-w8     fp16 + Core ML's own post-conversion int8 per-channel weight quantization
                         (``op_linear_quantizer_config``, coremltools ``linear_quantize_weights``)
@@ -43,6 +49,11 @@ class ExportRecipe:
             quantization), or None.
         coreml_target: minimum iOS version for Core ML (17 or 18).
         qnn_dtype: ``QuantDtype`` member name for ``QnnQuantizer`` (``use_16a8w``), or None.
+        conv1x1: recipe for the image encoder's 1x1 convolutions rewritten as Linear
+            (:mod:`sam3spec.export.conv_linear`), or None (they stay convolutions, PT2E int8).
+        text: recipe for the text tower's Linear layers and token embedding, or None (``linear``).
+        sensitive: recipe for the sensitive parts' Linear layers (IoU head, scoring, Perceiver,
+            memory attention), or None (float).
     """
 
     backend: str
@@ -53,6 +64,9 @@ class ExportRecipe:
     coreml_weights: dict = field(default_factory=dict)
     coreml_target: int = 17
     qnn_dtype: str | None = None
+    conv1x1: str | None = None
+    text: str | None = None
+    sensitive: str | None = None
 
     @property
     def key(self) -> str:
@@ -76,6 +90,17 @@ EXPORT_RECIPES: dict[str, ExportRecipe] = {
             "Linear 8da8w + int8 token embedding + PT2E int8 convolutions; sensitive parts float",
             linear="8da8w",
             conv_int8=True,
+        ),
+        ExportRecipe(
+            "xnnpack",
+            "8da4w-1x1",
+            "8da4w with 1x1 convolutions as Linear 8da4w g32, text tower and token embedding int4 g128, "
+            "sensitive Linear 8da8w, other convolutions PT2E int8",
+            linear="8da4w",
+            conv_int8=True,
+            conv1x1="8da4w",
+            text="8da4w-g128",
+            sensitive="8da8w",
         ),
         ExportRecipe("coreml", "fp16", "Core ML fp16, compute units ALL, iOS 17"),
         ExportRecipe(

@@ -136,9 +136,10 @@ def quantize_modules(
 ) -> tuple[LinearPlan, list[str]]:
     """Quantize the Linear layers (and large embeddings) under ``root`` in place.
 
-    Layers whose input width is not a multiple of the recipe's group size are quantized per
-    channel instead (tiny presets); 4-bit layers whose input width is not a multiple of 32 stay
-    in float (XNNPACK's 4-bit groups are multiples of 32), and so do the sensitive parts.
+    Layers whose input width is not a multiple of the recipe's group size are quantized with
+    groups of 32 (4-bit) or per channel (8-bit) instead (tiny presets); 4-bit layers whose input
+    width is not a multiple of 32 stay in float (XNNPACK's 4-bit groups are multiples of 32), and
+    so do the sensitive parts.
 
     Args:
         root: the module tree.
@@ -156,35 +157,37 @@ def quantize_modules(
 
     rules = [group_size_rule(32)] if recipe.weight_bits == 4 else []  # int4 groups are multiples of 32
     plan = plan_linears(root, sensitive, rules)
-    grouped, per_channel = [], []
+    # Layers the recipe's group does not divide: 4-bit ones (input width a multiple of 32 by the
+    # rule above) take groups of 32, 8-bit ones one scale per row.
+    fallback = 32 if recipe.weight_bits == 4 else None
+    by_group: dict[int | None, list[str]] = {}
     for name in plan.quantized:
         layer = root.get_submodule(name)
-        if recipe.group_size is not None and layer.in_features % recipe.group_size:
-            per_channel.append(name)
-        else:
-            grouped.append(name)
+        group = recipe.group_size
+        if group is not None and layer.in_features % group:
+            group = fallback
+        by_group.setdefault(group, []).append(name)
+    per_channel = [] if recipe.group_size is None else by_group.get(None, [])
+    regrouped = [] if fallback == recipe.group_size else by_group.get(fallback, [])
     modules = dict(root.named_modules())
-    for names, is_per_channel in ((grouped, False), (per_channel, True)):
-        if names:
-            config = recipe.linear_config(device, per_channel=is_per_channel)
-            config = config if wrap is None else wrap(config)
-            quantize_(root, config, filter_fn=_once({id(modules[name]) for name in names}))
+    for group, names in by_group.items():
+        config = recipe.linear_config(device, per_channel=group is None, group=group)
+        config = config if wrap is None else wrap(config)
+        quantize_(root, config, filter_fn=_once({id(modules[name]) for name in names}))
     names: list[str] = []
-    config = recipe.embedding_config() if embeddings else None
-    if config is not None:
+    if embeddings and recipe.embedding_bits is not None:
         names = [
             name
             for name, module in root.named_modules()
             if isinstance(module, nn.Embedding) and module.num_embeddings >= LARGE_EMBEDDING
         ]
-        if names:
-            quantize_(root, config, filter_fn=_once({id(modules[name]) for name in names}))
+        for name in names:
+            config = recipe.embedding_config(modules[name].embedding_dim)
+            quantize_(root, config, filter_fn=_once({id(modules[name])}))
     if log is not None:
-        note = (
-            f" ({len(per_channel)} per channel: input width not a multiple of {recipe.group_size})"
-            if per_channel
-            else ""
-        )
+        odd = per_channel or regrouped
+        how = "per channel" if per_channel else f"group {fallback}"
+        note = f" ({len(odd)} {how}: input width not a multiple of {recipe.group_size})" if odd else ""
         log(f"[{recipe.name}] {plan.describe()}{note}; embeddings quantized: {', '.join(names) or 'none'}")
     return plan, names
 

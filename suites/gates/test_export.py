@@ -104,6 +104,8 @@ def seed_program(run_dir):
 
 @pytest.mark.slow
 def test_seed_size(gate, seed_program):
+    from sam3spec.export.profile import PteBreakdown, program_bytes
+
     pte, manifest = seed_program
     breakdown = manifest["breakdown"]
     split = ", ".join(f"{name} {item['total'] / 1e6:.1f}" for name, item in breakdown["methods"].items())
@@ -113,6 +115,13 @@ def test_seed_size(gate, seed_program):
         pte.stat().st_size / 1e6,
         **SEED,
         note=f"own MB: {split}; shared MB: {shared}",
+    )
+    vision = ("encode_image", "decode", "track")
+    gate.check(
+        "export.vision_program_mb",
+        program_bytes(PteBreakdown(**breakdown), vision) / 1e6,
+        **SEED,
+        note=f"the {pte.stat().st_size / 1e6:.2f} MB program less what only encode_text uses",
     )
 
 

@@ -103,3 +103,18 @@ def test_qnn_sdk_detection(tmp_path):
     (library / "libQnnHtp.so").write_bytes(b"")
     assert "LD_LIBRARY_PATH" in qnn_sdk_problem({"QNN_SDK_ROOT": str(tmp_path)})
     assert qnn_sdk_problem({"QNN_SDK_ROOT": str(tmp_path), "LD_LIBRARY_PATH": str(library)}) is None
+
+
+def test_program_bytes_drops_what_only_the_other_methods_use():
+    from sam3spec.export.profile import PteBreakdown, program_bytes
+
+    breakdown = PteBreakdown(
+        file_bytes=1000,
+        methods={name: {"total": size} for name, size in (("a", 100), ("b", 200), ("text", 300))},
+        shared={"a & b": 50, "a & text": 40, "b & text": 30, "text & x": 20},
+        cpu_operators={},
+        constant_methods=[],
+    )
+    assert program_bytes(breakdown, ("a", "b")) == 1000 - 300 - 20
+    with pytest.raises(KeyError, match="no method c"):
+        program_bytes(breakdown, ("a", "c"))

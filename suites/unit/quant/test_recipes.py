@@ -8,7 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from sam3spec.quant.recipes import RECIPES, float_bytes, get_recipe, packed_bytes, quantize_student
+from sam3spec.quant.recipes import (
+    RECIPES,
+    float_bytes,
+    get_recipe,
+    packed_bytes,
+    quantize_modules,
+    quantize_student,
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +71,21 @@ def test_int4_weight_only_picks_the_cuda_kernel_only_on_cuda():
 def test_unknown_recipe_names_the_known_ones():
     with pytest.raises(KeyError, match="8da4w"):
         get_recipe("int3")
+
+
+def test_embedding_group_per_recipe_shrinks_to_the_row_width():
+    from torchao.quantization.granularity import PerGroup
+
+    assert get_recipe("8da4w").embedding_config(512).granularity == PerGroup(32)
+    wide = get_recipe("8da4w-g128")
+    assert wide.embedding_config(512).granularity == PerGroup(128)
+    assert wide.embedding_config(64).granularity == PerGroup(64)
+
+
+def test_4bit_layers_the_group_does_not_divide_take_groups_of_32():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 8), nn.Linear(96, 8), nn.Linear(40, 8))
+    plan, _ = quantize_modules(model, get_recipe("8da4w-g128"), {}, log=None, embeddings=False)
+    blocks = [tuple(layer.weight.block_size) for layer in model[:2]]
+    assert blocks == [(1, 128), (1, 32)]
+    assert plan.kept_float == {"2": "input width not a multiple of 32"}

@@ -33,6 +33,7 @@ def test_shipped_specs_load_and_cover_every_plan_target():
         "quant.miou_drop_pct",
         "quant.size_ratio",
         "export.pte_size_total",
+        "export.vision_program_mb",
         "runtime.image_latency_phone",
         "video.fps_phone",
         "runtime.peak_memory_phone",
@@ -42,6 +43,8 @@ def test_shipped_specs_load_and_cover_every_plan_target():
         assert spec_id in specs
     assert specs["export.pte_size_total"].passes(49.9)
     assert not specs["export.pte_size_total"].passes(50.0)
+    assert specs["export.vision_program_mb"].passes(30.0)
+    assert not specs["export.vision_program_mb"].passes(30.01)
     assert specs["student.params.total"].passes(100.7e6 * 1.049)
     assert not specs["student.params.total"].passes(100.7e6 * 1.051)
 

@@ -4,7 +4,7 @@ XNNPACK stores 4-bit (grouped) weights only for fully-connected layers; its conv
 8-bit or float weights. A 1x1 convolution (stride 1, no padding, no groups) is a Linear applied at
 every pixel: on the seed's fused RepViT-M2.3 + FPN, 159 + 4 of them hold 22.36M of the image
 encoder's 24.96M parameters. :func:`convs_as_linear` replaces them by :class:`Conv1x1AsLinear`
-(channels-last permute, ``nn.Linear``, permute back), which torchao's ``8da4w`` then quantizes as
+(flatten to ``[B, H*W, C]``, ``nn.Linear``, back), which torchao's ``8da4w`` then quantizes as
 any other Linear (dynamic per-token int8 activations, int4 grouped weights).
 
 A BatchNorm right after a 1x1 convolution (the FPN adapters: ``Conv1x1 + BN + ReLU``) is folded
@@ -45,8 +45,16 @@ class Conv1x1AsLinear(nn.Module):
                 self.linear.bias.copy_(conv.bias.detach())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C_in, H, W] -> [B, C_out, H, W]``."""
-        return self.linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        """``[B, C_in, H, W] -> [B, C_out, H, W]``.
+
+        Computed on ``[B, H*W, C]`` (flatten + transpose), not on a channels-last 4-D permute: with
+        a 4-D permute between a delegated convolution and the dynamically quantized Linear,
+        XNNPACK's channels-last pass leaves the Linear's input without its dynamic quantization
+        ("Weight and Input should both be quantized" at lowering); the 3-D form lowers.
+        """
+        batch, _, height, width = x.shape
+        tokens = self.linear(x.flatten(2).transpose(1, 2))
+        return tokens.transpose(1, 2).reshape(batch, -1, height, width)
 
 
 def is_pointwise(module: nn.Module) -> bool:

@@ -60,3 +60,46 @@ def test_rewrite_covers_the_seed_encoder_pointwise_convolutions():
     assert rewritten == SEED_POINTWISE_PARAMETERS
     assert not any(is_pointwise(module) for module in encoder.modules())
     assert not any(isinstance(module, nn.BatchNorm2d) for module in encoder.adapters.modules())
+
+
+@pytest.mark.parametrize("static_int8", [False, True], ids=["float-convs", "pt2e-int8-convs"])
+def test_pointwise_8da4w_between_convolutions_lowers_to_xnnpack(static_int8):
+    """A delegated convolution feeding a rewritten 1x1 (torchao 8da4w) lowers in one XNNPACK delegate.
+
+    With a channels-last 4-D permute in front of the Linear this failed at lowering ("Weight and
+    Input should both be quantized"), with or without PT2E static int8 on the convolutions.
+    """
+    pytest.importorskip("executorch")
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+
+    from sam3spec.export.backends import pt2e_quantize, xnnpack_int8_quantizer
+    from sam3spec.quant.recipes import get_recipe, quantize_modules
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 64, 3, 1, 1), nn.ReLU(), nn.Conv2d(64, 128, 1), nn.ReLU(), nn.Conv2d(128, 32, 3, 1, 1)
+    ).eval()
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        expected = model(x)
+    convs_as_linear(model)
+    quantize_modules(model, get_recipe("8da4w"), {}, log=None, embeddings=False)
+    if static_int8:
+        quantizer = xnnpack_int8_quantizer()
+        quantizer.set_module_type(nn.Linear, None)
+        model = pt2e_quantize(model, (x,), [(x,)], quantizer)
+    with torch.no_grad():
+        quantized = model(x)
+    assert torch.nn.functional.cosine_similarity(quantized.flatten(), expected.flatten(), dim=0) > 0.98
+    program = torch.export.export(model, (x,), strict=False)
+    edge = to_edge_transform_and_lower(
+        {"forward": program},
+        partitioner=[XnnpackPartitioner()],
+        compile_config=EdgeCompileConfig(_check_ir_validity=False),
+    )
+    graph = edge.exported_program().graph_module
+    calls = [node for node in graph.graph.nodes if node.op == "call_function"]
+    delegates = [node for node in calls if "executorch_call_delegate" in str(node.target)]
+    assert len(delegates) == 1
+    assert not [node for node in calls if "linear" in str(node.target) or "convolution" in str(node.target)]

@@ -15,9 +15,7 @@ xnnpack     8da4w-1x1   group size per part: the image encoder's 1x1 convolution
                         32), its other convolutions PT2E static int8; text tower Linear and token
                         embedding int4 g128; prompt encoder / DETR / mask-decoder Linear 8da4w g32;
                         IoU head, scoring, Perceiver, memory attention 8da8w (int8 per channel);
-                        mask-decoder convolutions float. Lowers encode_text and decode; a
-                        program with encode_image / track fails in XNNPACK ("Weight and Input
-                        should both be quantized", docs/EXPORT.md "Size")
+                        mask-decoder convolutions float
 coreml      fp16        Core ML fp16 compute (ANE), compute units ALL, iOS 17
 coreml      fp16-w8     fp16 + Core ML's own post-conversion int8 per-channel weight quantization
                         (``op_linear_quantizer_config``, coremltools ``linear_quantize_weights``)

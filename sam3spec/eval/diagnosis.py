@@ -261,7 +261,7 @@ def diagnosis_table(columns: Mapping[str, Mapping[str, Any]], reference: str = "
         for name in names:
             value, how = per_model[name].get(key, (None, "metric"))
             cells.append(_cell(value, how))
-            if how not in ("metric", "cg") and f"{label}: {how}" not in notes:
+            if how not in ("metric", "cg", "text") and f"{label}: {how}" not in notes:
                 notes.append(f"{label}: {how}")
         for name in others:
             (mine, how), theirs = (

@@ -136,6 +136,7 @@ def test_the_table_has_teacher_student_and_ratio_columns(gold):
     assert any(line.startswith("| FP rate, hard-negative pairs (1) |") for line in lines)
     assert any(line.startswith("| miss rate at IoU 0.5, small (1) | 0.0000 | 1.0000 |") for line in lines)
     assert "| mask output size | 100x100 | 25x25 |  |" in lines
+    assert not any(line.startswith("- mask output size") for line in lines)  # a value, not a reason
     assert any(line.startswith("| mask-resolution ceiling | 1.0000 |") for line in lines)
     il_row = next(line for line in lines if line.startswith("| IL_MCC |"))
     assert il_row.endswith("| 1.000 |")  # both predict the positive pair and nothing on negatives

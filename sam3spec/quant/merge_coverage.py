@@ -69,7 +69,9 @@ def pruned_tokenizer(merges: int, model_name: str = "MobileCLIP-S1"):
     return tokenizer
 
 
-def merge_coverage(phrases: Iterable[str], merges: Sequence[int], model_name: str = "MobileCLIP-S1") -> list[MergeCoverage]:
+def merge_coverage(
+    phrases: Iterable[str], merges: Sequence[int], model_name: str = "MobileCLIP-S1"
+) -> list[MergeCoverage]:
     """Coverage of each merge-list length in ``merges`` over ``phrases`` (distinct, blank ones skipped).
 
     Returns:
